@@ -1,0 +1,77 @@
+# microimpuls.micropvr — developer entry points. Run as root on Debian 12.
+#   make demo                      stand-in host + the collection's playbooks against it
+#   make test                      unit tests, lint, collection build, every Molecule scenario
+#   make unit | lint | build-test | molecule SCENARIO=<name>
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        := $(CURDIR)/.venv
+BIN         := $(VENV)/bin
+STANDIN_REPO := $(CURDIR)/build/standin-repo
+COLLECTIONS := $(CURDIR)/.cache/collections
+SCENARIOS   := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+SCENARIO    ?= default
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export MICROPVR_STANDIN_REPO := $(STANDIN_REPO)
+export ANSIBLE_FORCE_COLOR ?= false
+export PY_COLORS ?= 0
+
+.PHONY: help host venv collection images standin testbed demo unit lint build-test molecule molecule-all test clean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+host:
+	tests/testbed/host-setup.sh
+
+# The virtualenv is rebuilt when the pinned requirements change.
+$(VENV)/.requirements.sha256: tests/requirements-dev.txt
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r tests/requirements-dev.txt
+	sha256sum tests/requirements-dev.txt > $@
+
+venv: host $(VENV)/.requirements.sha256
+
+# The working tree is the collection: link it where Ansible looks for collections.
+collection:
+	@mkdir -p $(COLLECTIONS)/ansible_collections/microimpuls
+	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/microimpuls/micropvr
+
+images: host
+	tests/testbed/build-images.sh
+
+standin: host
+	tests/standin/build.sh $(STANDIN_REPO)
+
+testbed: images standin
+
+demo: venv collection testbed
+	tests/testbed/demo.sh
+
+unit: venv collection
+	$(BIN)/pytest -p no:cacheprovider tests/unit
+
+lint: venv collection
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+
+build-test: venv collection
+	$(BIN)/pytest -p no:cacheprovider tests/integration
+
+molecule: venv collection testbed
+	$(BIN)/molecule test -s $(SCENARIO)
+
+molecule-all: venv collection testbed
+	@for scenario in $(SCENARIOS); do \
+	  echo "=== molecule scenario $$scenario"; \
+	  $(BIN)/molecule test -s $$scenario || exit 1; \
+	done
+
+test: unit lint build-test molecule-all
+
+clean:
+	rm -rf build .cache .pytest_cache

@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Defaults and argument specs shared by the collection's modules.
+
+The roles' ``meta/argument_specs.yml`` carry the same defaults for the
+``micropvr_*`` variables; tests/unit/test_argument_specs.py keeps them equal.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DEFAULT_PACKAGES = ['micropvr', 'micropvs']
+DEFAULT_SERVICES = ['micropvr', 'micropvs']
+DEFAULT_CONFIG_FILE = '/etc/micropvr/micropvr.conf'
+DEFAULT_NGINX_CONFIG = '/usr/local/nginx-micropvr/conf/nginx.conf'
+DEFAULT_BACKUP_ROOT = '/var/backups/micropvr'
+INIT_DIR = '/etc/init.d'
+
+
+def host_argument_spec():
+    """Options that say where MicroPVR lives on a host (used by every module)."""
+    return dict(
+        packages=dict(type='list', elements='str', default=list(DEFAULT_PACKAGES)),
+        services=dict(type='list', elements='str', default=list(DEFAULT_SERVICES)),
+        config_file=dict(type='path', default=DEFAULT_CONFIG_FILE),
+        nginx_config=dict(type='path', default=DEFAULT_NGINX_CONFIG),
+        sqlite_databases=dict(type='list', elements='path', default=[]),
+        backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
+    )

@@ -1,0 +1,150 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: micropvr_facts
+short_description: Gather facts about MicroPVR on a Debian host
+version_added: 0.1.0
+description:
+  - Reports the installed versions of the MicroPVR packages (full Debian versions, epoch
+    included), the state of their init.d services, the paths of C(micropvr.conf), its
+    SQLite databases and the micropvs nginx configuration, and the free space under the
+    backup root.
+  - Reads the host only; it never changes anything.
+  - "An unreadable or invalid C(micropvr.conf) is reported in C(config.error) as
+    C(<file>:<line>: <reason>) rather than failing the module, so that callers can decide."
+options:
+  packages:
+    description: Debian packages that make up MicroPVR on this host.
+    type: list
+    elements: str
+    default: [micropvr, micropvs]
+  services:
+    description: Init script names under C(/etc/init.d) whose status is reported.
+    type: list
+    elements: str
+    default: [micropvr, micropvs]
+  config_file:
+    description: Path of the micropvr daemon configuration (JSON with C(//) comments).
+    type: path
+    default: /etc/micropvr/micropvr.conf
+  nginx_config:
+    description: Path of the micropvs nginx configuration.
+    type: path
+    default: /usr/local/nginx-micropvr/conf/nginx.conf
+  sqlite_databases:
+    description:
+      - SQLite database files of MicroPVR.
+      - When empty, they are discovered from the C(*-db-path) keys of O(config_file) and the
+        C(*.db) files in its directory.
+    type: list
+    elements: path
+    default: []
+  backup_root:
+    description: Directory that holds backup sets; its free space is reported.
+    type: path
+    default: /var/backups/micropvr
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  facts:
+    support: full
+author:
+  - microimpuls.micropvr maintainers
+'''
+
+EXAMPLES = r'''
+- name: Gather MicroPVR facts
+  microimpuls.micropvr.micropvr_facts:
+
+- name: Show the installed micropvr version
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.micropvr.packages.micropvr.version }}"
+'''
+
+RETURN = r'''
+ansible_facts:
+  description: Facts under the key C(micropvr).
+  returned: always
+  type: complex
+  contains:
+    micropvr:
+      description: Everything known about MicroPVR on the host.
+      type: dict
+      returned: always
+      sample:
+        packages:
+          micropvr: {installed: true, version: 1.9.0-1, architecture: amd64,
+                     status: install ok installed, state: installed}
+        services:
+          micropvr: {init_script: /etc/init.d/micropvr, exists: true, state: running,
+                     status_rc: 0}
+        config:
+          path: /etc/micropvr/micropvr.conf
+          exists: true
+          valid: true
+          error: null
+          rpc_enabled: true
+          rpc_listen_host: 0.0.0.0
+          rpc_listen_port: 4089
+          log_path: /var/log/micropvr/micropvr.log
+          sqlite_databases: [/etc/micropvr/records.db, /etc/micropvr/tasks.db]
+        sqlite_databases: [/etc/micropvr/records.db, /etc/micropvr/tasks.db]
+        nginx_config: {path: /usr/local/nginx-micropvr/conf/nginx.conf, exists: true}
+        backup_root: {path: /var/backups/micropvr, exists: false, measured_at: /var/backups,
+                      free_bytes: 52613349376, total_bytes: 270465425408}
+        installed: true
+        running: true
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import host_argument_spec
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
+    discover_sqlite_databases,
+    free_space,
+    package_versions,
+    read_micropvr_config,
+    service_state,
+)
+
+
+def gather(module):
+    params = module.params
+    packages = package_versions(module, params['packages'])
+    services = dict((name, service_state(module, name)) for name in params['services'])
+    config_info, dummy = read_micropvr_config(params['config_file'])
+    if params['sqlite_databases']:
+        databases = list(params['sqlite_databases'])
+    else:
+        databases = discover_sqlite_databases(params['config_file'], config_info['sqlite_databases'])
+    return dict(
+        packages=packages,
+        services=services,
+        config=config_info,
+        sqlite_databases=databases,
+        nginx_config=dict(path=params['nginx_config'], exists=os.path.isfile(params['nginx_config'])),
+        backup_root=free_space(params['backup_root']),
+        installed=all(info['installed'] for info in packages.values()),
+        running=all(info['state'] == 'running' for info in services.values()),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=host_argument_spec(), supports_check_mode=True)
+    module.exit_json(changed=False, ansible_facts=dict(micropvr=gather(module)))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make demo`: a Debian 12 container with stand-in MicroPVR 1.9.0, and the
+# collection's playbooks run against it. Expects the Makefile's set-up (images,
+# stand-in repository, virtualenv, collection link) to be done.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+CONTAINER=micropvr-demo
+IMAGE=micropvr-testbed:debian12
+INVENTORY=inventories/testbed/hosts.yml
+PLAYBOOK=${ANSIBLE_PLAYBOOK:-$ROOT/.venv/bin/ansible-playbook}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Starting a fresh $CONTAINER container from $IMAGE"
+docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
+docker run -d --name "$CONTAINER" --hostname "$CONTAINER" "$IMAGE" \
+  /usr/bin/tini -s -- sleep infinity >/dev/null
+
+step "Installing stand-in MicroPVR 1.9.0 from the local apt repository"
+"$PLAYBOOK" -i "$INVENTORY" tests/testbed/install-standin.yml
+
+step "microimpuls.micropvr.facts: what is installed and running"
+"$PLAYBOOK" -i "$INVENTORY" microimpuls.micropvr.facts
+
+step "Done. The demo host keeps running: docker exec -it $CONTAINER bash; remove it with: docker rm -f $CONTAINER"
