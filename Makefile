@@ -1,7 +1,7 @@
 # microimpuls.micropvr — developer entry points. Run as root on Debian 12.
 #   make demo                      stand-in host + the collection's playbooks against it
 #   make test                      unit tests, lint, collection build, every Molecule scenario
-#   make unit | lint | build-test | molecule SCENARIO=<name>
+#   make unit | lint | build-test | standin-check | molecule SCENARIO=<name>
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -13,6 +13,8 @@ STANDIN_REPO := $(CURDIR)/build/standin-repo
 COLLECTIONS := $(CURDIR)/.cache/collections
 SCENARIOS   := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 SCENARIO    ?= default
+SHELL_SCRIPTS := .ci/run $(wildcard tests/testbed/*.sh tests/standin/*.sh tests/standin/pkg/common/*.sh) \
+                 $(wildcard tests/standin/pkg/*/init.d)
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -20,7 +22,7 @@ export MICROPVR_STANDIN_REPO := $(STANDIN_REPO)
 export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
 
-.PHONY: help host venv collection images standin testbed demo unit lint build-test molecule molecule-all test clean
+.PHONY: help host venv collection images standin testbed demo unit lint build-test standin-check molecule molecule-all test clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -58,9 +60,14 @@ unit: venv collection
 lint: venv collection
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
+	shellcheck $(SHELL_SCRIPTS)
 
 build-test: venv collection
 	$(BIN)/pytest -p no:cacheprovider tests/integration
+
+# The stand-in's own lifecycle checks in bare containers (no Ansible involved).
+standin-check: testbed
+	tests/standin/container-check.sh $(STANDIN_REPO)
 
 molecule: venv collection testbed
 	$(BIN)/molecule test -s $(SCENARIO)
@@ -71,7 +78,7 @@ molecule-all: venv collection testbed
 	  $(BIN)/molecule test -s $$scenario || exit 1; \
 	done
 
-test: unit lint build-test molecule-all
+test: unit lint build-test standin-check molecule-all
 
 clean:
 	rm -rf build .cache .pytest_cache

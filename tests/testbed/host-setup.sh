@@ -41,6 +41,7 @@ fi
 need_pkg debootstrap "debootstrap" "$(have debootstrap)"
 need_pkg dpkg-dev "dpkg-scanpackages" "$(have dpkg-scanpackages)"
 need_pkg make "make" "$(have make)"
+need_pkg shellcheck "shellcheck" "$(have shellcheck)"
 if command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     need_pkg python3-venv "python3 with venv+ensurepip ($(command -v python3))" yes
 else

@@ -1,0 +1,89 @@
+"""``/usr/sbin/micropvr-migrate`` (shipped from 1.10 on): bring records.db and tasks.db up to the
+schema version of the installed release.
+
+One transaction per database; idempotent (a database already at the target is left alone, an
+absent one is skipped: the daemon creates it).  Refuses to run while the daemon runs, unless a
+database needs nothing, or ``--force``.
+
+    micropvr-migrate [-c CONFIG] [--force] [--quiet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import config, daemon, schema, versioninfo
+from .versioninfo import Release
+
+DEFAULT_PIDFILE = "/run/micropvr.pid"
+log = logging.getLogger("micropvr")
+
+
+def running_pid(pidfile: str) -> int | None:
+    try:
+        with open(pidfile, encoding="ascii") as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    if not daemon.pid_alive(pid):
+        return None
+    try:
+        with open(f"/proc/{pid}/comm", encoding="ascii", errors="replace") as f:
+            if f.read().strip() != "micropvr":
+                return None
+    except OSError:
+        pass
+    return pid
+
+
+def main(argv: list[str] | None = None, release: Release | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="micropvr-migrate",
+                                     description="migrate MicroPVR databases (test stand-in)")
+    parser.add_argument("-c", "--config", default=config.DEFAULT_CONFIG_PATH)
+    parser.add_argument("--pidfile", default=DEFAULT_PIDFILE)
+    parser.add_argument("--force", action="store_true", help="migrate even if the daemon runs")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    release = release or versioninfo.current_release()
+    target = release.schema_version
+
+    def say(msg: str) -> None:
+        log.info("micropvr-migrate: %s", msg)
+        if not args.quiet:
+            print(f"micropvr-migrate: {msg}")
+
+    try:
+        cfg, _ = config.load(args.config, release.extra_config_keys)
+    except config.ConfigError as err:
+        print(f"micropvr-migrate: {err}", file=sys.stderr)
+        return 1
+    daemon.setup_logging(cfg["log-path"], cfg["log-verbose-level"])
+    dbs = ((cfg["records-db-path"], schema.RECORDS), (cfg["tasks-db-path"], schema.TASKS))
+    try:
+        pending = [(p, k) for p, k in dbs
+                   if (v := schema.read_schema_version(p)) is not None and v != target]
+    except schema.SchemaError as err:
+        return daemon.fail(f"micropvr-migrate: {err}")
+    if not pending:
+        say(f"databases are at schema version {target} (or absent); nothing to do")
+        return 0
+    pid = running_pid(args.pidfile)
+    if pid is not None and not args.force:
+        return daemon.fail(f"micropvr-migrate: the micropvr daemon is running (pid {pid}); stop it first")
+    status = 0
+    for path, kind in pending:
+        try:
+            say(schema.migrate_file(path, kind, target))
+        except (schema.SchemaError, OSError) as err:
+            daemon.fail(f"micropvr-migrate: {err}")
+            status = 1
+        except Exception as err:  # noqa: BLE001 - sqlite errors etc., rolled back already
+            daemon.fail(f"micropvr-migrate: {path}: migration failed and was rolled back: {err}")
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
