@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Defaults and argument specs shared by the collection's modules.
 
-The roles' ``meta/argument_specs.yml`` carry the same defaults for the
-``micropvr_*`` variables; tests/unit/test_argument_specs.py keeps them equal.
+The micropvr role's ``meta/argument_specs.yml`` carries the same defaults for the
+``micropvr_*`` variables; tests/unit/test_role_interface.py keeps them equal.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +15,7 @@ DEFAULT_PACKAGES = ['micropvr', 'micropvs']
 DEFAULT_SERVICES = ['micropvr', 'micropvs']
 DEFAULT_CONFIG_FILE = '/etc/micropvr/micropvr.conf'
 DEFAULT_NGINX_CONFIG = '/usr/local/nginx-micropvr/conf/nginx.conf'
+DEFAULT_CONFIG_PATHS = ['/etc/micropvr', '/usr/local/nginx-micropvr/conf']
 DEFAULT_BACKUP_ROOT = '/var/backups/micropvr'
 INIT_DIR = '/etc/init.d'
 

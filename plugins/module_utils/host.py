@@ -20,7 +20,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.config import
 # LSB init-script status codes (LSB core spec, "Init Script Actions").
 _LSB_STATUS = {0: 'running', 1: 'dead', 2: 'dead', 3: 'stopped', 4: 'unknown'}
 
-_DPKG_FORMAT = '${Package}\\t${Version}\\t${Architecture}\\t${Status}\\n'
+_DPKG_FORMAT = '${Package}\\t${Version}\\t${Architecture}\\t${Installed-Size}\\t${Status}\\n'
 
 
 def parse_dpkg_query(output):
@@ -28,15 +28,16 @@ def parse_dpkg_query(output):
     packages = {}
     for line in output.splitlines():
         fields = line.split('\t')
-        if len(fields) != 4:
+        if len(fields) != 5:
             continue
-        name, version, arch, status = fields
+        name, version, arch, installed_size, status = fields
         # Status is "want flag state", e.g. "install ok installed" or
         # "deinstall ok config-files"; only "installed" means usable files.
         state = status.split()[-1] if status.split() else 'unknown'
         packages[name] = dict(
             version=version or None,
             architecture=arch or None,
+            installed_size_kib=int(installed_size) if installed_size.isdigit() else None,
             status=status,
             installed=state == 'installed',
             state=state,
@@ -46,7 +47,7 @@ def parse_dpkg_query(output):
 
 def package_versions(module, names):
     """Installed state of each package in ``names`` (absent ones included)."""
-    result = dict((name, dict(version=None, architecture=None, status='not-installed',
+    result = dict((name, dict(version=None, architecture=None, installed_size_kib=None, status='not-installed',
                               installed=False, state='not-installed')) for name in names)
     if not names:
         return result

@@ -31,10 +31,11 @@ readonly DEBIAN_MIRROR DEBIAN_SECURITY_MIRROR
 
 # ============================ the recipes =====================================
 # Packages of every test-bed image. python3-apt: Ansible's apt module needs it;
-# tini: PID 1 that reaps the daemons that services started by `service` leave.
+# tini: PID 1 that reaps the daemons that services started by `service` leave;
+# sudo: the playbooks become root as they do on real hosts.
 BASE_PACKAGES=(
     python3 python3-apt tini nginx sqlite3 procps iproute2
-    ca-certificates gnupg less netcat-openbsd curl
+    ca-certificates gnupg less netcat-openbsd curl sudo
 )
 # One image flavour = one line: flavour NAME SUITE PACKAGE...
 # The image is tagged micropvr-testbed:NAME.

@@ -23,4 +23,10 @@ step "Installing stand-in MicroPVR 1.9.0 from the local apt repository"
 step "microimpuls.micropvr.facts: what is installed and running"
 "$PLAYBOOK" -i "$INVENTORY" microimpuls.micropvr.facts
 
+step "microimpuls.micropvr.backup: a verified backup set of what is installed"
+"$PLAYBOOK" -i "$INVENTORY" microimpuls.micropvr.backup -e '{"micropvr_backup_reason": "make demo"}'
+
+step "microimpuls.micropvr.backup_verify: list and re-verify every backup set on the host"
+"$PLAYBOOK" -i "$INVENTORY" microimpuls.micropvr.backup_verify
+
 step "Done. The demo host keeps running: docker exec -it $CONTAINER bash; remove it with: docker rm -f $CONTAINER"

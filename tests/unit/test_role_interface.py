@@ -59,6 +59,7 @@ def test_other_roles_only_tighten_shared_variables(role):
 def test_module_defaults_match_role_defaults():
     options = SPECS['micropvr']['main']['options']
     spec = common.host_argument_spec()
+    assert options['micropvr_config_paths']['default'] == common.DEFAULT_CONFIG_PATHS
     mapping = {'packages': 'micropvr_packages', 'services': 'micropvr_services',
                'config_file': 'micropvr_config_file', 'nginx_config': 'micropvr_nginx_config',
                'sqlite_databases': 'micropvr_sqlite_databases', 'backup_root': 'micropvr_backup_root'}

@@ -1,6 +1,10 @@
 """Helpers for the testinfra suites: talk to a test host's MicroPVR the way an operator would."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 # Runs inside the test host: one JSON-RPC 2.0 request over raw TCP, reply printed as JSON.
 _RPC_CLIENT = r'''
@@ -55,3 +59,33 @@ def apt_install(host, *specs, extra=''):
     return host.run('DEBIAN_FRONTEND=noninteractive apt-get install -y -q '
                     '-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold %s %s'
                     % (extra, ' '.join(specs)))
+
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+BACKUP_ROOT = '/var/backups/micropvr'
+
+
+def run_playbook(host, playbook, *options, **extra_vars):
+    """Run one of the collection's playbooks against ``host`` as an operator would.
+
+    Returns the CompletedProcess; its ``output`` attribute holds stdout and stderr together.
+    """
+    command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
+               '-i', os.environ['MOLECULE_INVENTORY_FILE'], '--limit', host.backend.get_hostname(),
+               os.path.join(REPO, 'playbooks', playbook)] + list(options)
+    if extra_vars:
+        command += ['-e', json.dumps(extra_vars)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+def backup_ids(host, root=BACKUP_ROOT):
+    """Ids of the complete backup sets under ``root``, oldest first."""
+    out = host.check_output('ls -1 %s 2>/dev/null || true' % root)
+    return sorted(name for name in out.split() if re.match(r'^\d{8}T\d{6}Z(-\d+)?$', name))
+
+
+def manifest(host, backup_id, root=BACKUP_ROOT):
+    return json.loads(host.file('%s/%s/manifest.json' % (root, backup_id)).content_string)

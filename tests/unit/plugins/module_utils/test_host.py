@@ -9,12 +9,13 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
 
 
 def test_parse_dpkg_query_keeps_epoch_and_state():
-    out = ('micropvr\t1:1.10.0-1\tamd64\tinstall ok installed\n'
-           'micropvs\t1.9.0-1\tamd64\tinstall ok half-configured\n'
-           'oldpkg\t\t\tdeinstall ok config-files\n')
+    out = ('micropvr\t1:1.10.0-1\tamd64\t120\tinstall ok installed\n'
+           'micropvs\t1.9.0-1\tamd64\t88\tinstall ok half-configured\n'
+           'oldpkg\t\t\t\tdeinstall ok config-files\n')
     parsed = parse_dpkg_query(out)
     assert parsed['micropvr']['version'] == '1:1.10.0-1'
     assert parsed['micropvr']['installed'] is True
+    assert parsed['micropvr']['installed_size_kib'] == 120
     assert parsed['micropvs']['installed'] is False
     assert parsed['micropvs']['state'] == 'half-configured'
     assert parsed['oldpkg']['version'] is None

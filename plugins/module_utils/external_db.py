@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Dumps of the external PostgreSQL / MariaDB databases that belong to MicroPVR.
+
+Dump tools fail quietly in well-known ways: an empty dump with exit code 0, errors only on
+stderr, a failure hidden behind a pipe to a compressor. Every dump here is checked for its
+exit code, for errors on stderr, for emptiness, and for a readable result (``pg_restore
+--list``; mysqldump's completion trailer). Passwords reach the tools only through a 0600
+file in the set's private work directory (PGPASSFILE, --defaults-extra-file), never argv.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+ENGINES = ('postgresql', 'mysql')
+_STDERR_ERROR = re.compile(r'\b(error|fatal)\b', re.IGNORECASE)
+MYSQL_TRAILER = b'-- Dump completed'
+
+
+def database_argument_spec():
+    """Suboptions of one entry of the ``databases`` option."""
+    return dict(
+        engine=dict(type='str', required=True, choices=list(ENGINES)),
+        name=dict(type='str', required=True),
+        host=dict(type='str'),
+        port=dict(type='int'),
+        socket=dict(type='path'),
+        login_user=dict(type='str'),
+        login_password=dict(type='str', no_log=True),
+        login_password_file=dict(type='path'),
+    )
+
+
+def dump_filename(db):
+    suffix = 'pgdump' if db['engine'] == 'postgresql' else 'sql'
+    safe = re.sub(r'[^A-Za-z0-9_.-]', '_', db['name'])
+    return '%s-%s.%s' % (db['engine'], safe, suffix)
+
+
+def password(db):
+    """The password from the entry itself or from its password file on the host."""
+    if db.get('login_password') is not None:
+        return db['login_password']
+    if db.get('login_password_file'):
+        with open(db['login_password_file']) as handle:
+            return handle.read().rstrip('\n')
+    return None
+
+
+def _private_file(path, content):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, 'w') as handle:
+        handle.write(content)
+    return path
+
+
+def _pgpass_escape(value):
+    return str(value).replace('\\', '\\\\').replace(':', '\\:')
+
+
+def _label(db):
+    return '%s database %s' % (db['engine'], db['name'])
+
+
+def _first_error(stderr):
+    for line in stderr.splitlines():
+        if _STDERR_ERROR.search(line):
+            return line.strip()
+    return None
+
+
+def _pg_connection_args(db):
+    args = []
+    host = db.get('host') or db.get('socket')
+    if host:
+        args += ['--host', host]
+    if db.get('port'):
+        args += ['--port', str(db['port'])]
+    if db.get('login_user'):
+        args += ['--username', db['login_user']]
+    return args
+
+
+def _pg_env(db, work_dir):
+    env = {}
+    secret = password(db)
+    if secret is not None:
+        line = ':'.join(_pgpass_escape(v) for v in ('*', '*', '*', '*', secret))
+        env['PGPASSFILE'] = _private_file(os.path.join(work_dir, '.pgpass-%s' % os.getpid()), line + '\n')
+    return env
+
+
+def _mysql_defaults(db, work_dir):
+    lines = ['[client]']
+    for key, option in (('login_user', 'user'), ('host', 'host'), ('port', 'port'), ('socket', 'socket')):
+        if db.get(key):
+            lines.append('%s=%s' % (option, db[key]))
+    secret = password(db)
+    if secret is not None:
+        lines.append('password="%s"' % secret.replace('\\', '\\\\').replace('"', '\\"'))
+    return _private_file(os.path.join(work_dir, '.my-%s.cnf' % os.getpid()), '\n'.join(lines) + '\n')
+
+
+def dump(module, db, destination, work_dir):
+    """Dump ``db`` to ``destination``; return a manifest entry's extra fields, or fail the module."""
+    label = _label(db)
+    secrets = []
+    try:
+        if db['engine'] == 'postgresql':
+            env = _pg_env(db, work_dir)
+            secrets = list(env.values())
+            pg_dump = module.get_bin_path('pg_dump', required=True)
+            rc, out, err = module.run_command(
+                [pg_dump, '--format=custom', '--no-password', '--file', destination]
+                + _pg_connection_args(db) + [db['name']], environ_update=env)
+            _check_dump(module, label, destination, rc, err)
+            problem = check_pg_dump(module, destination)
+            if problem:
+                module.fail_json(msg='%s: the dump does not read back: %s' % (label, problem))
+            return dict(engine='postgresql', database=db['name'], format='custom')
+        defaults = _mysql_defaults(db, work_dir)
+        secrets = [defaults]
+        mysqldump = module.get_bin_path('mysqldump', required=True)
+        rc, out, err = module.run_command(
+            [mysqldump, '--defaults-extra-file=%s' % defaults, '--single-transaction', '--routines',
+             '--triggers', '--events', '--result-file=%s' % destination, db['name']])
+        _check_dump(module, label, destination, rc, err)
+        problem = check_mysql_dump(destination)
+        if problem:
+            module.fail_json(msg='%s: %s' % (label, problem))
+        return dict(engine='mysql', database=db['name'], format='sql')
+    finally:
+        for path in secrets:
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def _check_dump(module, label, destination, rc, stderr):
+    if rc != 0:
+        module.fail_json(msg='%s: dump failed (rc=%d): %s' % (label, rc, stderr.strip()))
+    error = _first_error(stderr)
+    if error:
+        module.fail_json(msg='%s: dump reported an error: %s' % (label, error))
+    if not os.path.isfile(destination) or os.path.getsize(destination) == 0:
+        module.fail_json(msg='%s: dump is empty' % label)
+
+
+def check_pg_dump(module, path):
+    """None if ``pg_restore --list`` reads the custom-format dump, else why not."""
+    pg_restore = module.get_bin_path('pg_restore')
+    if not pg_restore:
+        return 'pg_restore not found (install postgresql-client)'
+    rc, out, err = module.run_command([pg_restore, '--list', path])
+    if rc != 0 or not out.strip():
+        return 'pg_restore --list failed (rc=%d): %s' % (rc, err.strip())
+    return None
+
+
+def check_mysql_dump(path):
+    """None if the SQL dump ends with mysqldump's completion trailer, else why not."""
+    with open(path, 'rb') as handle:
+        handle.seek(max(0, os.path.getsize(path) - 256))
+        tail = handle.read()
+    if MYSQL_TRAILER not in tail:
+        return 'dump is incomplete (no "-- Dump completed" trailer)'
+    return None

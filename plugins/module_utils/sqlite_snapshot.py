@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Consistent copies of live SQLite databases with SQLite's online backup API.
+
+MicroPVR writes records.db and tasks.db while it runs. A file copy (cp, tar) of a database
+being written can be torn; the backup API is not. All databases are attached to one
+connection and read inside one read transaction while they are copied, so the copies form
+one snapshot across databases: a row written to two databases in one transaction is in both
+copies or in neither. Writers wait on SQLite's lock (their busy timeout) while the copy runs.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import os
+import sqlite3
+
+try:
+    from urllib.parse import quote
+except ImportError:  # pragma: no cover - Python 2 is not supported by the collection
+    from urllib import quote
+
+# SQLITE_MAX_ATTACHED is 10 by default: the main database plus 9 attached ones per snapshot.
+MAX_DATABASES_PER_SNAPSHOT = 10
+
+
+def _ro_uri(path):
+    return 'file:%s?mode=ro' % quote(os.path.abspath(path))
+
+
+def snapshot(pairs, busy_timeout=30.0):
+    """Copy each (source, destination) pair in one read transaction; return one info dict each.
+
+    Raises sqlite3.Error (or ValueError for too many databases) on failure.
+    """
+    if not pairs:
+        return []
+    if len(pairs) > MAX_DATABASES_PER_SNAPSHOT:
+        raise ValueError('at most %d SQLite databases can be copied as one snapshot, got %d'
+                         % (MAX_DATABASES_PER_SNAPSHOT, len(pairs)))
+    for source, dummy in pairs:
+        if not os.path.isfile(source):
+            raise ValueError('SQLite database %s does not exist' % source)
+    conn = sqlite3.connect(_ro_uri(pairs[0][0]), uri=True, timeout=busy_timeout, isolation_level=None)
+    try:
+        schemas = ['main']
+        for index, (source, dummy) in enumerate(pairs[1:], start=1):
+            name = 'db%d' % index
+            conn.execute('ATTACH DATABASE ? AS %s' % name, (_ro_uri(source),))
+            schemas.append(name)
+        conn.execute('BEGIN')
+        # Reading from each schema takes its shared lock now, so every copy below sees
+        # the databases as they were at this one moment.
+        for schema in schemas:
+            conn.execute('SELECT count(*) FROM %s.sqlite_master' % schema).fetchone()
+        for schema, (dummy, destination) in zip(schemas, pairs):
+            target = sqlite3.connect(destination)
+            try:
+                conn.backup(target, name=schema)
+            finally:
+                target.close()
+        conn.execute('COMMIT')
+    finally:
+        conn.close()
+    return [describe(destination, source) for source, destination in pairs]
+
+
+def integrity_check(path):
+    """None when ``PRAGMA integrity_check`` says ok, else its complaint."""
+    try:
+        conn = sqlite3.connect(_ro_uri(path), uri=True)
+        try:
+            rows = conn.execute('PRAGMA integrity_check').fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return 'not a usable SQLite database: %s' % exc
+    result = '; '.join(str(row[0]) for row in rows)
+    return None if result == 'ok' else 'integrity_check: %s' % result
+
+
+def table_digests(conn):
+    """{table: {rows, sha256}} for every user table, rows in primary-key/rowid order."""
+    tables = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    digests = {}
+    for table in tables:
+        quoted = '"%s"' % table.replace('"', '""')
+        try:
+            cursor = conn.execute('SELECT * FROM %s ORDER BY rowid' % quoted)
+        except sqlite3.OperationalError:  # WITHOUT ROWID table: order by every column
+            columns = len(conn.execute('SELECT * FROM %s LIMIT 0' % quoted).description)
+            cursor = conn.execute('SELECT * FROM %s ORDER BY %s' % (
+                quoted, ', '.join(str(i) for i in range(1, columns + 1))))
+        digest, count = hashlib.sha256(), 0
+        for row in cursor:
+            digest.update(repr(tuple(row)).encode('utf-8'))
+            digest.update(b'\n')
+            count += 1
+        digests[table] = dict(rows=count, sha256=digest.hexdigest())
+    return digests
+
+
+def describe(path, source=None):
+    """user_version and per-table digests of the database at ``path``."""
+    conn = sqlite3.connect(_ro_uri(path), uri=True)
+    try:
+        info = dict(user_version=conn.execute('PRAGMA user_version').fetchone()[0],
+                    tables=table_digests(conn))
+    finally:
+        conn.close()
+    if source is not None:
+        info['source'] = source
+    return info

@@ -1,0 +1,576 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: micropvr_backup
+short_description: Take a consistent, verified backup set of MicroPVR
+version_added: 0.1.0
+description:
+  - Creates one backup set under O(backup_root) per run, named by its UTC creation time
+    (for example C(20261126T221500Z)).
+  - "The set holds: C(config.tar) with O(config_paths) and the init scripts of O(services)
+    (owner, mode and mtime kept); a copy of every SQLite database taken with SQLite's online
+    backup API, all databases in one snapshot, each passing C(PRAGMA integrity_check); dumps of
+    the external O(databases); the installed C(.deb) of every package in O(packages); and
+    C(manifest.json) with every file's size and sha256."
+  - The set is built in C(<backup_root>/.incomplete-<id>) on the same filesystem, verified
+    (every checksum re-read, SQLite integrity, dump listings, package control fields), and
+    only then renamed to C(<backup_root>/<id>). A failed or interrupted run never leaves
+    something that looks like a backup set; leftovers of a crashed run are removed by the
+    next run.
+  - Refuses to start when the free space under O(backup_root) is below an estimate of the
+    set's size plus O(space_margin_mb), with a message giving both numbers.
+  - Directories are created with mode 0700 and files 0600, owned by the user running the
+    module (root).
+  - The .deb files come from apt's cache, else from the apt sources (C(apt-get download)),
+    else are rebuilt from the installed files with C(dpkg-repack), so that a rollback never
+    depends on the vendor repository still serving the old version.
+options:
+  packages:
+    description: Debian packages whose installed C(.deb) and version are saved.
+    type: list
+    elements: str
+    default: [micropvr, micropvs]
+  services:
+    description: Init scripts under C(/etc/init.d) saved with the configuration.
+    type: list
+    elements: str
+    default: [micropvr, micropvs]
+  config_file:
+    description: The micropvr configuration; its C(*-db-path) keys name SQLite databases.
+    type: path
+    default: /etc/micropvr/micropvr.conf
+  config_paths:
+    description:
+      - Files and directory trees saved in C(config.tar). SQLite databases (and their
+        journals) inside them are left out of the archive and copied with the backup API.
+      - Every path must exist.
+    type: list
+    elements: path
+    default: [/etc/micropvr, /usr/local/nginx-micropvr/conf]
+  sqlite_databases:
+    description:
+      - SQLite databases to copy. Empty means those named by the C(*-db-path) keys of
+        O(config_file) and the C(*.db) files in its directory.
+    type: list
+    elements: path
+    default: []
+  databases:
+    description: External databases to dump.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      engine:
+        description: C(postgresql) (dumped with C(pg_dump -Fc)) or C(mysql) for MySQL/MariaDB
+          (C(mysqldump --single-transaction --routines --triggers --events)).
+        type: str
+        required: true
+        choices: [postgresql, mysql]
+      name:
+        description: Database name.
+        type: str
+        required: true
+      host:
+        description: Server host; the local socket when omitted.
+        type: str
+      port:
+        description: Server port.
+        type: int
+      socket:
+        description: Unix socket directory (PostgreSQL) or file (MariaDB).
+        type: path
+      login_user:
+        description: User to connect as.
+        type: str
+      login_password:
+        description: Password, handed to the dump tool in a 0600 file, never on its command line.
+        type: str
+      login_password_file:
+        description: File on the host holding the password.
+        type: path
+  backup_root:
+    description: Directory that holds the backup sets; created with mode 0700.
+    type: path
+    default: /var/backups/micropvr
+  reason:
+    description: Why the set is taken, recorded in the manifest (e.g. C(pre-update to 1.10.0-1)).
+    type: str
+    default: manual
+  pin:
+    description: Pin the set, so that retention never removes it.
+    type: bool
+    default: false
+  keep:
+    description:
+      - After a successful backup, keep only the newest O(keep) sets. Pinned sets and the
+        newest verified set are never removed. Omit to remove nothing.
+    type: int
+  space_margin_mb:
+    description: Free space, in MiB, that must remain beyond the estimated size of the set.
+    type: int
+    default: 64
+  lock_timeout:
+    description: Seconds to wait for another backup run on the same backup root to finish.
+    type: int
+    default: 600
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be saved, the estimate and the free space; writes nothing.
+  diff_mode:
+    support: none
+notes:
+  - All SQLite databases are read in one read transaction while they are copied; MicroPVR's
+    writers wait on SQLite's lock (their busy timeout) for that time. At most 10 databases.
+seealso:
+  - module: microimpuls.micropvr.micropvr_backup_info
+author:
+  - microimpuls.micropvr maintainers
+'''
+
+EXAMPLES = r'''
+- name: Back up MicroPVR before an update, pinned
+  microimpuls.micropvr.micropvr_backup:
+    reason: pre-update to 1.10.0-1
+    pin: true
+    keep: 5
+
+- name: Back up with an external PostgreSQL database
+  microimpuls.micropvr.micropvr_backup:
+    databases:
+      - engine: postgresql
+        name: middleware
+        host: 127.0.0.1
+        login_user: micropvr
+        login_password: "{{ vault_micropvr_db_password }}"
+  no_log: false
+'''
+
+RETURN = r'''
+backup_id:
+  description: Id of the new set (its directory name under O(backup_root)).
+  returned: success, not in check mode
+  type: str
+  sample: 20261126T221500Z
+backup_path:
+  description: Directory of the new set.
+  returned: success, not in check mode
+  type: str
+  sample: /var/backups/micropvr/20261126T221500Z
+size:
+  description: Bytes the set takes.
+  returned: success, not in check mode
+  type: int
+manifest:
+  description: The set's manifest (see C(manifest.json)).
+  returned: success, not in check mode
+  type: dict
+plan:
+  description: What is (or would be) saved, the size estimate and the free space.
+  returned: always
+  type: dict
+  sample:
+    config_paths: [/etc/micropvr, /usr/local/nginx-micropvr/conf, /etc/init.d/micropvr]
+    sqlite_databases: [/etc/micropvr/records.db, /etc/micropvr/tasks.db]
+    packages: {micropvr: 1.9.0-1, micropvs: 1.9.0-1}
+    databases: []
+    estimated_bytes: 182044
+    required_bytes: 67290908
+    free_bytes: 52613349376
+removed:
+  description: Ids of the sets removed by retention.
+  returned: success
+  type: list
+  elements: str
+removed_incomplete:
+  description: Leftover C(.incomplete-*) directories of crashed runs that were removed.
+  returned: success
+  type: list
+  elements: str
+'''
+
+import datetime
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import socket
+import tarfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
+    DEFAULT_CONFIG_PATHS,
+    INIT_DIR,
+    host_argument_spec,
+)
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.debs import estimated_size, obtain_deb
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import (
+    database_argument_spec,
+    dump,
+    dump_filename,
+)
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
+    discover_sqlite_databases,
+    free_space,
+    package_versions,
+    read_micropvr_config,
+    service_state,
+)
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import (
+    MAX_DATABASES_PER_SNAPSHOT,
+    snapshot,
+)
+
+MIB = 1024 * 1024
+# SQLite keeps these beside a database; they belong to the live database, not to the config.
+_SQLITE_SIDE_FILES = ('-journal', '-wal', '-shm')
+
+
+def argument_spec():
+    spec = host_argument_spec()
+    # The nginx configuration is saved as part of config_paths.
+    del spec['nginx_config']
+    spec.update(
+        config_paths=dict(type='list', elements='path', default=list(DEFAULT_CONFIG_PATHS)),
+        databases=dict(type='list', elements='dict', default=[], options=database_argument_spec()),
+        reason=dict(type='str', default='manual'),
+        pin=dict(type='bool', default=False),
+        keep=dict(type='int'),
+        space_margin_mb=dict(type='int', default=64),
+        lock_timeout=dict(type='int', default=600),
+    )
+    return spec
+
+
+def _excluded(path, sqlite_paths):
+    return any(path == db or path == db + side for db in sqlite_paths for side in _SQLITE_SIDE_FILES) \
+        or path in sqlite_paths
+
+
+def _walk_files(path):
+    """Every non-directory below (or at) ``path``; symlinks are not followed."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        yield path
+        return
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield os.path.join(dirpath, name)
+
+
+def plan_backup(module):
+    """Everything the set will hold, checked to exist, with a size estimate. Writes nothing."""
+    params = module.params
+    if params['keep'] is not None and params['keep'] < 1:
+        module.fail_json(msg='keep must be at least 1, got %d' % params['keep'])
+    if params['space_margin_mb'] < 0:
+        module.fail_json(msg='space_margin_mb must not be negative, got %d' % params['space_margin_mb'])
+
+    packages = package_versions(module, params['packages'])
+    missing = ['%s (%s)' % (name, info['state']) for name, info in packages.items() if not info['installed']]
+    if missing:
+        module.fail_json(msg='packages: not installed: %s' % ', '.join(missing))
+
+    config_paths = [os.path.normpath(p) for p in params['config_paths']]
+    for service in params['services']:
+        script = os.path.join(INIT_DIR, service)
+        if not os.path.isfile(script):
+            module.fail_json(msg='services: %s has no init script %s' % (service, script))
+        config_paths.append(script)
+    absent = [p for p in config_paths if not os.path.lexists(p)]
+    if absent:
+        module.fail_json(msg='config_paths: does not exist: %s' % ', '.join(absent))
+
+    if params['sqlite_databases']:
+        sqlite_paths = [os.path.normpath(p) for p in params['sqlite_databases']]
+    else:
+        config_info, dummy = read_micropvr_config(params['config_file'])
+        sqlite_paths = discover_sqlite_databases(params['config_file'], config_info['sqlite_databases'])
+    absent = [p for p in sqlite_paths if not os.path.isfile(p)]
+    if absent:
+        module.fail_json(msg='sqlite_databases: does not exist: %s' % ', '.join(absent))
+    if len(sqlite_paths) > MAX_DATABASES_PER_SNAPSHOT:
+        module.fail_json(msg='sqlite_databases: at most %d databases can be copied in one snapshot, got %d'
+                         % (MAX_DATABASES_PER_SNAPSHOT, len(sqlite_paths)))
+    basenames = [os.path.basename(p) for p in sqlite_paths]
+
+    for db in params['databases']:
+        if db.get('login_password') is not None and db.get('login_password_file'):
+            module.fail_json(msg='databases: %s %s sets both login_password and login_password_file'
+                             % (db['engine'], db['name']))
+        if db.get('login_password_file') and not os.path.isfile(db['login_password_file']):
+            module.fail_json(msg='databases: %s %s: login_password_file %s does not exist'
+                             % (db['engine'], db['name'], db['login_password_file']))
+
+    config_files = [f for p in config_paths for f in _walk_files(p) if not _excluded(f, sqlite_paths)]
+    estimate = sum(os.lstat(f).st_size for f in config_files)
+    estimate += sum(os.path.getsize(p) for p in sqlite_paths)
+    estimate += sum(estimated_size(module, name, info['version'], info['architecture'], info['installed_size_kib'])
+                    for name, info in packages.items())
+    space = free_space(params['backup_root'])
+    required = estimate + params['space_margin_mb'] * MIB
+    plan = dict(config_paths=config_paths, sqlite_databases=sqlite_paths,
+                sqlite_names=_unique_names(basenames),
+                packages=dict((n, i['version']) for n, i in packages.items()),
+                databases=['%s/%s' % (db['engine'], db['name']) for db in params['databases']],
+                estimated_bytes=estimate, required_bytes=required, free_bytes=space['free_bytes'])
+    if space['free_bytes'] < required:
+        module.fail_json(
+            msg='not enough free space for a backup set in %s: need about %.1f MiB (estimated set size '
+                '%.1f MiB + margin %d MiB), only %.1f MiB free on the filesystem of %s; nothing was written'
+                % (params['backup_root'], required / float(MIB), estimate / float(MIB), params['space_margin_mb'],
+                   space['free_bytes'] / float(MIB), space['measured_at']),
+            plan=plan)
+    return plan, packages
+
+
+def _unique_names(basenames):
+    """File names for the SQLite copies: the base name, prefixed by an index on collisions."""
+    names = []
+    for index, name in enumerate(basenames):
+        names.append(name if basenames.count(name) == 1 else '%d-%s' % (index, name))
+    return names
+
+
+class RootLock(object):
+    """flock on <backup_root>/.lock: one backup run per backup root at a time."""
+
+    def __init__(self, module, root, timeout):
+        self.module, self.path, self.timeout, self.handle = module, os.path.join(root, backupset.LOCK_FILE), timeout, None
+
+    def __enter__(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.handle = os.fdopen(fd, 'r+')
+        deadline = time.time() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() >= deadline:
+                    holder = self.handle.read().strip() or 'unknown'
+                    self.module.fail_json(msg='another backup is running on %s (pid %s); waited %d s'
+                                          % (os.path.dirname(self.path), holder, self.timeout))
+                time.sleep(1)
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write('%d\n' % os.getpid())
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def _ensure_root(root):
+    """Create the backup root 0700 if needed and make sure it is not open to others."""
+    changed = False
+    if not os.path.isdir(root):
+        os.makedirs(root, 0o700)
+        changed = True
+    if os.stat(root).st_mode & 0o077:
+        os.chmod(root, 0o700)
+        changed = True
+    return changed
+
+
+def _tar_entries(path):
+    """Per-member metadata of config.tar, with the sha256 of each regular file as archived."""
+    entries = []
+    with tarfile.open(path) as archive:
+        for member in archive.getmembers():
+            entry = dict(path='/' + member.name, mode='%04o' % member.mode, uid=member.uid, gid=member.gid,
+                         mtime=int(member.mtime))
+            if member.isfile():
+                digest = hashlib.sha256()
+                handle = archive.extractfile(member)
+                for chunk in iter(lambda: handle.read(MIB), b''):
+                    digest.update(chunk)
+                entry.update(type='file', size=member.size, sha256=digest.hexdigest())
+            elif member.isdir():
+                entry['type'] = 'directory'
+            elif member.issym():
+                entry.update(type='symlink', target=member.linkname)
+            else:
+                entry['type'] = 'other'
+            entries.append(entry)
+    return entries
+
+
+def _write_config_archive(work, plan):
+    sqlite_paths = plan['sqlite_databases']
+    path = os.path.join(work, 'config.tar')
+
+    def leave_out_sqlite(info):
+        return None if _excluded('/' + info.name, sqlite_paths) else info
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, 'wb') as handle:
+        with tarfile.open(fileobj=handle, mode='w', format=tarfile.PAX_FORMAT) as archive:
+            for source in plan['config_paths']:
+                archive.add(source, arcname=source.lstrip('/'), recursive=True, filter=leave_out_sqlite)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return 'config.tar'
+
+
+def _fsync_tree(top):
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(dirpath)
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _restrict(top):
+    """Directories 0700, files 0600: a backup set holds secrets (configs, dumps)."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        os.chmod(dirpath, 0o700)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o600)
+
+
+def build_set(module, plan, packages, work, backup_id, now):
+    """Write every part of the set into ``work``; return its manifest (not yet verified)."""
+    params = module.params
+    files = []
+
+    archive = _write_config_archive(work, plan)
+    files.append(backupset.file_entry(work, archive, 'config'))
+
+    sqlite_info = []
+    if plan['sqlite_databases']:
+        os.mkdir(os.path.join(work, 'sqlite'), 0o700)
+        pairs = [(source, os.path.join(work, 'sqlite', name))
+                 for source, name in zip(plan['sqlite_databases'], plan['sqlite_names'])]
+        for (source, destination), info in zip(pairs, snapshot(pairs)):
+            relpath = os.path.relpath(destination, work)
+            info['file'] = relpath
+            sqlite_info.append(info)
+            files.append(backupset.file_entry(work, relpath, 'sqlite', source=source))
+
+    package_info = {}
+    os.mkdir(os.path.join(work, 'packages'), 0o700)
+    for name, info in sorted(packages.items()):
+        path, source = obtain_deb(module, name, info['version'], info['architecture'],
+                                  os.path.join(work, 'packages'), work)
+        relpath = os.path.relpath(path, work)
+        package_info[name] = dict(version=info['version'], architecture=info['architecture'], file=relpath,
+                                  source=source)
+        files.append(backupset.file_entry(work, relpath, 'package', package=name, version=info['version'],
+                                          architecture=info['architecture']))
+
+    database_info = []
+    if params['databases']:
+        os.mkdir(os.path.join(work, 'databases'), 0o700)
+        for db in params['databases']:
+            relpath = os.path.join('databases', dump_filename(db))
+            extra = dump(module, db, os.path.join(work, relpath), work)
+            extra['file'] = relpath
+            database_info.append(extra)
+            files.append(backupset.file_entry(work, relpath, 'database', format=extra['format']))
+
+    services = dict((name, service_state(module, name)['state']) for name in params['services'])
+    return dict(
+        format_version=backupset.FORMAT_VERSION,
+        backup_id=backup_id,
+        created_at=backupset.utc_now_iso(now),
+        host=socket.getfqdn(),
+        reason=params['reason'],
+        pinned=params['pin'],
+        packages=package_info,
+        services=services,
+        config=dict(archive=archive, paths=plan['config_paths'], entries=_tar_entries(os.path.join(work, archive))),
+        sqlite=sqlite_info,
+        databases=database_info,
+        files=files,
+        verified_at=None,
+    )
+
+
+def run_backup(module, plan, packages):
+    params = module.params
+    root = params['backup_root']
+    result = dict(changed=_ensure_root(root), plan=plan, removed=[], removed_incomplete=[])
+    with RootLock(module, root, params['lock_timeout']):
+        ids, incomplete = backupset.list_set_dirs(root)
+        # Holding the lock, no other run is writing: these are leftovers of a crashed run.
+        for name in incomplete:
+            shutil.rmtree(os.path.join(root, name))
+            result['removed_incomplete'].append(name)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        backup_id = backupset.new_backup_id(now, set(ids))
+        work = os.path.join(root, backupset.INCOMPLETE_PREFIX + backup_id)
+        final = os.path.join(root, backup_id)
+        os.mkdir(work, 0o700)
+        done = False
+        try:
+            manifest = build_set(module, plan, packages, work, backup_id, now)
+            _restrict(work)
+            backupset.write_manifest(work, manifest)
+            verified, problems = backupset.verify_set(module, work, backup_id)
+            if problems:
+                module.fail_json(msg='the new backup set did not verify; it was removed: %s' % '; '.join(problems))
+            manifest['verified_at'] = backupset.utc_now_iso()
+            backupset.write_manifest(work, manifest)
+            _fsync_tree(work)
+            os.rename(work, final)
+            _fsync_dir(root)
+            done = True
+        except (IOError, OSError) as exc:
+            if exc.errno == errno.ENOSPC:
+                module.fail_json(msg='the backup root %s ran out of space while the set was written (estimated '
+                                     'size %.1f MiB); the partial set was removed'
+                                     % (root, plan['estimated_bytes'] / float(MIB)), plan=plan)
+            module.fail_json(msg='backup failed, the partial set was removed: %s' % exc, plan=plan)
+        except Exception as exc:  # pylint: disable=broad-except
+            module.fail_json(msg='backup failed, the partial set was removed: %s: %s'
+                             % (type(exc).__name__, exc), plan=plan)
+        finally:
+            if not done:
+                shutil.rmtree(work, ignore_errors=True)
+        result.update(changed=True, backup_id=backup_id, backup_path=final, manifest=manifest,
+                      size=backupset.set_size(final))
+        if params['keep'] is not None:
+            for victim in backupset.select_for_removal(backupset.list_sets(root), params['keep']):
+                shutil.rmtree(os.path.join(root, victim))
+                result['removed'].append(victim)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    # Files the module writes are root-only whatever the caller's umask.
+    os.umask(0o077)
+    plan, packages = plan_backup(module)
+    if module.check_mode:
+        module.exit_json(changed=True, plan=plan, removed=[], removed_incomplete=[])
+    module.exit_json(**run_backup(module, plan, packages))
+
+
+if __name__ == '__main__':
+    main()

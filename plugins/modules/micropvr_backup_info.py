@@ -1,0 +1,176 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: micropvr_backup_info
+short_description: List MicroPVR backup sets and verify them
+version_added: 0.1.0
+description:
+  - Lists the backup sets under O(backup_root) with their id, creation time, reason, package
+    versions, size, pin and status, newest first.
+  - With O(verify=true), re-reads every file of the selected sets and checks it against the
+    manifest (size and sha256), checks the manifest's own seal, runs SQLite's
+    C(integrity_check) on every database copy, C(pg_restore --list) on PostgreSQL dumps, the
+    completion trailer of MariaDB dumps and the control fields of every C(.deb).
+  - A set with any problem has status C(damaged) and its problems listed; it is never reported
+    as good. Without O(verify), the status comes from the manifest alone (C(verified) when the
+    set was verified when it was taken and its manifest is intact).
+  - Read-only; it never changes a set.
+options:
+  backup_root:
+    description: Directory that holds the backup sets.
+    type: path
+    default: /var/backups/micropvr
+  backup_id:
+    description:
+      - Only this set. It must exist; an id that is not of the form C(YYYYMMDDTHHMMSSZ), or that
+        names a path, is refused.
+    type: str
+  verify:
+    description: Verify the content of the selected sets, not only their manifests.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+seealso:
+  - module: microimpuls.micropvr.micropvr_backup
+author:
+  - microimpuls.micropvr maintainers
+'''
+
+EXAMPLES = r'''
+- name: List the backup sets
+  microimpuls.micropvr.micropvr_backup_info:
+  register: backups
+
+- name: Verify one set
+  microimpuls.micropvr.micropvr_backup_info:
+    backup_id: 20261126T221500Z
+    verify: true
+  register: checked
+  failed_when: checked.damaged | length > 0
+'''
+
+RETURN = r'''
+sets:
+  description: The selected backup sets, newest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Backup id (directory name).
+      type: str
+      sample: 20261126T221500Z
+    path:
+      description: Directory of the set.
+      type: str
+    created_at:
+      description: UTC creation time from the manifest.
+      type: str
+      sample: '2026-11-26T22:15:00Z'
+    reason:
+      description: Why the set was taken.
+      type: str
+      sample: pre-update to 1.10.0-1
+    host:
+      description: Host name recorded in the manifest.
+      type: str
+    packages:
+      description: Package versions saved in the set.
+      type: dict
+      sample: {micropvr: 1.9.0-1, micropvs: 1.9.0-1}
+    size:
+      description: Bytes the set takes.
+      type: int
+    pinned:
+      description: Whether retention keeps the set whatever its age.
+      type: bool
+    verified_at:
+      description: When the set was verified at backup time.
+      type: str
+    status:
+      description: C(verified), C(unverified) or C(damaged).
+      type: str
+    verified:
+      description: Whether the content was verified by this run (O(verify=true)).
+      type: bool
+    problems:
+      description: What is wrong with a damaged set.
+      type: list
+      elements: str
+damaged:
+  description: Ids of the sets found damaged.
+  returned: always
+  type: list
+  elements: str
+incomplete:
+  description: Leftover C(.incomplete-*) directories (a backup that is running or crashed).
+  returned: always
+  type: list
+  elements: str
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import DEFAULT_BACKUP_ROOT
+
+
+def collect(module):
+    params = module.params
+    root = params['backup_root']
+    ids, incomplete = backupset.list_set_dirs(root)
+    if params['backup_id'] is not None:
+        try:
+            wanted = backupset.validate_backup_id(params['backup_id'])
+        except backupset.BackupSetError as exc:
+            module.fail_json(msg='backup_id: %s' % exc)
+        if wanted not in ids:
+            module.fail_json(msg='backup_id: no backup set %s in %s (sets there: %s)'
+                             % (wanted, root, ', '.join(ids) or 'none'))
+        ids = [wanted]
+    sets = []
+    for backup_id in sorted(ids, reverse=True):
+        directory = os.path.join(root, backup_id)
+        summary = backupset.summarize(directory, backup_id)
+        summary['verified'] = False
+        if params['verify']:
+            dummy, problems = backupset.verify_set(module, directory, backup_id)
+            summary['verified'] = True
+            summary['problems'] = problems
+            if problems:
+                summary['status'] = backupset.STATUS_DAMAGED
+            elif summary['verified_at']:
+                summary['status'] = backupset.STATUS_VERIFIED
+        sets.append(summary)
+    return dict(sets=sets, damaged=[s['id'] for s in sets if s['status'] == backupset.STATUS_DAMAGED],
+                incomplete=incomplete)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
+            backup_id=dict(type='str'),
+            verify=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    module.exit_json(changed=False, **collect(module))
+
+
+if __name__ == '__main__':
+    main()
