@@ -25,7 +25,7 @@ MANIFEST = 'manifest.json'
 INCOMPLETE_PREFIX = '.incomplete-'
 LOCK_FILE = '.lock'
 # UTC time of creation, plus a counter when two sets are taken in the same second.
-BACKUP_ID_PATTERN = r'^[0-9]{8}T[0-9]{6}Z(-[0-9]{1,3})?$'
+BACKUP_ID_PATTERN = r'[0-9]{8}T[0-9]{6}Z(-[1-9][0-9]*)?'
 _BACKUP_ID_RE = re.compile(BACKUP_ID_PATTERN)
 _CHUNK = 1024 * 1024
 
@@ -48,13 +48,26 @@ def new_backup_id(now, existing):
     return candidate
 
 
+def backup_id_sort_key(backup_id):
+    """Chronological order of ids: the time, then the same-second counter as a number."""
+    base, sep, counter = backup_id.partition('-')
+    return base, int(counter) if counter.isdigit() else 1
+
+
+def unique_names(names):
+    """The names, each prefixed with its index when any name occurs more than once."""
+    if len(set(names)) == len(names):
+        return list(names)
+    return ['%d-%s' % (index, name) for index, name in enumerate(names)]
+
+
 def validate_backup_id(value):
     """Return ``value`` if it is a well-formed backup id, else raise BackupSetError saying why."""
     if not isinstance(value, str) or not value:
         raise BackupSetError('backup id must be a non-empty string')
     if '/' in value or '\\' in value or value in ('.', '..') or '..' in value:
         raise BackupSetError("backup id %r must be a plain name, not a path (no '/' or '..')" % value)
-    if not _BACKUP_ID_RE.match(value):
+    if not _BACKUP_ID_RE.fullmatch(value):
         raise BackupSetError('backup id %r is not of the form YYYYMMDDTHHMMSSZ (UTC time, e.g. '
                              '20261126T221500Z)' % value)
     return value
@@ -217,9 +230,9 @@ def list_set_dirs(root):
             continue
         if name.startswith(INCOMPLETE_PREFIX):
             incomplete.append(name)
-        elif _BACKUP_ID_RE.match(name):
+        elif _BACKUP_ID_RE.fullmatch(name):
             ids.append(name)
-    return ids, incomplete
+    return sorted(ids, key=backup_id_sort_key), incomplete
 
 
 def list_sets(root):
@@ -233,7 +246,7 @@ def select_for_removal(sets, keep):
     newest verified set. ``sets`` are summaries as from list_sets()."""
     if keep < 1:
         raise BackupSetError('keep must be at least 1, got %r' % keep)
-    ordered = sorted(sets, key=lambda s: s['id'], reverse=True)
+    ordered = sorted(sets, key=lambda s: backup_id_sort_key(s['id']), reverse=True)
     verified = [s['id'] for s in ordered if s['status'] == STATUS_VERIFIED]
     protected = set(verified[:1])
     return [s['id'] for s in ordered[keep:] if not s['pinned'] and s['id'] not in protected]

@@ -17,6 +17,7 @@ __metaclass__ = type
 import hashlib
 import os
 import sqlite3
+import time
 
 try:
     from urllib.parse import quote
@@ -25,6 +26,8 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
 
 # SQLITE_MAX_ATTACHED is 10 by default: the main database plus 9 attached ones per snapshot.
 MAX_DATABASES_PER_SNAPSHOT = 10
+# How long one attempt waits for a database's read lock before letting go of all of them.
+_LOCK_ATTEMPT_MS = 200
 
 
 def _ro_uri(path):
@@ -51,11 +54,7 @@ def snapshot(pairs, busy_timeout=30.0):
             name = 'db%d' % index
             conn.execute('ATTACH DATABASE ? AS %s' % name, (_ro_uri(source),))
             schemas.append(name)
-        conn.execute('BEGIN')
-        # Reading from each schema takes its shared lock now, so every copy below sees
-        # the databases as they were at this one moment.
-        for schema in schemas:
-            conn.execute('SELECT count(*) FROM %s.sqlite_master' % schema).fetchone()
+        _lock_all(conn, schemas, busy_timeout)
         for schema, (dummy, destination) in zip(schemas, pairs):
             target = sqlite3.connect(destination)
             try:
@@ -66,6 +65,29 @@ def snapshot(pairs, busy_timeout=30.0):
     finally:
         conn.close()
     return [describe(destination, source) for source, destination in pairs]
+
+
+def _lock_all(conn, schemas, busy_timeout):
+    """Open a read transaction holding the shared lock of every schema.
+
+    Reading from each schema takes its shared lock, so every copy made inside the transaction
+    sees the databases as they were at one moment. A writer that locks the same databases in
+    another order would deadlock with a reader that waits while holding some of the locks, so
+    an attempt that cannot get every lock quickly lets go of all of them and tries again.
+    """
+    deadline = time.time() + busy_timeout
+    conn.execute('PRAGMA busy_timeout = %d' % _LOCK_ATTEMPT_MS)
+    while True:
+        conn.execute('BEGIN')
+        try:
+            for schema in schemas:
+                conn.execute('SELECT count(*) FROM %s.sqlite_master' % schema).fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            conn.execute('ROLLBACK')
+            if 'locked' not in str(exc) or time.time() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def integrity_check(path):

@@ -266,7 +266,9 @@ def _walk_files(path):
         return
     for dirpath, dirnames, filenames in os.walk(path):
         dirnames.sort()
-        for name in sorted(filenames):
+        # os.walk lists a symlink to a directory among the directories and does not descend.
+        links = [name for name in dirnames if os.path.islink(os.path.join(dirpath, name))]
+        for name in sorted(filenames + links):
             yield os.path.join(dirpath, name)
 
 
@@ -322,7 +324,7 @@ def plan_backup(module):
     space = free_space(params['backup_root'])
     required = estimate + params['space_margin_mb'] * MIB
     plan = dict(config_paths=config_paths, sqlite_databases=sqlite_paths,
-                sqlite_names=_unique_names(basenames),
+                sqlite_names=backupset.unique_names(basenames),
                 packages=dict((n, i['version']) for n, i in packages.items()),
                 databases=['%s/%s' % (db['engine'], db['name']) for db in params['databases']],
                 estimated_bytes=estimate, required_bytes=required, free_bytes=space['free_bytes'])
@@ -334,14 +336,6 @@ def plan_backup(module):
                    space['free_bytes'] / float(MIB), space['measured_at']),
             plan=plan)
     return plan, packages
-
-
-def _unique_names(basenames):
-    """File names for the SQLite copies: the base name, prefixed by an index on collisions."""
-    names = []
-    for index, name in enumerate(basenames):
-        names.append(name if basenames.count(name) == 1 else '%d-%s' % (index, name))
-    return names
 
 
 class RootLock(object):
@@ -487,8 +481,9 @@ def build_set(module, plan, packages, work, backup_id, now):
     database_info = []
     if params['databases']:
         os.mkdir(os.path.join(work, 'databases'), 0o700)
-        for db in params['databases']:
-            relpath = os.path.join('databases', dump_filename(db))
+        filenames = backupset.unique_names([dump_filename(db) for db in params['databases']])
+        for db, filename in zip(params['databases'], filenames):
+            relpath = os.path.join('databases', filename)
             extra = dump(module, db, os.path.join(work, relpath), work)
             extra['file'] = relpath
             database_info.append(extra)

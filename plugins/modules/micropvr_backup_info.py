@@ -143,7 +143,7 @@ def collect(module):
                              % (wanted, root, ', '.join(ids) or 'none'))
         ids = [wanted]
     sets = []
-    for backup_id in sorted(ids, reverse=True):
+    for backup_id in reversed(ids):  # newest first
         directory = os.path.join(root, backup_id)
         summary = backupset.summarize(directory, backup_id)
         summary['verified'] = False

@@ -48,9 +48,11 @@ flavour() {
 }
 flavour debian12    bookworm "${BASE_PACKAGES[@]}"
 flavour debian13    trixie   "${BASE_PACKAGES[@]}"
-# e.g. a database flavour (built only when named on the command line):
-# flavour debian12-db bookworm "${BASE_PACKAGES[@]}" postgresql mariadb-server
-DEFAULT_FLAVOURS=(debian12 debian13)
+# With the external database servers some MicroPVR sites use (each release's own versions).
+DB_PACKAGES=(postgresql mariadb-server)
+flavour debian12-db bookworm "${BASE_PACKAGES[@]}" "${DB_PACKAGES[@]}"
+flavour debian13-db trixie   "${BASE_PACKAGES[@]}" "${DB_PACKAGES[@]}"
+DEFAULT_FLAVOURS=(debian12 debian13 debian12-db debian13-db)
 # ==============================================================================
 
 log() { printf 'build-images: %s\n' "$*"; }

@@ -1,0 +1,62 @@
+"""External databases in a backup set: real dumps, read back, secrets kept out of the output."""
+
+import pytest
+
+from micropvr_testlib import BACKUP_ROOT, backup_ids, manifest, run_playbook
+
+SECRETS = ('pg-Fixture-Secret-7391', 'my-Fixture-Secret-5512')
+
+
+@pytest.fixture(scope='module')
+def backup(host):
+    before = set(backup_ids(host))
+    result = run_playbook(host, 'backup.yml', '-vvv', micropvr_backup_reason='with databases')
+    new = sorted(set(backup_ids(host)) - before)
+    return dict(result=result, new=new)
+
+
+def test_backup_succeeds(backup):
+    assert backup['result'].returncode == 0, backup['result'].output
+    assert len(backup['new']) == 1
+
+
+def test_passwords_never_in_the_output(backup):
+    for secret in SECRETS:
+        assert secret not in backup['result'].output
+
+
+def test_postgresql_dump_reads_back(host, backup):
+    dump = '%s/%s/databases/postgresql-middleware.pgdump' % (BACKUP_ROOT, backup['new'][0])
+    listing = host.check_output('pg_restore --list %s' % dump)
+    assert 'TABLE DATA public subscribers' in listing
+    rows = host.check_output("pg_restore --data-only --table=subscribers --file=- %s | grep -c '^[0-9]'" % dump)
+    assert int(rows) == 200
+
+
+def test_mariadb_dump_is_complete(host, backup):
+    dump = host.file('%s/%s/databases/mysql-middleware.sql' % (BACKUP_ROOT, backup['new'][0])).content_string
+    assert 'CREATE TABLE `subscribers`' in dump
+    assert dump.rstrip().splitlines()[-1].startswith('-- Dump completed')
+    assert dump.count("'basic')") == 200
+
+
+def test_manifest_lists_the_dumps(host, backup):
+    data = manifest(host, backup['new'][0])
+    assert sorted((d['engine'], d['database'], d['file']) for d in data['databases']) == [
+        ('mysql', 'middleware', 'databases/mysql-middleware.sql'),
+        ('postgresql', 'middleware', 'databases/postgresql-middleware.pgdump')]
+    kinds = sorted(f['path'] for f in data['files'] if f['kind'] == 'database')
+    assert kinds == ['databases/mysql-middleware.sql', 'databases/postgresql-middleware.pgdump']
+
+
+def test_no_password_file_left_in_the_set(host, backup):
+    listing = host.check_output('find %s/%s' % (BACKUP_ROOT, backup['new'][0]))
+    assert '.pgpass' not in listing and '.my-' not in listing
+    for secret in SECRETS:
+        assert host.run('grep -rl %s %s/%s' % (secret, BACKUP_ROOT, backup['new'][0])).rc == 1
+
+
+def test_set_verifies_including_the_dumps(host, backup):
+    result = run_playbook(host, 'backup_verify.yml', micropvr_backup_id=backup['new'][0])
+    assert result.returncode == 0, result.output
+    assert '%s: VERIFIED' % backup['new'][0] in result.output

@@ -1,0 +1,551 @@
+"""Unit tests for plugins/module_utils/sqlite_snapshot.py, on real SQLite databases."""
+
+import os
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import sqlite_snapshot
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import (
+    MAX_DATABASES_PER_SNAPSHOT,
+    describe,
+    integrity_check,
+    snapshot,
+)
+
+
+def make_db(path, rows=0, user_version=0, table='items'):
+    conn = sqlite3.connect(str(path))
+    conn.execute('CREATE TABLE %s (id INTEGER PRIMARY KEY, name TEXT, size REAL, data BLOB)' % table)
+    conn.executemany('INSERT INTO %s (id, name, size, data) VALUES (?, ?, ?, ?)' % table,
+                     [(i, 'row %d' % i, i * 1.5, bytes([i % 256]) * 10) for i in range(1, rows + 1)])
+    conn.execute('PRAGMA user_version = %d' % user_version)
+    conn.commit()
+    conn.close()
+    return str(path)
+
+
+def ids(path, table):
+    conn = sqlite3.connect(str(path))
+    try:
+        return set(row[0] for row in conn.execute('SELECT id FROM %s' % table))
+    finally:
+        conn.close()
+
+
+def scalar(path, sql):
+    conn = sqlite3.connect(str(path))
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
+# --- describe ----------------------------------------------------------------------------------
+
+def test_describe_user_version_rows_and_source(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=25, user_version=7)
+    info = describe(path)
+    assert info['user_version'] == 7
+    assert list(info['tables']) == ['items']
+    assert info['tables']['items']['rows'] == 25
+    assert len(info['tables']['items']['sha256']) == 64
+    assert 'source' not in info
+    assert describe(path, '/etc/micropvr/records.db')['source'] == '/etc/micropvr/records.db'
+
+
+def test_describe_lists_every_user_table_but_not_sqlite_internal_ones(tmp_path):
+    path = make_db(tmp_path / 'tasks.db', rows=3)
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE "odd ""name""" (k TEXT PRIMARY KEY, v TEXT)')
+    conn.execute('CREATE TABLE auto (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)')  # creates sqlite_sequence
+    conn.execute("INSERT INTO auto (v) VALUES ('a')")
+    conn.execute('CREATE INDEX items_name ON items (name)')
+    conn.execute('ANALYZE')  # creates sqlite_stat1
+    conn.commit()
+    conn.close()
+    tables = describe(path)['tables']
+    assert sorted(tables) == ['auto', 'items', 'odd "name"']
+    assert tables['auto']['rows'] == 1
+    assert tables['odd "name"']['rows'] == 0
+
+
+def test_describe_empty_table_digest(tmp_path):
+    path = make_db(tmp_path / 'empty.db')
+    assert describe(path)['tables'] == {
+        'items': dict(rows=0, sha256='e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')}
+
+
+def test_describe_digest_is_stable_when_nothing_changes(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=100)
+    before = describe(path)
+    assert describe(path) == before
+    conn = sqlite3.connect(path)
+    conn.execute('UPDATE items SET name = name')  # a write that changes no value
+    conn.commit()
+    conn.execute('VACUUM')  # rewrites every page, same content
+    conn.close()
+    assert describe(path) == before
+
+
+def test_describe_digest_does_not_depend_on_insertion_order(tmp_path):
+    one = make_db(tmp_path / 'one.db', rows=20)
+    two = make_db(tmp_path / 'two.db')
+    conn = sqlite3.connect(two)
+    conn.executemany('INSERT INTO items (id, name, size, data) VALUES (?, ?, ?, ?)',
+                     [(i, 'row %d' % i, i * 1.5, bytes([i % 256]) * 10) for i in range(20, 0, -1)])
+    conn.commit()
+    conn.close()
+    assert describe(one) == describe(two)
+
+
+@pytest.mark.parametrize('sql', [
+    "UPDATE items SET name = 'row 50 edited' WHERE id = 50",
+    'UPDATE items SET size = 75.0000001 WHERE id = 50',
+    "UPDATE items SET data = x'00' WHERE id = 50",
+    'UPDATE items SET name = NULL WHERE id = 50',
+    'UPDATE items SET id = 1000 WHERE id = 50',
+])
+def test_describe_digest_changes_when_one_value_changes(tmp_path, sql):
+    path = make_db(tmp_path / 'records.db', rows=100)
+    before = describe(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute(sql).rowcount == 1
+    conn.commit()
+    conn.close()
+    after = describe(path)
+    assert after['tables']['items']['rows'] == 100
+    assert after['tables']['items']['sha256'] != before['tables']['items']['sha256']
+
+
+def test_describe_digest_changes_when_a_row_is_deleted_or_added(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=10)
+    before = describe(path)['tables']['items']
+    conn = sqlite3.connect(path)
+    conn.execute('DELETE FROM items WHERE id = 10')
+    conn.commit()
+    deleted = describe(path)['tables']['items']
+    conn.execute("INSERT INTO items (id, name) VALUES (11, 'new')")
+    conn.commit()
+    conn.close()
+    added = describe(path)['tables']['items']
+    assert deleted['rows'] == 9 and added['rows'] == 10
+    assert len({before['sha256'], deleted['sha256'], added['sha256']}) == 3
+
+
+def test_describe_user_version_change_does_not_touch_table_digests(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=5, user_version=1)
+    before = describe(path)
+    conn = sqlite3.connect(path)
+    conn.execute('PRAGMA user_version = 2')
+    conn.close()
+    after = describe(path)
+    assert after['user_version'] == 2
+    assert after['tables'] == before['tables']
+
+
+def test_describe_without_rowid_table(tmp_path):
+    path = str(tmp_path / 'wr.db')
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID')
+    conn.executemany('INSERT INTO kv VALUES (?, ?)', [('b', '2'), ('a', '1'), ('c', '3')])
+    conn.commit()
+    conn.close()
+    first = describe(path)['tables']['kv']
+    assert first['rows'] == 3
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE kv SET v = '22' WHERE k = 'b'")
+    conn.commit()
+    conn.close()
+    second = describe(path)['tables']['kv']
+    assert second['rows'] == 3
+    assert second['sha256'] != first['sha256']
+
+
+def test_describe_does_not_write_to_the_database(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=5)
+    os.chmod(path, 0o444)
+    before = (os.stat(path).st_mtime_ns, os.path.getsize(path))
+    describe(path)
+    assert (os.stat(path).st_mtime_ns, os.path.getsize(path)) == before
+    assert sorted(os.listdir(str(tmp_path))) == ['records.db']
+
+
+# --- integrity_check ---------------------------------------------------------------------------
+
+def test_integrity_check_good_database(tmp_path):
+    assert integrity_check(make_db(tmp_path / 'records.db', rows=200)) is None
+
+
+def test_integrity_check_not_a_database(tmp_path):
+    path = tmp_path / 'records.db'
+    path.write_bytes(b'this is a text file and not a database\n' * 200)
+    assert integrity_check(str(path)) == 'not a usable SQLite database: file is not a database'
+
+
+def test_integrity_check_missing_file(tmp_path):
+    problem = integrity_check(str(tmp_path / 'nope.db'))
+    assert problem == 'not a usable SQLite database: unable to open database file'
+    assert not os.path.exists(str(tmp_path / 'nope.db'))  # read-only: never creates it
+
+
+def corrupt_page(path, page_number, page_size):
+    with open(path, 'r+b') as handle:
+        handle.seek((page_number - 1) * page_size)
+        handle.write(b'\xa5' * page_size)
+
+
+def test_integrity_check_corrupted_table_page(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=2000)
+    page_size = scalar(path, 'PRAGMA page_size')
+    pages = scalar(path, 'PRAGMA page_count')
+    assert pages > 10
+    corrupt_page(path, pages // 2, page_size)
+    problem = integrity_check(path)
+    assert problem is not None
+    assert problem.startswith('integrity_check: ') or problem.startswith('not a usable SQLite database: ')
+    assert problem != 'integrity_check: ok'
+
+
+def test_integrity_check_corrupted_index_is_reported_by_pragma(tmp_path):
+    """An index that disagrees with its table: the database opens, integrity_check complains."""
+    path = make_db(tmp_path / 'records.db', rows=50)
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE INDEX items_name ON items (name)')
+    conn.commit()
+    # Change the table without maintaining the index (writable_schema trick: drop the index from
+    # the schema, edit, put the stale index definition back).
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'items_name'").fetchone()[0]
+    rootpage = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'items_name'").fetchone()[0]
+    conn.execute('PRAGMA writable_schema = ON')
+    conn.execute("DELETE FROM sqlite_master WHERE name = 'items_name'")
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE items SET name = 'changed behind the index' WHERE id = 5")
+    conn.commit()
+    conn.execute('PRAGMA writable_schema = ON')
+    conn.execute("INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) "
+                 "VALUES ('index', 'items_name', 'items', ?, ?)", (rootpage, sql))
+    conn.commit()
+    conn.close()
+    problem = integrity_check(path)
+    assert problem is not None
+    assert problem.startswith('integrity_check: ')
+    assert 'items_name' in problem
+
+
+def test_integrity_check_truncated_database(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=2000)
+    size = os.path.getsize(path)
+    with open(path, 'r+b') as handle:
+        handle.truncate(size // 2)
+    problem = integrity_check(path)
+    assert problem is not None and problem != 'integrity_check: ok'
+
+
+# --- snapshot ----------------------------------------------------------------------------------
+
+def test_snapshot_of_nothing():
+    assert snapshot([]) == []
+
+
+def test_snapshot_copies_each_database_and_describes_the_copies(tmp_path):
+    records = make_db(tmp_path / 'records.db', rows=300, user_version=3)
+    tasks = make_db(tmp_path / 'tasks.db', rows=40, user_version=5, table='tasks')
+    out = tmp_path / 'out'
+    out.mkdir()
+    pairs = [(records, str(out / 'records.db')), (tasks, str(out / 'tasks.db'))]
+    infos = snapshot(pairs)
+    assert infos == [describe(records, records), describe(tasks, tasks)]
+    assert infos[0]['user_version'] == 3 and infos[1]['user_version'] == 5
+    assert infos[0]['tables']['items']['rows'] == 300
+    assert infos[1]['tables']['tasks']['rows'] == 40
+    assert infos[0]['source'] == records
+    for source, destination in pairs:
+        assert integrity_check(destination) is None
+        assert describe(destination) == describe(source)
+
+
+def test_snapshot_leaves_sources_untouched(tmp_path):
+    (tmp_path / 'src').mkdir()
+    records = make_db(tmp_path / 'src' / 'records.db', rows=10)
+    before = (os.stat(records).st_mtime_ns, os.path.getsize(records), sorted(os.listdir(str(tmp_path / 'src'))))
+    snapshot([(records, str(tmp_path / 'copy.db'))])
+    assert (os.stat(records).st_mtime_ns, os.path.getsize(records),
+            sorted(os.listdir(str(tmp_path / 'src')))) == before
+
+
+def test_snapshot_of_a_read_only_source(tmp_path):
+    records = make_db(tmp_path / 'records.db', rows=10)
+    os.chmod(records, 0o444)
+    infos = snapshot([(records, str(tmp_path / 'copy.db'))])
+    assert infos[0]['tables']['items']['rows'] == 10
+
+
+@pytest.mark.parametrize('name', ['with space.db', 'hash#tag.db', 'question?.db', 'per%cent.db', 'amp&er=sand.db'])
+def test_snapshot_source_names_with_uri_special_characters(tmp_path, name):
+    source = make_db(tmp_path / name, rows=12)
+    other = make_db(tmp_path / 'plain.db', rows=3)
+    infos = snapshot([(other, str(tmp_path / 'c1.db')), (source, str(tmp_path / 'c2.db'))])
+    assert infos[1]['tables']['items']['rows'] == 12
+    assert describe(str(tmp_path / 'c2.db')) == describe(source)
+
+
+def test_snapshot_copies_of_wal_databases(tmp_path):
+    records = make_db(tmp_path / 'records.db', rows=20)
+    conn = sqlite3.connect(records)
+    assert conn.execute('PRAGMA journal_mode = WAL').fetchone()[0] == 'wal'
+    conn.execute("INSERT INTO items (id, name) VALUES (100, 'only in the wal')")
+    conn.commit()
+    try:
+        infos = snapshot([(records, str(tmp_path / 'copy.db'))])
+    finally:
+        conn.close()
+    assert infos[0]['tables']['items']['rows'] == 21
+    assert 100 in ids(tmp_path / 'copy.db', 'items')
+    assert integrity_check(str(tmp_path / 'copy.db')) is None
+
+
+def test_snapshot_missing_source(tmp_path):
+    records = make_db(tmp_path / 'records.db', rows=1)
+    missing = str(tmp_path / 'tasks.db')
+    with pytest.raises(ValueError) as excinfo:
+        snapshot([(records, str(tmp_path / 'c1.db')), (missing, str(tmp_path / 'c2.db'))])
+    assert str(excinfo.value) == 'SQLite database %s does not exist' % missing
+    assert not os.path.exists(str(tmp_path / 'c1.db'))  # checked before anything is copied
+    assert not os.path.exists(missing)
+
+
+def test_snapshot_source_that_is_a_directory(tmp_path):
+    (tmp_path / 'dir.db').mkdir()
+    with pytest.raises(ValueError) as excinfo:
+        snapshot([(str(tmp_path / 'dir.db'), str(tmp_path / 'copy.db'))])
+    assert str(excinfo.value) == 'SQLite database %s does not exist' % (tmp_path / 'dir.db')
+
+
+def test_snapshot_of_a_non_database_raises_sqlite_error(tmp_path):
+    bad = tmp_path / 'bad.db'
+    bad.write_bytes(b'not a database' * 100)
+    with pytest.raises(sqlite3.Error):
+        snapshot([(str(bad), str(tmp_path / 'copy.db'))])
+
+
+def test_snapshot_at_most_max_databases(tmp_path):
+    assert MAX_DATABASES_PER_SNAPSHOT == 10
+    pairs = [(make_db(tmp_path / ('db%d.db' % i), rows=i), str(tmp_path / ('copy%d.db' % i)))
+             for i in range(MAX_DATABASES_PER_SNAPSHOT + 1)]
+    with pytest.raises(ValueError) as excinfo:
+        snapshot(pairs)
+    assert str(excinfo.value) == 'at most 10 SQLite databases can be copied as one snapshot, got 11'
+    assert not any(os.path.exists(destination) for dummy, destination in pairs)
+
+
+def test_snapshot_of_exactly_max_databases(tmp_path):
+    pairs = [(make_db(tmp_path / ('db%d.db' % i), rows=i), str(tmp_path / ('copy%d.db' % i)))
+             for i in range(MAX_DATABASES_PER_SNAPSHOT)]
+    infos = snapshot(pairs)
+    assert [info['tables']['items']['rows'] for info in infos] == list(range(MAX_DATABASES_PER_SNAPSHOT))
+    assert [info['source'] for info in infos] == [source for source, dummy in pairs]
+
+
+# --- snapshot while MicroPVR writes ------------------------------------------------------------
+
+def make_pair_dbs(tmp_path):
+    a = str(tmp_path / 'records.db')
+    b = str(tmp_path / 'tasks.db')
+    for path, table in ((a, 'records'), (b, 'tasks')):
+        conn = sqlite3.connect(path)
+        conn.execute('CREATE TABLE %s (id INTEGER PRIMARY KEY, payload TEXT)' % table)
+        conn.execute('CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER)')
+        conn.execute('INSERT INTO counter VALUES (1, 0)')
+        conn.commit()
+        conn.close()
+    return a, b
+
+
+class PairWriter(threading.Thread):
+    """Writes a row to both databases (and bumps a counter in each) in one transaction, in a loop."""
+
+    def __init__(self, main_db, attached_db, main_table, attached_table, timeout=30.0):
+        super(PairWriter, self).__init__()
+        self.daemon = True
+        self.main_db, self.attached_db = main_db, attached_db
+        self.main_table, self.attached_table = main_table, attached_table
+        self.timeout = timeout
+        self.stop = threading.Event()
+        self.commits = 0
+        self.errors = []
+
+    def run(self):
+        conn = sqlite3.connect(self.main_db, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        conn.execute("ATTACH DATABASE ? AS other", (self.attached_db,))
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            try:
+                conn.execute('BEGIN IMMEDIATE')
+                conn.execute('INSERT INTO main.%s VALUES (?, ?)' % self.main_table, (n, 'x' * 500))
+                conn.execute('UPDATE main.counter SET value = value + 1')
+                conn.execute('INSERT INTO other.%s VALUES (?, ?)' % self.attached_table, (n, 'y' * 500))
+                conn.execute('UPDATE other.counter SET value = value + 1')
+                conn.execute('COMMIT')
+                self.commits += 1
+            except sqlite3.Error as exc:
+                self.errors.append(str(exc))
+                try:
+                    conn.execute('ROLLBACK')
+                except sqlite3.Error:
+                    pass
+            time.sleep(0.0005)
+        conn.close()
+
+
+def test_snapshot_while_another_thread_writes_both_databases(tmp_path):
+    a, b = make_pair_dbs(tmp_path)
+    writer = PairWriter(a, b, 'records', 'tasks')
+    writer.start()
+    try:
+        deadline = time.time() + 5
+        while writer.commits < 20 and time.time() < deadline:
+            time.sleep(0.01)
+        seen = []
+        for round_ in range(8):
+            ca, cb = str(tmp_path / ('a%d.db' % round_)), str(tmp_path / ('b%d.db' % round_))
+            infos = snapshot([(a, ca), (b, cb)])
+            assert integrity_check(ca) is None
+            assert integrity_check(cb) is None
+            records, tasks = ids(ca, 'records'), ids(cb, 'tasks')
+            # one snapshot across both databases: never a row in one copy without its partner
+            assert records == tasks
+            assert scalar(ca, 'SELECT value FROM counter') == scalar(cb, 'SELECT value FROM counter') == len(records)
+            assert infos[0]['tables']['records']['rows'] == len(records)
+            assert infos[1]['tables']['tasks']['rows'] == len(tasks)
+            seen.append(len(records))
+            time.sleep(0.02)
+    finally:
+        writer.stop.set()
+        writer.join(60)
+    assert writer.errors == []
+    assert seen[0] >= 20
+    assert seen[-1] > seen[0], 'the writer made progress between snapshots'
+    assert writer.commits >= seen[-1]
+
+
+class HookedSqlite(object):
+    """sqlite3 stand-in for sqlite_snapshot that runs a hook inside snapshot() once.
+
+    ``on_lock``: after the snapshot's first read of a database (it now holds a read lock);
+    ``on_backup``: after the first database has been copied with the backup API.
+    """
+
+    def __init__(self, on_lock=None, on_backup=None):
+        self.on_lock, self.on_backup = on_lock, on_backup
+        self.fired = []
+
+    def __getattr__(self, name):
+        return getattr(sqlite3, name)
+
+    def _fire(self, name, hook):
+        if name not in self.fired:
+            self.fired.append(name)
+            if hook is not None:
+                hook()
+
+    def connect(self, *args, **kwargs):
+        conn = sqlite3.connect(*args, **kwargs)
+        if not kwargs.get('uri'):
+            return conn
+        outer = self
+
+        class Wrapped(object):
+            def __getattr__(self, name):
+                return getattr(conn, name)
+
+            def execute(self, sql, *params):
+                cursor = conn.execute(sql, *params)
+                if 'sqlite_master' in sql:
+                    cursor.fetchone()
+                    outer._fire('lock', outer.on_lock)
+                return cursor
+
+            def backup(self, target, **kwargs):
+                result = conn.backup(target, **kwargs)
+                outer._fire('backup', outer.on_backup)
+                return result
+
+        return Wrapped()
+
+
+def test_snapshot_a_write_to_both_databases_between_the_two_copies_is_in_neither(tmp_path, monkeypatch):
+    """Deterministic version of the test above: a writer commits to both databases while the
+    first database has been copied and the second not yet. It must wait for the snapshot, so
+    that neither copy has its row."""
+    a, b = make_pair_dbs(tmp_path)
+    result = []
+
+    def write_both():
+        conn = sqlite3.connect(a, timeout=20, isolation_level=None)
+        conn.execute('ATTACH DATABASE ? AS other', (b,))
+        conn.execute('BEGIN IMMEDIATE')
+        conn.execute("INSERT INTO main.records VALUES (1, 'between the copies')")
+        conn.execute("INSERT INTO other.tasks VALUES (1, 'between the copies')")
+        conn.execute('COMMIT')
+        conn.close()
+        result.append(time.time())
+
+    writer = threading.Thread(target=write_both)
+
+    def between_copies():
+        writer.start()
+        writer.join(0.5)  # a writer that is not blocked is done by now
+
+    hooked = HookedSqlite(on_backup=between_copies)
+    monkeypatch.setattr(sqlite_snapshot, 'sqlite3', hooked)
+    ca, cb = str(tmp_path / 'ca.db'), str(tmp_path / 'cb.db')
+    snapshot([(a, ca), (b, cb)])
+    finished = time.time()
+    writer.join(30)
+    assert hooked.fired == ['lock', 'backup']
+    assert result and result[0] >= finished - 0.05, 'the writer waited for the snapshot'
+    assert ids(ca, 'records') == set() and ids(cb, 'tasks') == set()
+    assert ids(a, 'records') == {1} and ids(b, 'tasks') == {1}
+
+
+def test_snapshot_with_a_writer_that_locks_the_databases_in_the_other_order(tmp_path, monkeypatch):
+    a, b = make_pair_dbs(tmp_path)
+    writer_conn = sqlite3.connect(b, timeout=10, isolation_level=None, check_same_thread=False)
+    writer_conn.execute('ATTACH DATABASE ? AS other', (a,))
+    writer_conn.execute('BEGIN IMMEDIATE')
+    writer_conn.execute("INSERT INTO main.tasks VALUES (1, 'pending')")
+    writer_conn.execute("INSERT INTO other.records VALUES (1, 'pending')")
+    commit_result = []
+
+    def commit():
+        try:
+            writer_conn.execute('COMMIT')
+            commit_result.append('ok')
+        except sqlite3.Error as exc:
+            commit_result.append(str(exc))
+
+    committer = threading.Thread(target=commit)
+
+    def after_first_lock():
+        # The snapshot holds its read lock on records.db; the writer now commits: it locks tasks.db
+        # (its main database) exclusively, then waits for records.db.
+        committer.start()
+        time.sleep(0.5)
+
+    monkeypatch.setattr(sqlite_snapshot, 'sqlite3', HookedSqlite(on_lock=after_first_lock))
+    try:
+        ca, cb = str(tmp_path / 'ca.db'), str(tmp_path / 'cb.db')
+        snapshot([(a, ca), (b, cb)], busy_timeout=2.0)
+        committer.join(30)
+        assert commit_result == ['ok']
+        assert ids(ca, 'records') == ids(cb, 'tasks')
+    finally:
+        if committer.is_alive() or committer.ident is not None:
+            committer.join(30)
+        writer_conn.close()
