@@ -169,3 +169,76 @@ def check_mysql_dump(path):
     if MYSQL_TRAILER not in tail:
         return 'dump is incomplete (no "-- Dump completed" trailer)'
     return None
+
+
+def restore(module, db, dump_path, work_dir):
+    """Restore ``db`` from its dump in the set; fail the module naming the database on error.
+
+    PostgreSQL: ``pg_restore --clean --if-exists`` into the same database, in one transaction.
+    MariaDB: the database is dropped and created again, then the dump is imported.
+    """
+    label = _label(db)
+    secrets = []
+    try:
+        if db['engine'] == 'postgresql':
+            env = _pg_env(db, work_dir)
+            secrets = list(env.values())
+            pg_restore = module.get_bin_path('pg_restore', required=True)
+            rc, out, err = module.run_command(
+                [pg_restore, '--clean', '--if-exists', '--single-transaction', '--no-password',
+                 '--exit-on-error'] + _pg_connection_args(db) + ['--dbname', db['name'], dump_path],
+                environ_update=env)
+            if rc != 0:
+                module.fail_json(msg='%s: pg_restore failed (rc=%d): %s' % (label, rc, err.strip()))
+            return
+        defaults = _mysql_defaults(db, work_dir)
+        secrets = [defaults]
+        mysql = module.get_bin_path('mysql', required=True)
+        quoted = '`%s`' % db['name'].replace('`', '``')
+        rc, out, err = module.run_command(
+            [mysql, '--defaults-extra-file=%s' % defaults, '--batch'],
+            data='DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;' % (quoted, quoted))
+        if rc != 0:
+            module.fail_json(msg='%s: recreating the database failed (rc=%d): %s' % (label, rc, err.strip()))
+        with open(dump_path, 'rb') as handle:
+            rc, out, err = module.run_command(
+                [mysql, '--defaults-extra-file=%s' % defaults, '--batch', db['name']],
+                data=handle.read(), binary_data=True)
+        if rc != 0:
+            module.fail_json(msg='%s: import failed (rc=%d): %s' % (label, rc, err.strip()))
+    finally:
+        for path in secrets:
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def ping(module, db, work_dir):
+    """None when ``db`` answers a query with these credentials, else why not."""
+    label = _label(db)
+    secrets = []
+    try:
+        if db['engine'] == 'postgresql':
+            env = _pg_env(db, work_dir)
+            secrets = list(env.values())
+            psql = module.get_bin_path('psql')
+            if not psql:
+                return '%s: psql not found (install postgresql-client)' % label
+            rc, out, err = module.run_command([psql, '--no-psqlrc', '--no-password', '--tuples-only', '--command',
+                                               'SELECT 1'] + _pg_connection_args(db) + ['--dbname', db['name']],
+                                              environ_update=env)
+        else:
+            defaults = _mysql_defaults(db, work_dir)
+            secrets = [defaults]
+            mysql = module.get_bin_path('mysql')
+            if not mysql:
+                return '%s: mysql client not found (install mariadb-client)' % label
+            rc, out, err = module.run_command([mysql, '--defaults-extra-file=%s' % defaults, '--batch',
+                                               '--execute', 'SELECT 1', db['name']])
+        if rc != 0:
+            lines = (err or out).strip().splitlines()
+            return '%s does not answer: %s' % (label, lines[-1] if lines else 'rc=%d' % rc)
+        return None
+    finally:
+        for path in secrets:
+            if os.path.exists(path):
+                os.unlink(path)

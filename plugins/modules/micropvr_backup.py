@@ -204,6 +204,7 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import tarfile
 import time
 
@@ -463,7 +464,9 @@ def build_set(module, plan, packages, work, backup_id, now):
                  for source, name in zip(plan['sqlite_databases'], plan['sqlite_names'])]
         for (source, destination), info in zip(pairs, snapshot(pairs)):
             relpath = os.path.relpath(destination, work)
-            info['file'] = relpath
+            owner = os.stat(source)
+            # A rollback puts the database back with the owner and mode it had.
+            info.update(file=relpath, mode='%04o' % stat.S_IMODE(owner.st_mode), uid=owner.st_uid, gid=owner.st_gid)
             sqlite_info.append(info)
             files.append(backupset.file_entry(work, relpath, 'sqlite', source=source))
 

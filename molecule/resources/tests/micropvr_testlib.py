@@ -89,3 +89,36 @@ def backup_ids(host, root=BACKUP_ROOT):
 
 def manifest(host, backup_id, root=BACKUP_ROOT):
     return json.loads(host.file('%s/%s/manifest.json' % (root, backup_id)).content_string)
+
+
+def run_module(host, module, **args):
+    """Run one of the collection's modules on ``host`` (ad hoc); return (rc, result dict)."""
+    command = [os.path.join(os.path.dirname(sys.executable), 'ansible'),
+               '-i', os.environ['MOLECULE_INVENTORY_FILE'], host.backend.get_hostname(), '--become',
+               '-m', 'microimpuls.micropvr.%s' % module, '-a', json.dumps(args)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+               ANSIBLE_STDOUT_CALLBACK='ansible.builtin.minimal')
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    # minimal callback: "<host> | STATUS => {json}"
+    text = proc.stdout
+    start = text.find('{')
+    result = json.loads(text[start:]) if start >= 0 else {}
+    return proc.returncode, result
+
+
+DATABASES = ('/etc/micropvr/records.db', '/etc/micropvr/tasks.db')
+
+
+def db_dump(host):
+    """Schema and every row of every MicroPVR SQLite database, for exact comparisons."""
+    return dict((path, host.check_output('sqlite3 %s .dump' % path)) for path in DATABASES)
+
+
+def installed_version(host, package):
+    return host.check_output("dpkg-query -W -f '${Version}' %s" % package)
+
+
+def create_tasks(host, count, channel=20):
+    """Write ``count`` tasks (and their records) through the daemon's API."""
+    return [rpc(host, 'create_new_task', channel_id=channel + n % 3, name='fixture %d' % n,
+                start_time='2024-07-0%d 21:00:00' % (1 + n % 9), duration=30 + n)['task_id'] for n in range(count)]

@@ -1,0 +1,94 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: micropvr_history
+short_description: Record a MicroPVR lifecycle event in the host's history, or read it
+version_added: 0.1.0
+description:
+  - The history is a root-only JSON-lines file, C(<state_dir>/history.jsonl), one event per line
+    (updates, rollbacks, overrides of the backup gate), each with its UTC time.
+  - With O(event) set, appends one event; without it, only returns the history.
+options:
+  event:
+    description: Kind of event to record, for example C(update) or C(rollback).
+    type: str
+  data:
+    description: What to record with the event (versions, backup id, result, message).
+    type: dict
+    default: {}
+  state_dir:
+    description: Directory holding the history (created 0700).
+    type: path
+    default: /var/lib/microimpuls-micropvr
+attributes:
+  check_mode:
+    support: full
+    details: Nothing is written in check mode.
+  diff_mode:
+    support: none
+author:
+  - microimpuls.micropvr maintainers
+'''
+
+EXAMPLES = r'''
+- name: Record a successful update
+  microimpuls.micropvr.micropvr_history:
+    event: update
+    data:
+      from: {micropvr: 1.9.0-1}
+      to: {micropvr: 1.10.0-1}
+      backup_id: 20261126T221500Z
+      result: updated
+
+- name: Read the history
+  microimpuls.micropvr.micropvr_history:
+  register: history
+'''
+
+RETURN = r'''
+entry:
+  description: The event as recorded.
+  returned: when O(event) is set
+  type: dict
+history:
+  description: Every event, oldest first.
+  returned: always
+  type: list
+  elements: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            event=dict(type='str'),
+            data=dict(type='dict', default={}),
+            state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    result = dict(changed=False)
+    if params['event']:
+        entry = dict(params['data'], event=params['event'])
+        if not module.check_mode:
+            entry = hoststate.append_history(params['state_dir'], entry)
+        result.update(changed=True, entry=entry)
+    result['history'] = hoststate.read_history(params['state_dir'])
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,241 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: micropvr_install
+short_description: Install an exact MicroPVR version, only behind a verified backup
+version_added: 0.1.0
+description:
+  - Installs O(version) of every package in O(packages) with apt, keeping the operator's edits
+    to conffiles (C(--force-confdef --force-confold)), then holds the packages.
+  - "The backup gate is in this module, so it holds however the module is reached (tags,
+    C(--start-at-task), C(include_role: tasks_from)): it refuses to act unless O(backup_id)
+    names a set under O(backup_root) that verifies (every checksum, SQLite integrity, dumps,
+    package control fields), is younger than O(max_age) seconds and holds exactly the package
+    versions installed now."
+  - The only way past the gate is O(allow_without_backup=true); the override is written to the
+    host's history and returned as a warning.
+  - Refuses an unknown or malformed version, a version the apt sources do not offer, and a version
+    that is not newer than the installed one (a downgrade is a rollback's job), before anything changes.
+  - With O(preflight=true) runs only those version checks, without the gate and without installing.
+options:
+  version:
+    description: Exact Debian version to install for every package, e.g. C(1.10.0-1).
+    type: str
+    required: true
+  packages:
+    description: The MicroPVR packages.
+    type: list
+    elements: str
+    default: [micropvr, micropvs]
+  backup_id:
+    description: The backup set that vouches for this update.
+    type: str
+  backup_root:
+    description: Directory that holds the backup sets.
+    type: path
+    default: /var/backups/micropvr
+  max_age:
+    description: Seconds; the backup set must be younger than this.
+    type: int
+    default: 3600
+  allow_without_backup:
+    description: Skip the backup gate. Recorded in the history under O(state_dir).
+    type: bool
+    default: false
+  preflight:
+    description: Only check the version (syntax, availability, newer than installed); change nothing.
+    type: bool
+    default: false
+  hold:
+    description: Hold the packages after installing, so that a routine C(apt upgrade) cannot move them.
+    type: bool
+    default: true
+  state_dir:
+    description: Directory of the host's history.
+    type: path
+    default: /var/lib/microimpuls-micropvr
+attributes:
+  check_mode:
+    support: full
+    details: Runs every check, including the gate, and reports what would be installed.
+  diff_mode:
+    support: none
+seealso:
+  - module: microimpuls.micropvr.micropvr_backup
+  - module: microimpuls.micropvr.micropvr_restore
+author:
+  - microimpuls.micropvr maintainers
+'''
+
+EXAMPLES = r'''
+- name: Install 1.10.0-1 behind the backup just taken
+  microimpuls.micropvr.micropvr_install:
+    version: 1.10.0-1
+    backup_id: "{{ backup_set.backup_id }}"
+'''
+
+RETURN = r'''
+from_versions:
+  description: Versions installed before.
+  returned: always
+  type: dict
+  sample: {micropvr: 1.9.0-1, micropvs: 1.9.0-1}
+to_versions:
+  description: Versions installed after (the target in check mode and preflight).
+  returned: always
+  type: dict
+  sample: {micropvr: 1.10.0-1, micropvs: 1.10.0-1}
+backup_id:
+  description: The backup set the gate accepted, or null when the gate was overridden.
+  returned: always
+  type: str
+gate:
+  description: C(passed), C(overridden) or C(not checked) (preflight).
+  returned: always
+  type: str
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, gate
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import DEFAULT_BACKUP_ROOT, DEFAULT_PACKAGES
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import package_versions
+
+APT_ENV = dict(DEBIAN_FRONTEND='noninteractive', APT_LISTCHANGES_FRONTEND='none')
+CONFFILE_OPTIONS = ['-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold']
+
+
+def available_versions(module, name):
+    """Versions of ``name`` the apt sources offer (apt-cache madison)."""
+    rc, out, err = module.run_command([module.get_bin_path('apt-cache', required=True), 'madison', name])
+    versions = []
+    for line in out.splitlines():
+        fields = [f.strip() for f in line.split('|')]
+        if len(fields) >= 3 and fields[0] == name:
+            versions.append(fields[1])
+    return versions
+
+
+def check_version(module, installed):
+    """Refuse a malformed, unavailable or not-newer target before anything changes."""
+    target = module.params['version']
+    try:
+        debversion.parse(target)
+    except ValueError as exc:
+        module.fail_json(msg='micropvr_version: %s' % exc)
+    missing = [name for name, info in installed.items() if not info['installed']]
+    if missing:
+        module.fail_json(msg='micropvr_packages: not installed, nothing to update: %s' % ', '.join(missing))
+    for name in module.params['packages']:
+        offered = available_versions(module, name)
+        if target not in offered:
+            module.fail_json(msg='micropvr_version: %s %s is not available from the apt sources (they offer: %s)'
+                                 % (name, target, ', '.join(offered) or 'nothing'))
+    older = [(name, info['version']) for name, info in installed.items()
+             if debversion.compare(target, info['version']) < 0]
+    if older:
+        module.fail_json(msg='micropvr_version: %s is older than the installed %s; a downgrade is done by '
+                             'restoring a backup set (rollback.yml), not by an update'
+                             % (target, ', '.join('%s %s' % item for item in older)))
+
+
+def check_gate(module, installed):
+    """The backup gate: return the accepted backup id, or fail naming every reason."""
+    params = module.params
+    if params['allow_without_backup']:
+        return None
+    if not params['backup_id']:
+        module.fail_json(msg='refusing to install %s without a backup: backup_id is not set. Take a backup first '
+                             '(the update role does), or set micropvr_update_without_backup=true to override '
+                             '(recorded in the host history)' % params['version'])
+    try:
+        directory = backupset.set_path(params['backup_root'], params['backup_id'])
+    except backupset.BackupSetError as exc:
+        module.fail_json(msg='refusing to install %s: %s' % (params['version'], exc))
+    if not os.path.isdir(directory):
+        module.fail_json(msg='refusing to install %s: no backup set %s in %s'
+                             % (params['version'], params['backup_id'], params['backup_root']))
+    summary = backupset.summarize(directory, params['backup_id'])
+    dummy, problems = backupset.verify_set(module, directory, params['backup_id'])
+    if problems:
+        summary.update(status=backupset.STATUS_DAMAGED, problems=problems)
+    reasons = gate.gate_problems(summary, dict((n, i['version']) for n, i in installed.items()), params['max_age'])
+    if reasons:
+        module.fail_json(msg='refusing to install %s: the backup gate is closed: %s'
+                             % (params['version'], '; '.join(reasons)), gate_problems=reasons)
+    return params['backup_id']
+
+
+def install(module, installed):
+    params = module.params
+    apt_get = module.get_bin_path('apt-get', required=True)
+    apt_mark = module.get_bin_path('apt-mark', required=True)
+    specs = ['%s=%s' % (name, params['version']) for name in params['packages']]
+    module.run_command([apt_mark, 'unhold'] + params['packages'], check_rc=True)
+    rc, out, err = module.run_command([apt_get, 'install', '-y', '-q', '--allow-change-held-packages']
+                                      + CONFFILE_OPTIONS + specs,
+                                      environ_update=APT_ENV)
+    if rc != 0:
+        dummy, audit, dummy2 = module.run_command([module.get_bin_path('dpkg', required=True), '--audit'])
+        module.fail_json(msg='apt-get install %s failed (rc=%d): %s' % (' '.join(specs), rc,
+                                                                        '\n'.join((err or out).strip().splitlines()[-8:])),
+                         dpkg_audit=audit.strip(), stdout=out, stderr=err)
+    if params['hold']:
+        module.run_command([apt_mark, 'hold'] + params['packages'], check_rc=True)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            version=dict(type='str', required=True),
+            packages=dict(type='list', elements='str', default=list(DEFAULT_PACKAGES)),
+            backup_id=dict(type='str'),
+            backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
+            max_age=dict(type='int', default=3600),
+            allow_without_backup=dict(type='bool', default=False),
+            preflight=dict(type='bool', default=False),
+            hold=dict(type='bool', default=True),
+            state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    installed = package_versions(module, params['packages'])
+    check_version(module, installed)
+    before = dict((name, info['version']) for name, info in installed.items())
+    target = dict((name, params['version']) for name in params['packages'])
+    result = dict(from_versions=before, to_versions=target, backup_id=None, gate='not checked')
+    if params['preflight']:
+        module.exit_json(changed=False, **result)
+
+    backup_id = check_gate(module, installed)
+    result.update(backup_id=backup_id, gate='overridden' if backup_id is None else 'passed')
+    if backup_id is None:
+        module.warn('the backup gate was overridden (micropvr_update_without_backup): installing %s with no '
+                    'verified backup; recorded in %s' % (params['version'], os.path.join(params['state_dir'],
+                                                                                       hoststate.HISTORY_FILE)))
+    if before == target:
+        module.exit_json(changed=False, **result)
+    if module.check_mode:
+        module.exit_json(changed=True, **result)
+    if backup_id is None:
+        hoststate.append_history(params['state_dir'], dict(event='gate-override', version=params['version'],
+                                                           from_versions=before))
+    install(module, installed)
+    result['to_versions'] = dict((n, i['version']) for n, i in package_versions(module, params['packages']).items())
+    module.exit_json(changed=True, **result)
+
+
+if __name__ == '__main__':
+    main()

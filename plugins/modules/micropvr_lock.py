@@ -1,0 +1,139 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: micropvr_lock
+short_description: Take or release the per-host lock of MicroPVR lifecycle runs
+version_added: 0.1.0
+description:
+  - One update or rollback at a time per host. The lock is a root-only file in O(state_dir)
+    that names its owner (a run id), its purpose and when it was taken.
+  - O(state=present) takes the lock, or confirms it when O(owner) already holds it. When another
+    run holds it, the module fails naming that run; a lock older than O(ttl) seconds is taken
+    over and reported (its run crashed or was killed).
+  - O(state=absent) releases the lock held by O(owner); a lock held by another run is left alone.
+options:
+  state:
+    description: Take (C(present)) or release (C(absent)) the lock.
+    type: str
+    choices: [present, absent]
+    default: present
+  owner:
+    description: Id of the run that takes or releases the lock.
+    type: str
+    required: true
+  purpose:
+    description: What the run does, shown to a run that finds the host locked.
+    type: str
+    default: ''
+  ttl:
+    description: Seconds after which a lock is considered abandoned and may be taken over.
+    type: int
+    default: 7200
+  state_dir:
+    description: Directory holding the lock and the history (created 0700).
+    type: path
+    default: /var/lib/microimpuls-micropvr
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - microimpuls.micropvr maintainers
+'''
+
+EXAMPLES = r'''
+- name: Lock the host for this update
+  microimpuls.micropvr.micropvr_lock:
+    owner: "{{ run_id }}"
+    purpose: update to 1.10.0-1
+
+- name: Release it
+  microimpuls.micropvr.micropvr_lock:
+    owner: "{{ run_id }}"
+    state: absent
+'''
+
+RETURN = r'''
+lock:
+  description: The lock as it is after the module ran (C(None) when released).
+  returned: always
+  type: dict
+  sample: {owner: 20261126T221500Z-host1, purpose: update to 1.10.0-1, acquired_at: '2026-11-26T22:15:00Z'}
+taken_over:
+  description: The abandoned lock this run replaced, when it did.
+  returned: when a stale lock was taken over
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
+
+
+def take(module):
+    params = module.params
+    current = hoststate.read_lock(params['state_dir'])
+    mine = dict(owner=params['owner'], purpose=params['purpose'], acquired_at=hoststate.iso(hoststate.utc_now()))
+    if current is not None and current.get('owner') == params['owner']:
+        module.exit_json(changed=False, lock=current)
+    result = dict(changed=True, lock=mine)
+    if current is not None:
+        age = hoststate.lock_age(current)
+        if age is not None and age <= params['ttl']:
+            module.fail_json(
+                msg='the host is locked by another run (%s, owner %s, since %s, %d s ago); wait for it to finish. '
+                    'If that run is dead, the lock expires after %d s (micropvr_lock_ttl) or can be removed: %s/%s'
+                    % (current.get('purpose') or 'unknown purpose', current.get('owner'), current.get('acquired_at'),
+                       age, params['ttl'], params['state_dir'], hoststate.LOCK_FILE), lock=current)
+        result['taken_over'] = current
+        module.warn('took over an abandoned lock (%s, owner %s, since %s): older than %d s'
+                    % (current.get('purpose'), current.get('owner'), current.get('acquired_at'), params['ttl']))
+    if module.check_mode:
+        module.exit_json(**result)
+    if current is not None:
+        hoststate.remove_lock(params['state_dir'])
+    if not hoststate.create_lock(params['state_dir'], mine):
+        module.fail_json(msg='another run took the lock at the same moment: %s' % hoststate.read_lock(params['state_dir']))
+    module.exit_json(**result)
+
+
+def release(module):
+    params = module.params
+    current = hoststate.read_lock(params['state_dir'])
+    if current is None:
+        module.exit_json(changed=False, lock=None)
+    if current.get('owner') != params['owner']:
+        module.warn('the lock belongs to another run (owner %s); left in place' % current.get('owner'))
+        module.exit_json(changed=False, lock=current)
+    if not module.check_mode:
+        hoststate.remove_lock(params['state_dir'])
+    module.exit_json(changed=True, lock=None)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            owner=dict(type='str', required=True),
+            purpose=dict(type='str', default=''),
+            ttl=dict(type='int', default=7200),
+            state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
+        ),
+        supports_check_mode=True,
+    )
+    if module.params['state'] == 'present':
+        take(module)
+    release(module)
+
+
+if __name__ == '__main__':
+    main()
