@@ -12,13 +12,13 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import gate
 
 
-def _max_age(value):
+def _max_age(name, value):
     try:
         max_age = int(value)
     except (TypeError, ValueError):
-        raise AnsibleFilterError('max_age must be a number of seconds, got %r' % (value,))
+        raise AnsibleFilterError('%s: max_age must be a number of seconds, got %r' % (name, value))
     if max_age < 0:
-        raise AnsibleFilterError('max_age must not be negative, got %d' % max_age)
+        raise AnsibleFilterError('%s: max_age must not be negative, got %d' % (name, max_age))
     return max_age
 
 
@@ -26,7 +26,7 @@ def backup_gate(backup, installed, max_age):
     """Why ``backup`` does not qualify for an update; an empty list when it does."""
     if not isinstance(backup, dict) or 'id' not in backup:
         raise AnsibleFilterError('backup_gate: expected one set from micropvr_backup_info, got %r' % (backup,))
-    return gate.gate_problems(backup, installed, _max_age(max_age))
+    return gate.gate_problems(backup, installed, _max_age('backup_gate', max_age))
 
 
 def backup_pick(sets, installed, max_age):
@@ -35,7 +35,7 @@ def backup_pick(sets, installed, max_age):
         sets = sets['sets']
     if not isinstance(sets, list):
         raise AnsibleFilterError('backup_pick: expected the sets of micropvr_backup_info, got %r' % (sets,))
-    return gate.pick(sets, installed, _max_age(max_age))
+    return gate.pick(sets, installed, _max_age('backup_pick', max_age))
 
 
 class FilterModule(object):

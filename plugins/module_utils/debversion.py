@@ -16,7 +16,13 @@ import re
 
 _UPSTREAM_CHARS = re.compile(r'^[A-Za-z0-9.+~:-]*$')
 _REVISION_CHARS = re.compile(r'^[A-Za-z0-9.+~]*$')
-OPERATORS = ('<<', '<=', '=', '>=', '>>', '<', '>', '==', '!=', 'lt', 'le', 'eq', 'ne', 'ge', 'gt')
+_EPOCH = re.compile(r'^[0-9]+$')
+# dpkg stores the epoch in an int.
+_MAX_EPOCH = 2 ** 31 - 1
+OPERATORS = ('<<', '<=', '=', '>=', '>>', '==', '!=', 'lt', 'le', 'eq', 'ne', 'ge', 'gt')
+# dpkg still reads the obsolete '<' and '>' as '<=' and '>=', the opposite of what most
+# readers expect; they are refused rather than silently meaning either.
+_AMBIGUOUS = {'<': "'<<' (older) or '<=' (older or equal)", '>': "'>>' (newer) or '>=' (newer or equal)"}
 
 
 class DebianVersion(tuple):
@@ -56,9 +62,11 @@ def parse(text):
         epoch_text, version = version.split(':', 1)
         if not epoch_text:
             raise ValueError('version %r has an empty epoch' % text)
-        if not epoch_text.isdigit():
+        if not _EPOCH.match(epoch_text):
             raise ValueError('version %r has a non-numeric epoch %r' % (text, epoch_text))
         epoch = int(epoch_text)
+        if epoch > _MAX_EPOCH:
+            raise ValueError('version %r has an epoch too big for dpkg' % text)
     upstream, sep, revision = version.rpartition('-')
     if not sep:
         upstream, revision = version, ''
@@ -129,14 +137,17 @@ def compare(a, b):
 
 def satisfies(a, operator, b):
     """Whether ``a <operator> b`` holds; operators as dpkg --compare-versions takes them."""
+    if operator in _AMBIGUOUS:
+        raise ValueError('comparison operator %r is ambiguous (dpkg reads it as %r); use %s'
+                         % (operator, operator + '=', _AMBIGUOUS[operator]))
     result = compare(a, b)
     checks = {
-        '<<': result < 0, 'lt': result < 0, '<': result < 0,
+        '<<': result < 0, 'lt': result < 0,
         '<=': result <= 0, 'le': result <= 0,
         '=': result == 0, '==': result == 0, 'eq': result == 0,
         '!=': result != 0, 'ne': result != 0,
         '>=': result >= 0, 'ge': result >= 0,
-        '>>': result > 0, 'gt': result > 0, '>': result > 0,
+        '>>': result > 0, 'gt': result > 0,
     }
     if operator not in checks:
         raise ValueError('unknown comparison operator %r (use one of %s)' % (operator, ', '.join(OPERATORS)))

@@ -46,7 +46,7 @@ def gate_problems(backup, installed, max_age, now=None):
         problems.append('%s is %s%s' % (label, status or 'of unknown status', ': ' + detail if detail else ''))
     try:
         created = parse_time(backup.get('created_at') or '')
-    except ValueError:
+    except (TypeError, ValueError):
         problems.append('%s has no valid creation time (%r)' % (label, backup.get('created_at')))
     else:
         age = (now - created).total_seconds()

@@ -49,8 +49,10 @@ def call(host, port, method, params=None, timeout=5.0, request_id=1):
     if not isinstance(decoded, dict):
         raise RPCError('%s on %s:%s: reply is not a JSON object' % (method, host, port))
     if 'error' in decoded:
-        error = decoded['error'] or {}
-        raise RPCError('%s on %s:%s: error %s: %s' % (method, host, port, error.get('code'), error.get('message')))
+        error = decoded['error']
+        if isinstance(error, dict):
+            raise RPCError('%s on %s:%s: error %s: %s' % (method, host, port, error.get('code'), error.get('message')))
+        raise RPCError('%s on %s:%s: error %r' % (method, host, port, error))
     if 'result' not in decoded:
         raise RPCError('%s on %s:%s: reply has neither result nor error' % (method, host, port))
     return decoded['result']

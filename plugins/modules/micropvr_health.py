@@ -179,8 +179,8 @@ def probe_http(module):
         response.close()
     if 200 <= status < 300:
         return dict(ok=True, detail='HTTP %d' % status, status=status)
-    return dict(ok=False, detail='%s: HTTP %s %s' % (module.params['http_url'], status, info.get('msg', '')).strip(),
-                status=status)
+    detail = '%s: HTTP %s %s' % (module.params['http_url'], status, info.get('msg', ''))
+    return dict(ok=False, detail=detail.strip(), status=status)
 
 
 def probe_nginx(module):
