@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import os
 import re
 
@@ -106,38 +107,50 @@ def _mysql_defaults(db, work_dir):
     return _private_file(os.path.join(work_dir, '.my-%s.cnf' % os.getpid()), '\n'.join(lines) + '\n')
 
 
+@contextlib.contextmanager
+def credentials(db, work_dir):
+    """Yield (environment, client options) that carry ``db``'s login to its client tools.
+
+    PostgreSQL gets PGPASSFILE in the environment, MariaDB a --defaults-extra-file option;
+    either file is 0600 in ``work_dir`` and is removed when the block ends.
+    """
+    if db['engine'] == 'postgresql':
+        env = _pg_env(db, work_dir)
+        files, options = list(env.values()), _pg_connection_args(db)
+    else:
+        defaults = _mysql_defaults(db, work_dir)
+        env, files, options = {}, [defaults], ['--defaults-extra-file=%s' % defaults]
+    try:
+        yield env, options
+    finally:
+        for path in files:
+            if os.path.exists(path):
+                os.unlink(path)
+
+
 def dump(module, db, destination, work_dir):
     """Dump ``db`` to ``destination``; return a manifest entry's extra fields, or fail the module."""
     label = _label(db)
-    secrets = []
-    try:
+    with credentials(db, work_dir) as (env, options):
         if db['engine'] == 'postgresql':
-            env = _pg_env(db, work_dir)
-            secrets = list(env.values())
             pg_dump = module.get_bin_path('pg_dump', required=True)
             rc, out, err = module.run_command(
-                [pg_dump, '--format=custom', '--no-password', '--file', destination]
-                + _pg_connection_args(db) + [db['name']], environ_update=env)
+                [pg_dump, '--format=custom', '--no-password', '--file', destination] + options + [db['name']],
+                environ_update=env)
             _check_dump(module, label, destination, rc, err)
             problem = check_pg_dump(module, destination)
             if problem:
                 module.fail_json(msg='%s: the dump does not read back: %s' % (label, problem))
             return dict(engine='postgresql', database=db['name'], format='custom')
-        defaults = _mysql_defaults(db, work_dir)
-        secrets = [defaults]
         mysqldump = module.get_bin_path('mysqldump', required=True)
         rc, out, err = module.run_command(
-            [mysqldump, '--defaults-extra-file=%s' % defaults, '--single-transaction', '--routines',
-             '--triggers', '--events', '--result-file=%s' % destination, db['name']])
+            [mysqldump] + options + ['--single-transaction', '--routines', '--triggers', '--events',
+                                     '--result-file=%s' % destination, db['name']])
         _check_dump(module, label, destination, rc, err)
         problem = check_mysql_dump(destination)
         if problem:
             module.fail_json(msg='%s: %s' % (label, problem))
         return dict(engine='mysql', database=db['name'], format='sql')
-    finally:
-        for path in secrets:
-            if os.path.exists(path):
-                os.unlink(path)
 
 
 def _check_dump(module, label, destination, rc, stderr):
@@ -178,67 +191,45 @@ def restore(module, db, dump_path, work_dir):
     MariaDB: the database is dropped and created again, then the dump is imported.
     """
     label = _label(db)
-    secrets = []
-    try:
+    with credentials(db, work_dir) as (env, options):
         if db['engine'] == 'postgresql':
-            env = _pg_env(db, work_dir)
-            secrets = list(env.values())
             pg_restore = module.get_bin_path('pg_restore', required=True)
             rc, out, err = module.run_command(
-                [pg_restore, '--clean', '--if-exists', '--single-transaction', '--no-password',
-                 '--exit-on-error'] + _pg_connection_args(db) + ['--dbname', db['name'], dump_path],
-                environ_update=env)
+                [pg_restore, '--clean', '--if-exists', '--single-transaction', '--no-password', '--exit-on-error']
+                + options + ['--dbname', db['name'], dump_path], environ_update=env)
             if rc != 0:
                 module.fail_json(msg='%s: pg_restore failed (rc=%d): %s' % (label, rc, err.strip()))
             return
-        defaults = _mysql_defaults(db, work_dir)
-        secrets = [defaults]
         mysql = module.get_bin_path('mysql', required=True)
         quoted = '`%s`' % db['name'].replace('`', '``')
-        rc, out, err = module.run_command(
-            [mysql, '--defaults-extra-file=%s' % defaults, '--batch'],
-            data='DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;' % (quoted, quoted))
+        rc, out, err = module.run_command([mysql] + options + ['--batch'],
+                                          data='DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;' % (quoted, quoted))
         if rc != 0:
             module.fail_json(msg='%s: recreating the database failed (rc=%d): %s' % (label, rc, err.strip()))
         with open(dump_path, 'rb') as handle:
-            rc, out, err = module.run_command(
-                [mysql, '--defaults-extra-file=%s' % defaults, '--batch', db['name']],
-                data=handle.read(), binary_data=True)
+            rc, out, err = module.run_command([mysql] + options + ['--batch', db['name']],
+                                              data=handle.read(), binary_data=True)
         if rc != 0:
             module.fail_json(msg='%s: import failed (rc=%d): %s' % (label, rc, err.strip()))
-    finally:
-        for path in secrets:
-            if os.path.exists(path):
-                os.unlink(path)
 
 
 def ping(module, db, work_dir):
     """None when ``db`` answers a query with these credentials, else why not."""
     label = _label(db)
-    secrets = []
-    try:
+    with credentials(db, work_dir) as (env, options):
         if db['engine'] == 'postgresql':
-            env = _pg_env(db, work_dir)
-            secrets = list(env.values())
             psql = module.get_bin_path('psql')
             if not psql:
                 return '%s: psql not found (install postgresql-client)' % label
-            rc, out, err = module.run_command([psql, '--no-psqlrc', '--no-password', '--tuples-only', '--command',
-                                               'SELECT 1'] + _pg_connection_args(db) + ['--dbname', db['name']],
-                                              environ_update=env)
+            command = [psql, '--no-psqlrc', '--no-password', '--tuples-only', '--command', 'SELECT 1'] \
+                + options + ['--dbname', db['name']]
         else:
-            defaults = _mysql_defaults(db, work_dir)
-            secrets = [defaults]
             mysql = module.get_bin_path('mysql')
             if not mysql:
                 return '%s: mysql client not found (install mariadb-client)' % label
-            rc, out, err = module.run_command([mysql, '--defaults-extra-file=%s' % defaults, '--batch',
-                                               '--execute', 'SELECT 1', db['name']])
-        if rc != 0:
-            lines = (err or out).strip().splitlines()
-            return '%s does not answer: %s' % (label, lines[-1] if lines else 'rc=%d' % rc)
-        return None
-    finally:
-        for path in secrets:
-            if os.path.exists(path):
-                os.unlink(path)
+            command = [mysql] + options + ['--batch', '--execute', 'SELECT 1', db['name']]
+        rc, out, err = module.run_command(command, environ_update=env)
+    if rc != 0:
+        lines = (err or out).strip().splitlines()
+        return '%s does not answer: %s' % (label, lines[-1] if lines else 'rc=%d' % rc)
+    return None

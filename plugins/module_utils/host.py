@@ -117,3 +117,9 @@ def discover_sqlite_databases(config_file, configured_paths):
         if candidate not in found:
             found.append(candidate)
     return found
+
+
+def dpkg_audit(module):
+    """What ``dpkg --audit`` says is half-installed or half-configured (empty when all is well)."""
+    rc, out, err = module.run_command([module.get_bin_path('dpkg', required=True), '--audit'])
+    return (out + err).strip()

@@ -62,40 +62,6 @@ options:
     type: list
     elements: path
     default: []
-  databases:
-    description: External databases to dump.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      engine:
-        description: C(postgresql) (dumped with C(pg_dump -Fc)) or C(mysql) for MySQL/MariaDB
-          (C(mysqldump --single-transaction --routines --triggers --events)).
-        type: str
-        required: true
-        choices: [postgresql, mysql]
-      name:
-        description: Database name.
-        type: str
-        required: true
-      host:
-        description: Server host; the local socket when omitted.
-        type: str
-      port:
-        description: Server port.
-        type: int
-      socket:
-        description: Unix socket directory (PostgreSQL) or file (MariaDB).
-        type: path
-      login_user:
-        description: User to connect as.
-        type: str
-      login_password:
-        description: Password, handed to the dump tool in a 0600 file, never on its command line.
-        type: str
-      login_password_file:
-        description: File on the host holding the password.
-        type: path
   backup_root:
     description: Directory that holds the backup sets; created with mode 0700.
     type: path
@@ -132,6 +98,8 @@ notes:
     writers wait on SQLite's lock (their busy timeout) for that time. At most 10 databases.
 seealso:
   - module: microimpuls.micropvr.micropvr_backup_info
+extends_documentation_fragment:
+  - microimpuls.micropvr.databases
 author:
   - microimpuls.micropvr maintainers
 '''

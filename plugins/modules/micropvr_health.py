@@ -50,39 +50,6 @@ options:
     description: The nginx binary micropvs runs.
     type: path
     default: /usr/sbin/nginx
-  databases:
-    description: External databases for the C(databases) probe.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      engine:
-        description: C(postgresql) or C(mysql).
-        type: str
-        required: true
-        choices: [postgresql, mysql]
-      name:
-        description: Database name.
-        type: str
-        required: true
-      host:
-        description: Server host.
-        type: str
-      port:
-        description: Server port.
-        type: int
-      socket:
-        description: Unix socket directory (PostgreSQL) or file (MariaDB).
-        type: path
-      login_user:
-        description: User to connect as.
-        type: str
-      login_password:
-        description: Password.
-        type: str
-      login_password_file:
-        description: File on the host holding the password.
-        type: path
   timeout:
     description: Seconds each probe may take.
     type: float
@@ -104,6 +71,8 @@ attributes:
     support: full
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - microimpuls.micropvr.databases
 author:
   - microimpuls.micropvr maintainers
 '''

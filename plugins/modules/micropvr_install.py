@@ -110,7 +110,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, gate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import DEFAULT_BACKUP_ROOT, DEFAULT_PACKAGES
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import package_versions
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import dpkg_audit, package_versions
 
 APT_ENV = dict(DEBIAN_FRONTEND='noninteractive', APT_LISTCHANGES_FRONTEND='none')
 CONFFILE_OPTIONS = ['-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold']
@@ -187,10 +187,9 @@ def install(module, installed):
                                       + CONFFILE_OPTIONS + specs,
                                       environ_update=APT_ENV)
     if rc != 0:
-        dummy, audit, dummy2 = module.run_command([module.get_bin_path('dpkg', required=True), '--audit'])
         module.fail_json(msg='apt-get install %s failed (rc=%d): %s' % (' '.join(specs), rc,
                                                                         '\n'.join((err or out).strip().splitlines()[-8:])),
-                         dpkg_audit=audit.strip(), stdout=out, stderr=err)
+                         dpkg_audit=dpkg_audit(module), stdout=out, stderr=err)
     if params['hold']:
         module.run_command([apt_mark, 'hold'] + params['packages'], check_rc=True)
 

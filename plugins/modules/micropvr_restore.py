@@ -43,41 +43,6 @@ options:
     type: list
     elements: str
     default: [micropvr, micropvs]
-  databases:
-    description:
-      - Connection settings of the external databases in the set, matched by C(engine) and C(name).
-        A database in the set without settings here is restored through the local socket as root.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      engine:
-        description: C(postgresql) or C(mysql).
-        type: str
-        required: true
-        choices: [postgresql, mysql]
-      name:
-        description: Database name.
-        type: str
-        required: true
-      host:
-        description: Server host.
-        type: str
-      port:
-        description: Server port.
-        type: int
-      socket:
-        description: Unix socket directory (PostgreSQL) or file (MariaDB).
-        type: path
-      login_user:
-        description: User to connect as.
-        type: str
-      login_password:
-        description: Password, handed to the client in a 0600 file, never on its command line.
-        type: str
-      login_password_file:
-        description: File on the host holding the password.
-        type: path
   hold:
     description: Hold the restored packages so that a routine C(apt upgrade) cannot move them.
     type: bool
@@ -91,6 +56,11 @@ attributes:
 seealso:
   - module: microimpuls.micropvr.micropvr_backup
   - module: microimpuls.micropvr.micropvr_install
+notes:
+  - The connection settings in O(databases) are matched to the set's dumps by C(engine) and
+    C(name); a dump without settings there is restored through the local socket as root.
+extends_documentation_fragment:
+  - microimpuls.micropvr.databases
 author:
   - microimpuls.micropvr maintainers
 '''
@@ -123,7 +93,6 @@ extra_files:
   elements: str
 '''
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -138,7 +107,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import
     INIT_DIR,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import database_argument_spec, restore
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import package_versions
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import dpkg_audit, package_versions
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import describe
 
 POLICY_RC_D = '/usr/sbin/policy-rc.d'
@@ -146,14 +115,6 @@ POLICY_RC_D = '/usr/sbin/policy-rc.d'
 POLICY_DENY = '#!/bin/sh\n# Written by microimpuls.micropvr.micropvr_restore while it installs packages.\nexit 101\n'
 _SQLITE_SIDE_FILES = ('-journal', '-wal', '-shm')
 MIB = 1024 * 1024
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(MIB), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def config_differences(entries):
@@ -174,7 +135,7 @@ def config_differences(entries):
             differ.append('%s: owner or mode differs' % path)
         elif kind == 'file':
             if not os.path.isfile(path) or os.path.islink(path) or st.st_size != entry['size'] \
-                    or _sha256(path) != entry['sha256']:
+                    or backupset.sha256_file(path) != entry['sha256']:
                 differ.append('%s: content differs' % path)
             elif int(st.st_mtime) != entry['mtime']:
                 differ.append('%s: mtime differs' % path)
@@ -267,9 +228,8 @@ def install_packages(module, set_dir, manifest, installed):
                                        '--force-confdef', '--force-confold'] + debs,
                                       environ_update=dict(DEBIAN_FRONTEND='noninteractive'))
     if rc != 0:
-        dummy, audit, dummy2 = module.run_command([module.get_bin_path('dpkg', required=True), '--audit'])
         module.fail_json(msg='dpkg --install of the saved packages failed (rc=%d): %s'
-                             % (rc, '\n'.join((err or out).strip().splitlines()[-8:])), dpkg_audit=audit.strip())
+                             % (rc, '\n'.join((err or out).strip().splitlines()[-8:])), dpkg_audit=dpkg_audit(module))
 
 
 def restore_config(set_dir, manifest):

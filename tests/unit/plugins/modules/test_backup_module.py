@@ -11,6 +11,8 @@ import tarfile
 import pytest
 import yaml
 
+from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import databases as databases_fragment
+
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
@@ -252,6 +254,8 @@ def test_argument_spec_defaults_are_fresh_lists():
 
 def test_documentation_matches_argument_spec():
     doc = yaml.safe_load(micropvr_backup.DOCUMENTATION)['options']
+    assert 'microimpuls.micropvr.databases' in yaml.safe_load(micropvr_backup.DOCUMENTATION)['extends_documentation_fragment']
+    doc.update(yaml.safe_load(databases_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     spec = argument_spec()
     assert sorted(doc) == sorted(spec)
     for name, option in spec.items():
