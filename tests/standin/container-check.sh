@@ -4,16 +4,20 @@
 #   tests/standin/container-check.sh [OUTDIR] [IMAGE...]
 #
 # Builds the repository into OUTDIR (default: a temporary directory; skipped when up to date),
-# then for each IMAGE (default: micropvr-testbed:debian12 and :debian13, built by
-# tests/testbed/) runs container-scenarios.sh in a fresh container with OUTDIR mounted
-# read-only at /srv/micropvr-repo, and removes the container afterwards.  Never pulls images.
+# then for each IMAGE (default: micropvr-testbed:debian12, :debian13, :debian12-db and
+# :debian13-db, built by tests/testbed/) runs, after the helpers of container-lib.sh,
+# container-scenarios.sh (the SQLite lifecycle), or on a *-db image container-external-db.sh
+# (the external tasks database lifecycle on PostgreSQL and MariaDB), in a fresh container with
+# OUTDIR mounted read-only at /srv/micropvr-repo, and removes the container afterwards.  Each
+# image ends with a "TAG: N passed, M failed" line.  Never pulls images.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUTDIR="${1:-}"
 shift || true
 IMAGES=("$@")
-[[ ${#IMAGES[@]} -gt 0 ]] || IMAGES=(micropvr-testbed:debian12 micropvr-testbed:debian13)
+[[ ${#IMAGES[@]} -gt 0 ]] || IMAGES=(micropvr-testbed:debian12 micropvr-testbed:debian13
+    micropvr-testbed:debian12-db micropvr-testbed:debian13-db)
 
 CONTAINERS=()
 # shellcheck disable=SC2317  # invoked by the trap
@@ -46,7 +50,9 @@ for image in "${IMAGES[@]}"; do
     name="standin-check-$tag-$$"
     CONTAINERS+=("$name")
     docker run -d --name "$name" -v "$OUTDIR:/srv/micropvr-repo:ro" "$image" >/dev/null
-    docker exec -i "$name" bash -s -- "$tag" <"$HERE/container-scenarios.sh" || status=1
+    scenario="$HERE/container-scenarios.sh"
+    [[ $tag != *-db ]] || scenario="$HERE/container-external-db.sh"
+    cat "$HERE/container-lib.sh" "$scenario" | docker exec -i "$name" bash -s -- "$tag" || status=1
     docker rm -f "$name" >/dev/null
 done
 exit "$status"

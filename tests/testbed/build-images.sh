@@ -49,7 +49,7 @@ flavour() {
 flavour debian12    bookworm "${BASE_PACKAGES[@]}"
 flavour debian13    trixie   "${BASE_PACKAGES[@]}"
 # With the external database servers some MicroPVR sites use (each release's own versions).
-DB_PACKAGES=(postgresql mariadb-server)
+DB_PACKAGES=(postgresql mariadb-server python3-psycopg2 python3-pymysql)
 flavour debian12-db bookworm "${BASE_PACKAGES[@]}" "${DB_PACKAGES[@]}"
 flavour debian13-db trixie   "${BASE_PACKAGES[@]}" "${DB_PACKAGES[@]}"
 DEFAULT_FLAVOURS=(debian12 debian13 debian12-db debian13-db)

@@ -135,5 +135,5 @@ class Api:
             return func(*args)
         except store.NotFound as exc:
             raise RpcError(rpc.NOT_FOUND, "Not found", str(exc)) from None
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, store.DatabaseError) as exc:
             raise RpcError(rpc.DATABASE_ERROR, "Database error", str(exc)) from None

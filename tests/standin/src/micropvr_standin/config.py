@@ -38,7 +38,22 @@ DEFAULTS: dict[str, Any] = {
     "score-max-sessions": 500,
     # Known since 1.10 (see versioninfo.Release.extra_config_keys); 0 = not checked.
     "score-max-cpu-la1": 0.0,
+    # Optional external tasks database (every release; see external.py).  With the default
+    # engine "sqlite" the other tasks-db-* keys are not used and tasks live in tasks-db-path.
+    "tasks-db-engine": "sqlite",
+    "tasks-db-name": None,
+    "tasks-db-host": "127.0.0.1",
+    "tasks-db-port": None,  # None: the engine's default port (5432, 3306)
+    "tasks-db-user": None,
+    "tasks-db-password-file": None,  # None: connect without a password
 }
+
+TASKS_DB_ENGINES = ("sqlite", "postgresql", "mysql")
+# Keys that only matter with an external tasks database.
+EXTERNAL_DB_KEYS = ("tasks-db-name", "tasks-db-host", "tasks-db-port", "tasks-db-user",
+                    "tasks-db-password-file")
+# Keys an external tasks database cannot do without.
+EXTERNAL_DB_REQUIRED = ("tasks-db-name", "tasks-db-user")
 
 # Keys that only some releases know (an older release warns about them and ignores them).
 VERSIONED_KEYS = frozenset({"score-max-cpu-la1"})
@@ -50,6 +65,26 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_DB_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,62}$")
+_DB_HOST_RE = re.compile(r"^(/[^\x00]*|[A-Za-z0-9._:-]+)$")  # host name, IP or socket path
+
+
+def _is_db_name(v: Any) -> bool:
+    return isinstance(v, str) and bool(_DB_NAME_RE.match(v))
+
+
+def _is_db_host(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= 255 and bool(_DB_HOST_RE.match(v))
+
+
+def _is_db_user(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= 80 and v.isprintable() and v.strip() == v
+
+
+def _is_abs_path(v: Any) -> bool:
+    return isinstance(v, str) and v.startswith("/") and "\x00" not in v
 
 
 # key -> (check, description of what is expected)
@@ -77,6 +112,13 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "score-max-net-load": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (Mbit/s)"),
     "score-max-sessions": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "score-max-cpu-la1": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "tasks-db-engine": (lambda v: v in TASKS_DB_ENGINES,
+                        "one of " + ", ".join(f'"{e}"' for e in TASKS_DB_ENGINES)),
+    "tasks-db-name": (_is_db_name, "a database name (letters, digits, '_', '$', '-'; 1-63)"),
+    "tasks-db-host": (_is_db_host, "a host name, an IP address or an absolute socket path"),
+    "tasks-db-port": (lambda v: _is_int(v) and 1 <= v <= 65535, "an integer 1-65535"),
+    "tasks-db-user": (_is_db_user, "a non-empty user name"),
+    "tasks-db-password-file": (_is_abs_path, "an absolute path"),
 }
 assert set(_CHECKS) == set(DEFAULTS)
 
@@ -223,7 +265,35 @@ def validate(
                 path, key_line(stripped, key), f"'{key}' must be {expected}, got {json.dumps(value)}"
             )
         cfg[key] = value
+    _check_tasks_db(cfg, data, stripped, path, warnings)
     return cfg, warnings
+
+
+def _check_tasks_db(cfg: dict[str, Any], data: dict[str, Any], stripped: str, path: str,
+                    warnings: list[str]) -> None:
+    """Cross-key rules of the external tasks database keys."""
+    engine = cfg["tasks-db-engine"]
+    if engine == "sqlite":
+        for key in EXTERNAL_DB_KEYS:
+            if key in data:
+                line = key_line(stripped, key)
+                where = f"{path}:{line}" if line else path
+                warnings.append(f"{where}: '{key}' is only used with an external "
+                                "'tasks-db-engine' (\"postgresql\" or \"mysql\"); ignored")
+        return
+    for key in EXTERNAL_DB_REQUIRED:
+        if cfg[key] is None:
+            raise ConfigError(path, key_line(stripped, "tasks-db-engine"),
+                              f"'tasks-db-engine' is \"{engine}\": '{key}' must be set too")
+
+
+def locate(path: str, key: str) -> int | None:
+    """Line of ``"key":`` in the config file at ``path`` (None if unknown or unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return key_line(strip_comments(f.read()), key)
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def load(

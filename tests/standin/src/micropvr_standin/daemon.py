@@ -9,8 +9,9 @@ backgrounds it with start-stop-daemon).
     micropvr --version
 
 Exit status 1 with ``micropvr: <reason>`` on stderr (and in the log when possible) when the
-configuration is malformed (``micropvr.conf:LINE: reason``), a database has a schema this
-release cannot use, or the RPC port cannot be bound.  SIGTERM/SIGINT stop it, SIGHUP re-reads
+configuration is malformed (``micropvr.conf:LINE: reason``; also a missing database driver or
+a bad ``tasks-db-password-file``), a database has a schema this release cannot use, the external
+tasks database (``tasks-db-engine``) cannot be reached, or the RPC port cannot be bound.  SIGTERM/SIGINT stop it, SIGHUP re-reads
 the configuration (log level, score limits; a changed listen address needs a restart).
 """
 
@@ -28,7 +29,7 @@ import threading
 import time
 from typing import Any
 
-from . import api, config, rpc, schema, server, store, versioninfo
+from . import api, config, external, rpc, schema, server, store, versioninfo
 from .versioninfo import Release
 
 log = logging.getLogger("micropvr")
@@ -80,6 +81,29 @@ def fail(message: str) -> int:
 
 def load_config(path: str, release: Release) -> tuple[dict[str, Any], list[str]]:
     return config.load(path, release.extra_config_keys)
+
+
+def open_external(cfg: dict[str, Any], config_path: str) -> external.ExternalDB | None:
+    """The external tasks database of a config (None: SQLite tasks.db).
+
+    A missing driver or a bad password file is a ConfigError naming the config line.
+    """
+    try:
+        return external.open_database(cfg)
+    except external.DriverMissing as err:
+        raise config.ConfigError(config_path, config.locate(config_path, "tasks-db-engine"),
+                                 str(err)) from None
+    except external.PasswordFileError as err:
+        raise config.ConfigError(config_path,
+                                 config.locate(config_path, "tasks-db-password-file"),
+                                 str(err)) from None
+
+
+def make_store(cfg: dict[str, Any], config_path: str, release: Release) -> store.Store:
+    db = open_external(cfg, config_path)
+    if db is None:
+        return store.Store(cfg["tasks-db-path"], cfg["records-db-path"], release.schema_version)
+    return store.ExternalStore(db, cfg["records-db-path"], release.schema_version)
 
 
 def connect_host(host: str) -> str:
@@ -170,11 +194,13 @@ class Daemon:
         setup_logging(self.cfg["log-path"], self.cfg["log-verbose-level"])
         for w in warnings:
             log.warning("%s", w)
-        self.store = store.Store(self.cfg["tasks-db-path"], self.cfg["records-db-path"],
-                                 self.release.schema_version)
+        try:
+            self.store = make_store(self.cfg, self.config_path, self.release)
+        except config.ConfigError as err:
+            return fail(str(err))
         try:
             self.store.check_databases(self.release.version)
-        except schema.SchemaError as err:
+        except (schema.SchemaError, external.ExternalError) as err:
             return fail(str(err))
         return None
 
@@ -184,7 +210,11 @@ class Daemon:
             for path in self.store.ensure_databases():
                 log.info("created database %s (schema version %d)", path, self.release.schema_version)
             os.makedirs(self.cfg["records-link-dir"], exist_ok=True)
-        except Exception as err:  # noqa: BLE001 - OSError, SchemaError, sqlite3.Error
+            if isinstance(self.store, store.ExternalStore):
+                log.info("tasks in %s (tasks-db-engine %s), records in %s",
+                         self.store.external.label, self.store.external.engine,
+                         self.cfg["records-db-path"])
+        except Exception as err:  # noqa: BLE001 - OSError, SchemaError, sqlite3.Error, ExternalError
             return fail(f"cannot prepare databases: {err}")
         self.api = api.Api(self.release, self.store, lambda: self.cfg)
         dispatcher = self.api.register(rpc.Dispatcher(self._internal_error))
@@ -235,7 +265,8 @@ class Daemon:
             log.error("reload failed, keeping the running configuration: %s", err)
             return
         for key in ("json-rpc-enabled", "json-rpc-listen-host", "json-rpc-listen-port",
-                    "records-db-path", "tasks-db-path"):
+                    "records-db-path", "tasks-db-path", "tasks-db-engine",
+                    *config.EXTERNAL_DB_KEYS):
             if cfg[key] != self.cfg[key]:
                 log.warning("reload: change of '%s' needs a restart; keeping %r", key, self.cfg[key])
                 cfg[key] = self.cfg[key]

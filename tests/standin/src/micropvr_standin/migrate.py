@@ -1,5 +1,5 @@
-"""``/usr/sbin/micropvr-migrate`` (shipped from 1.10 on): bring records.db and tasks.db up to the
-schema version of the installed release.
+"""``/usr/sbin/micropvr-migrate`` (shipped from 1.10 on): bring records.db and tasks.db (or the
+external tasks table, ``tasks-db-engine``) up to the schema version of the installed release.
 
 One transaction per database; idempotent (a database already at the target is left alone, an
 absent one is skipped: the daemon creates it).  Refuses to run while the daemon runs, unless a
@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from . import config, daemon, schema, versioninfo
+from . import config, daemon, external, schema, versioninfo
 from .versioninfo import Release
 
 DEFAULT_PIDFILE = "/run/micropvr.pid"
@@ -60,11 +60,19 @@ def main(argv: list[str] | None = None, release: Release | None = None) -> int:
         print(f"micropvr-migrate: {err}", file=sys.stderr)
         return 1
     daemon.setup_logging(cfg["log-path"], cfg["log-verbose-level"])
-    dbs = ((cfg["records-db-path"], schema.RECORDS), (cfg["tasks-db-path"], schema.TASKS))
+    try:
+        ext = daemon.open_external(cfg, args.config)
+    except config.ConfigError as err:
+        return daemon.fail(f"micropvr-migrate: {err}")
+    dbs = [(cfg["records-db-path"], schema.RECORDS)]
+    if ext is None:
+        dbs.append((cfg["tasks-db-path"], schema.TASKS))
     try:
         pending = [(p, k) for p, k in dbs
                    if (v := schema.read_schema_version(p)) is not None and v != target]
-    except schema.SchemaError as err:
+        if ext is not None and (v := ext.read_schema_version()) is not None and v != target:
+            pending.append((ext.label, schema.TASKS))
+    except (schema.SchemaError, external.ExternalError) as err:
         return daemon.fail(f"micropvr-migrate: {err}")
     if not pending:
         say(f"databases are at schema version {target} (or absent); nothing to do")
@@ -75,15 +83,17 @@ def main(argv: list[str] | None = None, release: Release | None = None) -> int:
     status = 0
     for path, kind in pending:
         try:
-            say(schema.migrate_file(path, kind, target))
-        except (schema.SchemaError, OSError) as err:
+            if ext is not None and path == ext.label:
+                say(ext.migrate(target))
+            else:
+                say(schema.migrate_file(path, kind, target))
+        except (schema.SchemaError, external.ExternalError, OSError) as err:
             daemon.fail(f"micropvr-migrate: {err}")
             status = 1
         except Exception as err:  # noqa: BLE001 - sqlite errors etc., rolled back already
             daemon.fail(f"micropvr-migrate: {path}: migration failed and was rolled back: {err}")
             status = 1
     return status
-
 
 if __name__ == "__main__":
     sys.exit(main())
