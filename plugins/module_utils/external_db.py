@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import hashlib
 import os
 import re
 
@@ -233,3 +234,164 @@ def ping(module, db, work_dir):
         lines = (err or out).strip().splitlines()
         return '%s does not answer: %s' % (label, lines[-1] if lines else 'rc=%d' % rc)
     return None
+
+
+# --- content digests -----------------------------------------------------------------------------
+# A table's digest is its row count and the sha256 of its rows' text as the engine's own dump tool
+# writes them, sorted. The digests of a backup are computed from its dump file, so they describe
+# exactly what a restore puts back; after a restore the live database is dumped the same way and
+# must give the same digests.
+
+_PG_COPY = re.compile(r'^COPY (\S+) \((.*)\) FROM stdin;$')
+_MYSQL_INSERT = re.compile(r'^INSERT INTO `((?:[^`]|``)+)` VALUES (.*);$')
+_MYSQL_CREATE = re.compile(r'^CREATE TABLE `((?:[^`]|``)+)` \($')
+
+
+def pg_copy_rows(text):
+    """{table: [row text]} from plain-format PostgreSQL data (COPY ... FROM stdin blocks)."""
+    tables, current = {}, None
+    for line in text.splitlines():
+        if current is None:
+            match = _PG_COPY.match(line)
+            if match:
+                current = match.group(1)
+                tables[current] = []
+        elif line == '\\.':
+            current = None
+        else:
+            tables[current].append(line)
+    return tables
+
+
+def mysql_values(values):
+    """The row tuples of one INSERT's VALUES list, as text, quotes and escapes respected."""
+    rows, depth, start, quote, escaped = [], 0, None, None, False
+    for index, char in enumerate(values):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == '\\':
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in ("'", '"'):
+            quote = char
+        elif char == '(':
+            depth += 1
+            if depth == 1:
+                start = index + 1
+        elif char == ')':
+            depth -= 1
+            if depth == 0:
+                rows.append(values[start:index])
+    return rows
+
+
+def mysql_insert_rows(text):
+    """{table: [row text]} from a mysqldump (extended INSERTs split into rows)."""
+    tables = {}
+    for line in text.splitlines():
+        match = _MYSQL_CREATE.match(line)
+        if match:
+            tables.setdefault(match.group(1), [])
+            continue
+        match = _MYSQL_INSERT.match(line)
+        if match:
+            tables.setdefault(match.group(1), []).extend(mysql_values(match.group(2)))
+    return tables
+
+
+def digests(rows_by_table):
+    """{table: {rows, sha256}} of row texts, independent of row order."""
+    result = {}
+    for table, rows in sorted(rows_by_table.items()):
+        digest = hashlib.sha256()
+        for row in sorted(rows):
+            digest.update(row.encode('utf-8', 'surrogateescape'))
+            digest.update(b'\n')
+        result[table] = dict(rows=len(rows), sha256=digest.hexdigest())
+    return result
+
+
+def dump_digests(module, engine, path):
+    """Digests of every table in a backup's dump file."""
+    if engine == 'postgresql':
+        pg_restore = module.get_bin_path('pg_restore', required=True)
+        rc, out, err = module.run_command([pg_restore, '--data-only', '--file=-', path])
+        if rc != 0:
+            module.fail_json(msg='pg_restore could not read %s (rc=%d): %s' % (path, rc, err.strip()))
+        return digests(pg_copy_rows(out))
+    with open(path, 'rb') as handle:
+        return digests(mysql_insert_rows(handle.read().decode('utf-8', 'surrogateescape')))
+
+
+def live_digests(module, db, work_dir):
+    """Digests of every table of the live database, dumped the way its backup was."""
+    with credentials(db, work_dir) as (env, options):
+        if db['engine'] == 'postgresql':
+            command = [module.get_bin_path('pg_dump', required=True), '--data-only', '--format=plain',
+                       '--no-password'] + options + [db['name']]
+        else:
+            command = [module.get_bin_path('mysqldump', required=True)] + options + [
+                '--single-transaction', '--no-create-db', '--skip-triggers', db['name']]
+        rc, out, err = module.run_command(command, environ_update=env)
+    if rc != 0:
+        module.fail_json(msg='%s: reading it back failed (rc=%d): %s' % (_label(db), rc, err.strip()))
+    if db['engine'] == 'postgresql':
+        return digests(pg_copy_rows(out))
+    return digests(mysql_insert_rows(out))
+
+
+def digest_differences(expected, actual):
+    """Sentences naming each table whose rows differ between two digest maps."""
+    found = []
+    for table in sorted(set(expected) | set(actual)):
+        want, have = expected.get(table), actual.get(table)
+        if want is None:
+            found.append('table %s is not in the backup' % table)
+        elif have is None:
+            found.append('table %s is missing' % table)
+        elif want != have:
+            found.append('table %s has %d rows (checksum %s), the backup %d rows (checksum %s)'
+                         % (table, have['rows'], have['sha256'][:12], want['rows'], want['sha256'][:12]))
+    return found
+
+
+def restore_test(module, db, dump_path, work_dir):
+    """Restore the dump into a throwaway database and compare it with the dump; [] when equal.
+
+    Needs the right to create databases (PostgreSQL CREATEDB, MariaDB CREATE). The throwaway
+    database is dropped afterwards, whatever happens.
+    """
+    scratch = dict(db, name='%s_micropvr_restore_test' % db['name'])
+    quoted = '"%s"' % scratch['name'].replace('"', '""') if db['engine'] == 'postgresql' \
+        else '`%s`' % scratch['name'].replace('`', '``')
+    with credentials(db, work_dir) as (env, options):
+        if db['engine'] == 'postgresql':
+            psql = [module.get_bin_path('psql', required=True), '--no-psqlrc', '--no-password', '-v', 'ON_ERROR_STOP=1']
+            admin = psql + options + ['--dbname', db['name'], '--command']
+            create, drop = admin + ['CREATE DATABASE %s' % quoted], admin + ['DROP DATABASE IF EXISTS %s' % quoted]
+            load = [module.get_bin_path('pg_restore', required=True), '--no-owner', '--no-password',
+                    '--exit-on-error'] + options + ['--dbname', scratch['name'], dump_path]
+        else:
+            mysql = [module.get_bin_path('mysql', required=True)] + options + ['--batch']
+            create = mysql + ['--execute', 'CREATE DATABASE %s' % quoted]
+            drop = mysql + ['--execute', 'DROP DATABASE IF EXISTS %s' % quoted]
+            load = mysql + [scratch['name']]
+        module.run_command(drop, environ_update=env)
+        rc, out, err = module.run_command(create, environ_update=env)
+        if rc != 0:
+            return ['restore test: cannot create the throwaway database %s: %s' % (scratch['name'], err.strip())]
+        try:
+            if db['engine'] == 'postgresql':
+                rc, out, err = module.run_command(load, environ_update=env)
+            else:
+                with open(dump_path, 'rb') as handle:
+                    rc, out, err = module.run_command(load, environ_update=env, data=handle.read(), binary_data=True)
+            if rc != 0:
+                return ['restore test: the dump does not restore (rc=%d): %s' % (rc, err.strip())]
+            problems = digest_differences(dump_digests(module, db['engine'], dump_path),
+                                          live_digests(module, scratch, work_dir))
+            return ['restore test: %s' % problem for problem in problems]
+        finally:
+            module.run_command(drop, environ_update=env)

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import math
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
 
@@ -51,7 +52,9 @@ def gate_problems(backup, installed, max_age, now=None):
     else:
         age = (now - created).total_seconds()
         if age > max_age:
-            problems.append('%s was taken %d s ago, more than micropvr_backup_max_age (%d s)' % (label, age, max_age))
+            # Rounded up, so that the age shown is always more than the maximum it broke.
+            problems.append('%s was taken %d s ago, more than micropvr_backup_max_age (%d s)'
+                            % (label, math.ceil(age), max_age))
         elif age < -CLOCK_SKEW_SECONDS:
             problems.append('%s is dated %d s in the future; check the host clock' % (label, -age))
     saved = backup.get('packages') or {}

@@ -87,6 +87,13 @@ options:
     description: Seconds to wait for another backup run on the same backup root to finish.
     type: int
     default: 600
+  restore_test:
+    description:
+      - Restore each external database's dump into a throwaway database (C(<name>_micropvr_restore_test),
+        dropped afterwards) and compare every table's rows with the dump; a difference fails the backup.
+      - Needs the right to create databases.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -188,7 +195,9 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.debs import e
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import (
     database_argument_spec,
     dump,
+    dump_digests,
     dump_filename,
+    restore_test,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
     discover_sqlite_databases,
@@ -219,6 +228,7 @@ def argument_spec():
         keep=dict(type='int'),
         space_margin_mb=dict(type='int', default=64),
         lock_timeout=dict(type='int', default=600),
+        restore_test=dict(type='bool', default=False),
     )
     return spec
 
@@ -456,7 +466,13 @@ def build_set(module, plan, packages, work, backup_id, now):
         for db, filename in zip(params['databases'], filenames):
             relpath = os.path.join('databases', filename)
             extra = dump(module, db, os.path.join(work, relpath), work)
-            extra['file'] = relpath
+            # Row counts and checksums of what the dump holds: a rollback is checked against them.
+            extra.update(file=relpath, tables=dump_digests(module, db['engine'], os.path.join(work, relpath)))
+            if params['restore_test']:
+                problems = restore_test(module, db, os.path.join(work, relpath), work)
+                if problems:
+                    module.fail_json(msg='%s database %s: %s' % (db['engine'], db['name'], '; '.join(problems)))
+                extra['restore_tested'] = True
             database_info.append(extra)
             files.append(backupset.file_entry(work, relpath, 'database', format=extra['format']))
 

@@ -106,7 +106,12 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import
     DEFAULT_SERVICES,
     INIT_DIR,
 )
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import database_argument_spec, restore
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import (
+    database_argument_spec,
+    digest_differences,
+    live_digests,
+    restore,
+)
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import dpkg_audit, package_versions
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import describe
 
@@ -182,10 +187,18 @@ def differences(module, manifest, installed):
                                                               saved['version']))
     found.extend(config_differences(manifest['config']['entries']))
     found.extend(sqlite_differences(manifest))
-    for saved in manifest.get('databases', []):
-        # Without a recorded content checksum an external database cannot be compared: restore it.
-        if not saved.get('tables'):
-            found.append('%s database %s: restored from its dump' % (saved['engine'], saved['database']))
+    work = tempfile.mkdtemp(prefix='micropvr-restore-')
+    try:
+        for saved in manifest.get('databases', []):
+            label = '%s database %s' % (saved['engine'], saved['database'])
+            # Sets from before content digests were recorded cannot be compared: restore them.
+            if not saved.get('tables'):
+                found.append('%s: no recorded contents, restored from its dump' % label)
+                continue
+            live = live_digests(module, database_settings(module, saved), work)
+            found.extend('%s: %s' % (label, problem) for problem in digest_differences(saved['tables'], live))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return found
 
 
@@ -278,14 +291,26 @@ def restore_sqlite(set_dir, manifest):
             raise
 
 
+def database_settings(module, saved):
+    """Connection settings for a database of the set: from O(databases), else the local socket."""
+    for db in module.params['databases']:
+        if (db['engine'], db['name']) == (saved['engine'], saved['database']):
+            return db
+    return dict(engine=saved['engine'], name=saved['database'])
+
+
 def restore_databases(module, set_dir, manifest):
-    settings = dict(((db['engine'], db['name']), db) for db in module.params['databases'])
+    """Restore every external database, then check its rows against the set's digests."""
     work = tempfile.mkdtemp(prefix='micropvr-restore-')
     try:
         for saved in manifest.get('databases', []):
-            db = settings.get((saved['engine'], saved['database']),
-                              dict(engine=saved['engine'], name=saved['database']))
+            db = database_settings(module, saved)
             restore(module, db, os.path.join(set_dir, saved['file']), work)
+            if saved.get('tables'):
+                problems = digest_differences(saved['tables'], live_digests(module, db, work))
+                if problems:
+                    module.fail_json(msg='%s database %s was restored but does not match the backup set: %s'
+                                         % (saved['engine'], saved['database'], '; '.join(problems)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from micropvr_testlib import BACKUP_ROOT, backup_ids, run_playbook
+from micropvr_testlib import BACKUP_ROOT, backup_ids, flip_byte, run_playbook
 
 
 @pytest.fixture(scope='module')
@@ -14,12 +14,6 @@ def sets(host):
     return sorted(set(backup_ids(host)) - before)
 
 
-def _flip_byte(host, path, offset):
-    host.check_output("python3 -c 'import sys; f = open(sys.argv[1], \"r+b\"); f.seek(int(sys.argv[2])); "
-                      "b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))' %s %s"
-                      % (path, offset))
-
-
 def test_intact_set_verifies(host, sets):
     result = run_playbook(host, 'backup_verify.yml', micropvr_backup_id=sets[0])
     assert result.returncode == 0, result.output
@@ -28,7 +22,7 @@ def test_intact_set_verifies(host, sets):
 
 @pytest.mark.parametrize('index, relpath', [(0, 'sqlite/tasks.db'), (1, 'packages/micropvs_1.9.0-1_amd64.deb')])
 def test_flipped_byte_is_reported_damaged(host, sets, index, relpath):
-    _flip_byte(host, '%s/%s/%s' % (BACKUP_ROOT, sets[index], relpath), 3000)
+    flip_byte(host, '%s/%s/%s' % (BACKUP_ROOT, sets[index], relpath), 3000)
     result = run_playbook(host, 'backup_verify.yml', micropvr_backup_id=sets[index])
     assert result.returncode != 0
     assert '%s: DAMAGED' % sets[index] in result.output

@@ -91,19 +91,30 @@ def manifest(host, backup_id, root=BACKUP_ROOT):
     return json.loads(host.file('%s/%s/manifest.json' % (root, backup_id)).content_string)
 
 
-def run_module(host, module, **args):
-    """Run one of the collection's modules on ``host`` (ad hoc); return (rc, result dict)."""
+def run_module(host, module, *options, **args):
+    """Run one of the collection's modules on ``host`` (ad hoc); return (rc, result dict).
+
+    ``options`` are extra ansible options, e.g. '--check'.
+    """
+    hostname = host.backend.get_hostname()
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible'),
-               '-i', os.environ['MOLECULE_INVENTORY_FILE'], host.backend.get_hostname(), '--become',
-               '-m', 'microimpuls.micropvr.%s' % module, '-a', json.dumps(args)]
+               '-i', os.environ['MOLECULE_INVENTORY_FILE'], hostname, '--become'] + list(options) + \
+              ['-m', 'microimpuls.micropvr.%s' % module, '-a', json.dumps(args)]
     env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
                ANSIBLE_STDOUT_CALLBACK='ansible.builtin.minimal')
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
-    # minimal callback: "<host> | STATUS => {json}"
-    text = proc.stdout
-    start = text.find('{')
-    result = json.loads(text[start:]) if start >= 0 else {}
-    return proc.returncode, result
+    # minimal callback: "<host> | STATUS => {json}"; ansible-core 2.19 prints an [ERROR]
+    # block holding a Python dict before it when the module fails.
+    match = re.search(r'^%s \| [A-Z!]+ => (\{.*)' % re.escape(hostname), proc.stdout, re.M | re.S)
+    assert match, 'no module result in the output of %s:\n%s\n%s' % (command, proc.stdout, proc.stderr)
+    return proc.returncode, json.JSONDecoder().raw_decode(match.group(1))[0]
+
+
+def flip_byte(host, path, offset):
+    """Invert one byte of a file on ``host`` (to damage a backup set)."""
+    host.check_output("python3 -c 'import sys; f = open(sys.argv[1], \"r+b\"); f.seek(int(sys.argv[2])); "
+                      "b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))' %s %s"
+                      % (path, offset))
 
 
 DATABASES = ('/etc/micropvr/records.db', '/etc/micropvr/tasks.db')
