@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import re
+import tempfile
 
 ENGINES = ('postgresql', 'mysql')
 _STDERR_ERROR = re.compile(r'\b(error|fatal)\b', re.IGNORECASE)
@@ -54,8 +55,9 @@ def password(db):
     return None
 
 
-def _private_file(path, content):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _private_file(work_dir, prefix, content):
+    """A new 0600 file in ``work_dir`` holding ``content``; unique, so credentials can nest."""
+    fd, path = tempfile.mkstemp(dir=work_dir, prefix=prefix)
     with os.fdopen(fd, 'w') as handle:
         handle.write(content)
     return path
@@ -93,7 +95,7 @@ def _pg_env(db, work_dir):
     secret = password(db)
     if secret is not None:
         line = ':'.join(_pgpass_escape(v) for v in ('*', '*', '*', '*', secret))
-        env['PGPASSFILE'] = _private_file(os.path.join(work_dir, '.pgpass-%s' % os.getpid()), line + '\n')
+        env['PGPASSFILE'] = _private_file(work_dir, '.pgpass-', line + '\n')
     return env
 
 
@@ -105,7 +107,7 @@ def _mysql_defaults(db, work_dir):
     secret = password(db)
     if secret is not None:
         lines.append('password="%s"' % secret.replace('\\', '\\\\').replace('"', '\\"'))
-    return _private_file(os.path.join(work_dir, '.my-%s.cnf' % os.getpid()), '\n'.join(lines) + '\n')
+    return _private_file(work_dir, '.my-cnf-', '\n'.join(lines) + '\n')
 
 
 @contextlib.contextmanager

@@ -41,12 +41,19 @@ def test_mariadb_dump_is_complete(host, backup):
 
 
 def test_manifest_lists_the_dumps(host, backup):
+    engine = host.check_output("grep -o '\"tasks-db-engine\": \"[a-z]*\"' /etc/micropvr/micropvr.conf").split('"')[3]
+    tasks_file = 'databases/postgresql-micropvr.pgdump' if engine == 'postgresql' else 'databases/mysql-micropvr.sql'
     data = manifest(host, backup['new'][0])
-    assert sorted((d['engine'], d['database'], d['file']) for d in data['databases']) == [
+    assert sorted((d['engine'], d['database'], d['file']) for d in data['databases']) == sorted([
         ('mysql', 'middleware', 'databases/mysql-middleware.sql'),
-        ('postgresql', 'middleware', 'databases/postgresql-middleware.pgdump')]
+        ('postgresql', 'middleware', 'databases/postgresql-middleware.pgdump'),
+        (engine, 'micropvr', tasks_file)])
+    for entry in data['databases']:
+        if entry['database'] == 'middleware':
+            table = 'public.subscribers' if entry['engine'] == 'postgresql' else 'subscribers'
+            assert entry['tables'][table]['rows'] == 200
     kinds = sorted(f['path'] for f in data['files'] if f['kind'] == 'database')
-    assert kinds == ['databases/mysql-middleware.sql', 'databases/postgresql-middleware.pgdump']
+    assert kinds == sorted(['databases/mysql-middleware.sql', 'databases/postgresql-middleware.pgdump', tasks_file])
 
 
 def test_no_password_file_left_in_the_set(host, backup):

@@ -128,7 +128,7 @@ def test_pg_env_writes_a_private_pgpass_file(tmp_path):
     assert list(env) == ['PGPASSFILE']
     path = env['PGPASSFILE']
     assert os.path.dirname(path) == str(tmp_path)
-    assert os.path.basename(path) == '.pgpass-%d' % os.getpid()
+    assert os.path.basename(path).startswith('.pgpass-')
     assert mode(path) == 0o600
     assert read(path) == '*:*:*:*:S3cr\\:et\\\\pa"ss word\n'
     assert SECRET not in path
@@ -153,10 +153,15 @@ def test_pg_env_never_writes_through_an_existing_file_or_symlink(tmp_path):
     target.write_text('untouched')
     work = tmp_path / 'work'
     work.mkdir()
-    os.symlink(str(target), str(work / ('.pgpass-%d' % os.getpid())))
-    with pytest.raises(OSError):
-        _pg_env(dict(engine='postgresql', name='mw', login_password=SECRET), str(work))
+    os.symlink(str(target), str(work / '.pgpass-planted'))
+    env = _pg_env(dict(engine='postgresql', name='mw', login_password=SECRET), str(work))
+    assert not os.path.islink(env['PGPASSFILE'])
     assert target.read_text() == 'untouched'
+
+
+def test_nested_credentials_get_separate_files(tmp_path):
+    db = dict(engine='postgresql', name='mw', login_password=SECRET)
+    assert _pg_env(db, str(tmp_path))['PGPASSFILE'] != _pg_env(db, str(tmp_path))['PGPASSFILE']
 
 
 def test_pg_connection_args_carry_no_password():
@@ -176,7 +181,7 @@ def test_mysql_defaults_file(tmp_path):
     finally:
         os.umask(old_umask)
     assert os.path.dirname(path) == str(tmp_path)
-    assert os.path.basename(path) == '.my-%d.cnf' % os.getpid()
+    assert os.path.basename(path).startswith('.my-cnf-')
     assert mode(path) == 0o600
     assert read(path) == ('[client]\nuser=pvr\nhost=db.example.net\nport=3307\nsocket=/run/mysqld/mysqld.sock\n'
                           'password="S3cr:et\\\\pa\\"ss word"\n')
@@ -194,9 +199,9 @@ def test_mysql_defaults_never_writes_through_a_symlink(tmp_path):
     target.write_text('untouched')
     work = tmp_path / 'work'
     work.mkdir()
-    os.symlink(str(target), str(work / ('.my-%d.cnf' % os.getpid())))
-    with pytest.raises(OSError):
-        _mysql_defaults(dict(engine='mysql', name='mw', login_password=SECRET), str(work))
+    os.symlink(str(target), str(work / '.my-cnf-planted'))
+    path = _mysql_defaults(dict(engine='mysql', name='mw', login_password=SECRET), str(work))
+    assert not os.path.islink(path)
     assert target.read_text() == 'untouched'
 
 
@@ -352,7 +357,8 @@ def test_dump_mysql_passes_the_password_only_in_a_private_file(tmp_path):
     destination = str(tmp_path / 'mysql-mw.sql')
     assert dump(module, db, destination, str(tmp_path)) == dict(engine='mysql', database='mw', format='sql')
     call = seen[0]
-    defaults = os.path.join(str(tmp_path), '.my-%d.cnf' % os.getpid())
+    defaults = call['args'][1].split('=', 1)[1]
+    assert os.path.dirname(defaults) == str(tmp_path) and os.path.basename(defaults).startswith('.my-cnf-')
     assert call['args'] == ['/usr/bin/mysqldump', '--defaults-extra-file=%s' % defaults, '--single-transaction',
                             '--routines', '--triggers', '--events', '--result-file=%s' % destination, 'mw']
     assert call['secrets'] == {defaults: '[client]\nuser=pvr\npassword="S3cr:et\\\\pa\\"ss word"\n'}
