@@ -245,7 +245,7 @@ def ping(module, db, work_dir):
 # must give the same digests.
 
 _PG_COPY = re.compile(r'^COPY (\S+) \((.*)\) FROM stdin;$')
-_MYSQL_INSERT = re.compile(r'^INSERT INTO `((?:[^`]|``)+)` VALUES (.*);$')
+_MYSQL_INSERT = re.compile(r'^INSERT INTO `((?:[^`]|``)+)` VALUES ?(.*)$')
 _MYSQL_CREATE = re.compile(r'^CREATE TABLE `((?:[^`]|``)+)` \($')
 
 
@@ -290,16 +290,27 @@ def mysql_values(values):
 
 
 def mysql_insert_rows(text):
-    """{table: [row text]} from a mysqldump (extended INSERTs split into rows)."""
-    tables = {}
+    """{table: [row text]} from a mysqldump (extended INSERTs split into rows).
+
+    MariaDB 10.11 and later write an INSERT's rows on lines of their own; newlines inside values
+    are escaped, so a statement ends at the first line that ends with ';'.
+    """
+    tables, table, values = {}, None, []
     for line in text.splitlines():
-        match = _MYSQL_CREATE.match(line)
-        if match:
-            tables.setdefault(match.group(1), [])
-            continue
-        match = _MYSQL_INSERT.match(line)
-        if match:
-            tables.setdefault(match.group(1), []).extend(mysql_values(match.group(2)))
+        if table is not None:
+            values.append(line)
+        else:
+            match = _MYSQL_CREATE.match(line)
+            if match:
+                tables.setdefault(match.group(1), [])
+                continue
+            match = _MYSQL_INSERT.match(line)
+            if not match:
+                continue
+            table, values = match.group(1), [match.group(2)]
+        if values[-1].endswith(';'):
+            tables.setdefault(table, []).extend(mysql_values('\n'.join(values)[:-1]))
+            table, values = None, []
     return tables
 
 

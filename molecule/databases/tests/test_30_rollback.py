@@ -33,7 +33,7 @@ def rollback(host):
 
 def test_restore_test_ran_at_backup_time(host, rollback):
     entries = manifest(host, rollback['backup_id'])['databases']
-    assert [e['restore_tested'] for e in entries] == [True, True]
+    assert len(entries) == 3 and all(e.get('restore_tested') is True for e in entries)
     assert all(e['tables'] for e in entries)
     # The throwaway databases are gone again.
     assert _pg(host, "SELECT count(*) FROM pg_database WHERE datname = 'middleware_micropvr_restore_test'") == '0'

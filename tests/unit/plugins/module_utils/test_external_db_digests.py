@@ -33,6 +33,13 @@ CREATE TABLE `we``ird` (
   `id` int(11) NOT NULL
 );
 INSERT INTO `we``ird` VALUES (1);
+CREATE TABLE `multi` (
+  `id` int(11) NOT NULL
+);
+INSERT INTO `multi` VALUES
+(1,'ends with ;'),
+(2,'x\\n;'),
+(3,NULL);
 """
 
 
@@ -47,8 +54,10 @@ def test_mysql_values_respects_quotes_and_escapes():
 
 def test_mysql_insert_rows_counts_every_row_and_empty_tables():
     rows = mysql_insert_rows(MYSQL_DUMP)
-    assert sorted(rows) == ['empty', 'subscribers', 'we``ird']
+    assert sorted(rows) == ['empty', 'multi', 'subscribers', 'we``ird']
     assert len(rows['subscribers']) == 4 and rows['empty'] == [] and rows['we``ird'] == ['1']
+    # MariaDB 10.11+: the rows of one INSERT on lines of their own
+    assert rows['multi'] == ["1,'ends with ;'", "2,'x\\n;'", '3,NULL']
 
 
 def test_digests_ignore_row_order_but_not_content():
