@@ -12,6 +12,8 @@ import tarfile
 
 import pytest
 
+from fake_module import FakeModuleBase
+
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.backupset import (
     FORMAT_VERSION,
@@ -756,25 +758,12 @@ def test_utc_now_iso():
 
 # --- verify_set with the real content checkers (fake module for dpkg-deb / pg_restore) ---------
 
-class FailJson(BaseException):
-    """Like AnsibleModule.fail_json's SystemExit: not caught by ``except Exception``."""
-
-    def __init__(self, kwargs):
-        super(FailJson, self).__init__(kwargs.get('msg'))
-        self.kwargs = kwargs
-
-
-class FakeModule(object):
+class FakeModule(FakeModuleBase):
     def __init__(self, fields=None, bins=None):
         self.fields = fields or {}
         self.bins = bins if bins is not None else {'dpkg-deb': '/usr/bin/dpkg-deb'}
         self.commands = []
 
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        path = self.bins.get(name)
-        if path is None and required:
-            self.fail_json(msg='Failed to find required executable "%s"' % name)
-        return path
 
     def run_command(self, args, **kwargs):
         self.commands.append(list(args))
@@ -785,8 +774,6 @@ class FakeModule(object):
             return 0, ''.join('%s: %s\n' % item for item in fields.items()), ''
         return 127, '', 'unexpected command'
 
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
 
 
 def make_real_set(tmp_path, backup_id='20261126T221500Z'):

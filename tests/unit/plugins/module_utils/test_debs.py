@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from fake_module import FailJson, FakeModuleBase
+
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import debs
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.debs import (
     control_fields,
@@ -23,18 +25,10 @@ def test_deb_filename(name, version, arch, expected):
     assert deb_filename(name, version, arch) == expected
 
 
-class FailJson(BaseException):
-    """Like AnsibleModule.fail_json's SystemExit: not caught by ``except Exception``."""
-
-    def __init__(self, kwargs):
-        super(FailJson, self).__init__(kwargs.get('msg'))
-        self.kwargs = kwargs
-
-
 FIELDS_OK = 'Package: micropvr\nVersion: 1:2.0-1\nArchitecture: amd64\n'
 
 
-class FakeModule(object):
+class FakeModule(FakeModuleBase):
     """A host with dpkg-deb (reads 'control' files: the fake .deb content is its control fields),
     and optionally apt-get / dpkg-repack that drop a file into their cwd."""
 
@@ -43,11 +37,6 @@ class FakeModule(object):
         self.apt_get, self.dpkg_repack = apt_get, dpkg_repack
         self.calls = []
 
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        path = self.bins.get(name)
-        if path is None and required:
-            self.fail_json(msg='Failed to find required executable "%s" in paths' % name)
-        return path
 
     def run_command(self, args, **kwargs):
         self.calls.append((list(args), kwargs))
@@ -65,8 +54,6 @@ class FakeModule(object):
             return self.dpkg_repack(args, kwargs['cwd'])
         raise AssertionError('unexpected command %r' % args)
 
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
 
 
 def write(path, content):

@@ -5,6 +5,8 @@ import stat
 
 import pytest
 
+from fake_module import FailJson, FakeModuleBase
+
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import external_db
@@ -242,15 +244,7 @@ def test_check_mysql_dump_incomplete(tmp_path, content):
     assert check_mysql_dump(str(path)) == 'dump is incomplete (no "-- Dump completed" trailer)'
 
 
-class FailJson(BaseException):
-    """Like AnsibleModule.fail_json's SystemExit: not caught by ``except Exception``."""
-
-    def __init__(self, kwargs):
-        super(FailJson, self).__init__(kwargs.get('msg'))
-        self.kwargs = kwargs
-
-
-class FakeModule(object):
+class FakeModule(FakeModuleBase):
     """get_bin_path/run_command/fail_json; ``handler(args, kwargs) -> (rc, out, err)``."""
 
     def __init__(self, handler, bins=('pg_dump', 'pg_restore', 'mysqldump')):
@@ -258,18 +252,11 @@ class FakeModule(object):
         self.bins = dict((name, '/usr/bin/' + name) for name in bins)
         self.calls = []
 
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        path = self.bins.get(name)
-        if path is None and required:
-            self.fail_json(msg='Failed to find required executable "%s" in paths' % name)
-        return path
 
     def run_command(self, args, **kwargs):
         self.calls.append((list(args), kwargs))
         return self.handler(args, kwargs)
 
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
 
 
 def test_check_pg_dump(tmp_path):
