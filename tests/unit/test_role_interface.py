@@ -72,3 +72,11 @@ def test_readme_variable_tables_are_current():
     with open(role_docs.README) as handle:
         section = role_docs.readme_section(handle.read())
     assert section == role_docs.render(SPECS), 'run: python3 tests/tools/role_docs.py --write'
+
+
+def test_example_group_vars_are_current():
+    with open(role_docs.EXAMPLE_GROUP_VARS) as handle:
+        assert handle.read() == role_docs.render_group_vars(SPECS), 'run: python3 tests/tools/role_docs.py --write'
+    # Every line is a comment: the example inventory changes no default.
+    with open(role_docs.EXAMPLE_GROUP_VARS) as handle:
+        assert yaml.safe_load(handle) is None
