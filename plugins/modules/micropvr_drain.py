@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to microimpuls.micropvr
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: micropvr_drain
+short_description: Wait for a MicroPVR host's subscriber sessions to drain
+version_added: 0.1.0
+description:
+  - Polls C(is_alive) over micropvr's JSON-RPC API until its C(session_count) is below O(sessions)
+    or O(timeout) seconds have passed, whichever comes first. Load balancers poll the same call,
+    so this is the natural drain signal before an update.
+  - It never fails because sessions remain when the time is up; it reports it (RV(drained) false),
+    and the update goes on. It fails only when the API does not answer at all.
+  - Read-only; in check mode it reads the session count once and does not wait.
+options:
+  sessions:
+    description: Wait until fewer sessions than this remain.
+    type: int
+    required: true
+  timeout:
+    description: Seconds to wait at most.
+    type: int
+    required: true
+  interval:
+    description: Seconds between polls.
+    type: float
+    default: 5
+  rpc_host:
+    description: Address of the JSON-RPC API.
+    type: str
+    default: 127.0.0.1
+  rpc_port:
+    description: Port of the JSON-RPC API.
+    type: int
+    default: 4089
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - microimpuls.micropvr maintainers
+'''
+
+EXAMPLES = r'''
+- name: Let subscribers move to other servers first (at most 10 minutes)
+  microimpuls.micropvr.micropvr_drain:
+    sessions: 5
+    timeout: 600
+'''
+
+RETURN = r'''
+drained:
+  description: Whether the session count fell below O(sessions) in time.
+  returned: always
+  type: bool
+session_count:
+  description: Sessions at the last poll.
+  returned: always
+  type: int
+waited:
+  description: Seconds spent waiting.
+  returned: always
+  type: float
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.rpc import RPCError, call
+
+
+def sessions_now(module):
+    try:
+        result = call(module.params['rpc_host'], module.params['rpc_port'], 'is_alive')
+    except RPCError as exc:
+        module.fail_json(msg='cannot read the session count: %s' % exc)
+    return int(result.get('session_count', 0))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            sessions=dict(type='int', required=True),
+            timeout=dict(type='int', required=True),
+            interval=dict(type='float', default=5.0),
+            rpc_host=dict(type='str', default='127.0.0.1'),
+            rpc_port=dict(type='int', default=4089),
+        ),
+        supports_check_mode=True,
+    )
+    started = time.time()
+    count = sessions_now(module)
+    while count >= module.params['sessions'] and not module.check_mode \
+            and time.time() - started + module.params['interval'] <= module.params['timeout']:
+        time.sleep(module.params['interval'])
+        count = sessions_now(module)
+    drained = count < module.params['sessions']
+    if not drained and not module.check_mode:
+        module.warn('%d sessions remain after %d s (micropvr_drain_timeout); updating anyway'
+                    % (count, module.params['timeout']))
+    module.exit_json(changed=False, drained=drained, session_count=count, waited=round(time.time() - started, 1))
+
+
+if __name__ == '__main__':
+    main()
