@@ -8,7 +8,6 @@ import http.server
 import json
 import os
 import socket
-import socketserver
 import stat
 import subprocess
 import tempfile
@@ -45,35 +44,13 @@ except ImportError:  # ansible-core < 2.19: the classic set_module_args pattern
             basic._ANSIBLE_ARGS = saved
 
 
+from local_servers import RPCServer  # noqa: E402
+
 ALIVE = {'is_alive': True, 'score': 12.5, 'session_count': 3}
 DEAD = {'is_alive': False, 'score': 1000.0, 'session_count': 0}
 
 
 # --- servers -------------------------------------------------------------------------------------
-
-class _RPCHandler(socketserver.StreamRequestHandler):
-    def handle(self):
-        request = json.loads(self.rfile.readline().decode('utf-8'))
-        server = self.server
-        with server.lock:
-            server.requests.append(request)
-            index = len(server.requests)
-        result = server.answer(index)
-        reply = {'jsonrpc': '2.0', 'id': request['id'], 'result': result}
-        self.wfile.write(json.dumps(reply).encode('utf-8') + b'\n')
-
-
-class RPCServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, answer):
-        socketserver.ThreadingTCPServer.__init__(self, ('127.0.0.1', 0), _RPCHandler)
-        self.answer = answer  # call number (1, 2, ...) -> result
-        self.requests = []
-        self.lock = threading.Lock()
-        self.port = self.server_address[1]
-
 
 class _HTTPHandler(http.server.BaseHTTPRequestHandler):
     STATUS = {'/nginx-stats': 200, '/empty': 204, '/fail': 500, '/missing': 404}

@@ -1,0 +1,67 @@
+"""micropvr_drain against a local JSON-RPC server whose session count falls."""
+
+import json
+import threading
+
+import pytest
+from ansible.module_utils import basic
+
+from local_servers import RPCServer
+from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_drain
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # pragma: no cover - ansible-core < 2.19
+    patch_module_args = None
+
+
+@pytest.fixture
+def server_with_sessions():
+    started = []
+
+    def start(counts):
+        """The n-th call sees counts[n] sessions (the last count repeats)."""
+        server = RPCServer(lambda index: {'is_alive': True, 'score': 1.0,
+                                          'session_count': counts[min(index, len(counts)) - 1]})
+        threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()
+
+
+def run(capsys, **args):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            micropvr_drain.main()
+    return exit_info.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_waits_until_sessions_fall_below_the_threshold(server_with_sessions, capsys):
+    server = server_with_sessions([40, 12, 3])
+    code, result = run(capsys, sessions=5, timeout=10, interval=0.05, rpc_port=server.port)
+    assert code == 0 and result['drained'] is True and result['session_count'] == 3
+    assert len(server.requests) == 3
+    assert all(r['method'] == 'is_alive' for r in server.requests)
+
+
+def test_gives_up_at_the_timeout_and_warns(server_with_sessions, capsys):
+    server = server_with_sessions([40])
+    code, result = run(capsys, sessions=5, timeout=1, interval=0.2, rpc_port=server.port)
+    assert code == 0 and result['drained'] is False and result['session_count'] == 40
+    assert result['waited'] <= 1.5
+    assert '40 sessions remain after 1 s' in json.dumps(result.get('warnings')), result
+
+
+def test_check_mode_reads_once_and_does_not_wait(server_with_sessions, capsys):
+    server = server_with_sessions([40, 0])
+    code, result = run(capsys, sessions=5, timeout=30, interval=0.05, rpc_port=server.port, _ansible_check_mode=True)
+    assert code == 0 and result['drained'] is False and len(server.requests) == 1
+
+
+def test_fails_when_the_api_does_not_answer(capsys):
+    code, result = run(capsys, sessions=5, timeout=1, rpc_port=1)
+    assert code == 1 and result['msg'].startswith('cannot read the session count: is_alive on 127.0.0.1:1')
