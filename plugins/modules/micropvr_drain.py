@@ -32,19 +32,13 @@ options:
     description: Seconds between polls.
     type: float
     default: 5
-  rpc_host:
-    description: Address of the JSON-RPC API.
-    type: str
-    default: 127.0.0.1
-  rpc_port:
-    description: Port of the JSON-RPC API.
-    type: int
-    default: 4089
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - microimpuls.micropvr.rpc
 author:
   - microimpuls.micropvr maintainers
 '''

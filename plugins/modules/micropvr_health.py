@@ -30,14 +30,6 @@ options:
     elements: str
     choices: [rpc, http, nginx, databases]
     default: [rpc, http, nginx]
-  rpc_host:
-    description: Address of the JSON-RPC API.
-    type: str
-    default: 127.0.0.1
-  rpc_port:
-    description: Port of the JSON-RPC API.
-    type: int
-    default: 4089
   http_url:
     description: URL that micropvs must answer with a 2xx status.
     type: str
@@ -72,6 +64,7 @@ attributes:
   diff_mode:
     support: none
 extends_documentation_fragment:
+  - microimpuls.micropvr.rpc
   - microimpuls.micropvr.databases
 author:
   - microimpuls.micropvr maintainers

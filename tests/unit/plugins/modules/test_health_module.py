@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import databases as databases_fragment
+from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import rpc as rpc_fragment
 
 from ansible.module_utils import basic
 
@@ -532,6 +533,7 @@ def test_documentation_matches_argument_spec(monkeypatch):
     assert captured['supports_check_mode'] is True
     options = yaml.safe_load(micropvr_health.DOCUMENTATION)['options']
     options.update(yaml.safe_load(databases_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
+    options.update(yaml.safe_load(rpc_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     assert sorted(options) == sorted(spec)
     for name, option in options.items():
         assert option['type'] == spec[name]['type'], name
