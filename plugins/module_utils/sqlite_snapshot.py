@@ -26,8 +26,15 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
 
 # SQLITE_MAX_ATTACHED is 10 by default: the main database plus 9 attached ones per snapshot.
 MAX_DATABASES_PER_SNAPSHOT = 10
+# Files SQLite keeps beside a database; they belong to the live database.
+SIDE_FILES = ('-journal', '-wal', '-shm')
 # How long one attempt waits for a database's read lock before letting go of all of them.
 _LOCK_ATTEMPT_MS = 200
+
+
+def belongs_to_database(path, databases):
+    """Whether ``path`` is one of ``databases`` or a journal/WAL/shm file beside one."""
+    return any(path == db + suffix for db in databases for suffix in ('',) + SIDE_FILES)
 
 
 def _ro_uri(path):

@@ -208,12 +208,11 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import (
     MAX_DATABASES_PER_SNAPSHOT,
+    belongs_to_database,
     snapshot,
 )
 
 MIB = 1024 * 1024
-# SQLite keeps these beside a database; they belong to the live database, not to the config.
-_SQLITE_SIDE_FILES = ('-journal', '-wal', '-shm')
 
 
 def argument_spec():
@@ -231,11 +230,6 @@ def argument_spec():
         restore_test=dict(type='bool', default=False),
     )
     return spec
-
-
-def _excluded(path, sqlite_paths):
-    return any(path == db or path == db + side for db in sqlite_paths for side in _SQLITE_SIDE_FILES) \
-        or path in sqlite_paths
 
 
 def _walk_files(path):
@@ -295,7 +289,7 @@ def plan_backup(module):
             module.fail_json(msg='databases: %s %s: login_password_file %s does not exist'
                              % (db['engine'], db['name'], db['login_password_file']))
 
-    config_files = [f for p in config_paths for f in _walk_files(p) if not _excluded(f, sqlite_paths)]
+    config_files = [f for p in config_paths for f in _walk_files(p) if not belongs_to_database(f, sqlite_paths)]
     estimate = sum(os.lstat(f).st_size for f in config_files)
     estimate += sum(os.path.getsize(p) for p in sqlite_paths)
     estimate += sum(estimated_size(module, name, info['version'], info['architecture'], info['installed_size_kib'])
@@ -388,7 +382,7 @@ def _write_config_archive(work, plan):
     path = os.path.join(work, 'config.tar')
 
     def leave_out_sqlite(info):
-        return None if _excluded('/' + info.name, sqlite_paths) else info
+        return None if belongs_to_database('/' + info.name, sqlite_paths) else info
 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, 'wb') as handle:

@@ -113,12 +113,15 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db i
     restore,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import dpkg_audit, package_versions
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import describe
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import (
+    SIDE_FILES,
+    belongs_to_database,
+    describe,
+)
 
 POLICY_RC_D = '/usr/sbin/policy-rc.d'
 # policy-rc.d's "action forbidden" answer: maintainer scripts may not start or stop daemons.
 POLICY_DENY = '#!/bin/sh\n# Written by microimpuls.micropvr.micropvr_restore while it installs packages.\nexit 101\n'
-_SQLITE_SIDE_FILES = ('-journal', '-wal', '-shm')
 MIB = 1024 * 1024
 
 
@@ -156,8 +159,7 @@ def extra_config_files(manifest):
         for dirpath, dirnames, filenames in os.walk(top):
             for name in filenames:
                 path = os.path.join(dirpath, name)
-                if path not in archived and not any(path == s['source'] or path == s['source'] + side
-                                                    for s in manifest['sqlite'] for side in ('',) + _SQLITE_SIDE_FILES):
+                if path not in archived and not belongs_to_database(path, [s['source'] for s in manifest['sqlite']]):
                     extra.append(path)
     return sorted(extra)
 
@@ -281,7 +283,7 @@ def restore_sqlite(set_dir, manifest):
                 os.chown(tmp, st.st_uid, st.st_gid)
                 os.chmod(tmp, st.st_mode & 0o7777)
             # A journal left by the version being rolled back would be replayed into the copy.
-            for side in _SQLITE_SIDE_FILES:
+            for side in SIDE_FILES:
                 if os.path.lexists(source + side):
                     os.unlink(source + side)
             os.rename(tmp, source)

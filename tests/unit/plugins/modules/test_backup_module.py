@@ -11,6 +11,8 @@ import tarfile
 import pytest
 import yaml
 
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import belongs_to_database
+
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import databases as databases_fragment
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -20,7 +22,6 @@ from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_ba
 from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_backup import (
     RootLock,
     _ensure_root,
-    _excluded,
     _restrict,
     _tar_entries,
     _walk_files,
@@ -29,7 +30,7 @@ from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_backup im
 )
 
 
-# --- _excluded ---------------------------------------------------------------------------------
+# --- belongs_to_database (sqlite_snapshot) ---------------------------------------------------------------------------------
 
 DBS = ['/etc/micropvr/records.db', '/etc/micropvr/tasks.db']
 
@@ -43,7 +44,7 @@ DBS = ['/etc/micropvr/records.db', '/etc/micropvr/tasks.db']
     '/etc/micropvr/tasks.db-wal',
 ])
 def test_excluded_database_and_side_files(path):
-    assert _excluded(path, DBS) is True
+    assert belongs_to_database(path, DBS) is True
 
 
 @pytest.mark.parametrize('path', [
@@ -58,12 +59,12 @@ def test_excluded_database_and_side_files(path):
     '/etc/micropvr/records.db/',
     'etc/micropvr/records.db',
 ])
-def test_not_excluded(path):
-    assert _excluded(path, DBS) is False
+def test_notbelongs_to_database(path):
+    assert belongs_to_database(path, DBS) is False
 
 
 def test_nothing_excluded_without_databases():
-    assert _excluded('/etc/micropvr/records.db', []) is False
+    assert belongs_to_database('/etc/micropvr/records.db', []) is False
 
 
 # --- _walk_files -------------------------------------------------------------------------------
