@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -143,7 +144,7 @@ def dump(module, db, destination, work_dir):
             _check_dump(module, label, destination, rc, err)
             problem = check_pg_dump(module, destination)
             if problem:
-                module.fail_json(msg='%s: the dump does not read back: %s' % (label, problem))
+                _dump_failed(module, label, destination, 'the dump does not read back: %s' % problem)
             return dict(engine='postgresql', database=db['name'], format='custom')
         mysqldump = module.get_bin_path('mysqldump', required=True)
         rc, out, err = module.run_command(
@@ -152,18 +153,41 @@ def dump(module, db, destination, work_dir):
         _check_dump(module, label, destination, rc, err)
         problem = check_mysql_dump(destination)
         if problem:
-            module.fail_json(msg='%s: %s' % (label, problem))
+            _dump_failed(module, label, destination, problem)
         return dict(engine='mysql', database=db['name'], format='sql')
+
+
+def out_of_space(path, stderr=''):
+    """True when a failed write to ``path`` was (most likely) for want of space."""
+    if 'No space left on device' in stderr or 'errno 28' in stderr.lower():
+        return True
+    try:
+        stats = os.statvfs(os.path.dirname(path) or '.')
+    except OSError:
+        return False
+    # root may write into the reserved blocks: only f_bfree counts for it.
+    return stats.f_bfree * stats.f_frsize < 1024 * 1024
+
+
+def _dump_failed(module, label, destination, problem, stderr=''):
+    """Fail the module with ``problem``; raise ENOSPC instead when the disk is full.
+
+    A full disk is the caller's to report (with the partial set removed); pg_dump has been
+    seen to exit 0 with an empty file on a full filesystem, so every kind of failure is checked.
+    """
+    if out_of_space(destination, stderr):
+        raise OSError(errno.ENOSPC, '%s: %s' % (label, problem))
+    module.fail_json(msg='%s: %s' % (label, problem))
 
 
 def _check_dump(module, label, destination, rc, stderr):
     if rc != 0:
-        module.fail_json(msg='%s: dump failed (rc=%d): %s' % (label, rc, stderr.strip()))
+        _dump_failed(module, label, destination, 'dump failed (rc=%d): %s' % (rc, stderr.strip()), stderr)
     error = _first_error(stderr)
     if error:
-        module.fail_json(msg='%s: dump reported an error: %s' % (label, error))
+        _dump_failed(module, label, destination, 'dump reported an error: %s' % error, stderr)
     if not os.path.isfile(destination) or os.path.getsize(destination) == 0:
-        module.fail_json(msg='%s: dump is empty' % label)
+        _dump_failed(module, label, destination, 'dump is empty', stderr)
 
 
 def check_pg_dump(module, path):

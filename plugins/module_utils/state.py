@@ -7,20 +7,31 @@ Both live in one root-only directory (``micropvr_state_dir``). The history is JS
 appended under an flock and fsynced, so it survives a crash of the run that writes it.
 The lock is a file created with O_EXCL, because an Ansible run spans many module calls and
 no process lives long enough to hold an flock for it.
+
+While a module of the run changes packages (install, restore), the lock also names that
+*step*, and the module holds an flock on STEP_FILE for as long as it works. The kernel drops
+an flock when its process dies, so a lock that names a step nobody holds is the mark of a run
+killed in the middle of changing the host: the next run takes over and recovers the host
+from the step's backup set instead of waiting for the lock to expire.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import datetime
 import errno
 import fcntl
 import json
 import os
+import struct
 
 HISTORY_FILE = 'history.jsonl'
 LOCK_FILE = 'update.lock'
+STEP_FILE = 'step.flock'
+# apt and dpkg hold POSIX (fcntl) locks on these while they change packages.
+DPKG_LOCKS = ('/var/lib/dpkg/lock-frontend', '/var/lib/dpkg/lock')
 DEFAULT_STATE_DIR = '/var/lib/microimpuls-micropvr'
 
 
@@ -119,3 +130,108 @@ def remove_lock(state_dir):
         os.unlink(path)
         return True
     return False
+
+
+def write_lock(state_dir, lock):
+    """Replace the content of an existing lock atomically (readers see the old or the new one)."""
+    path = os.path.join(state_dir, LOCK_FILE)
+    tmp = path + '.new'
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as handle:
+        json.dump(lock, handle, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.rename(tmp, path)
+
+
+def step_in_progress(state_dir):
+    """True while some process holds the step flock (a module is changing the host)."""
+    path = os.path.join(state_dir, STEP_FILE)
+    if not os.path.exists(path):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (IOError, OSError) as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return True
+        raise
+    finally:
+        os.close(fd)
+    return False
+
+
+def posix_lock_holder(path):
+    """Pid of the process holding a POSIX write lock on ``path``, or None (F_GETLK: takes nothing)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        query = struct.pack('hhllhh', fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    finally:
+        os.close(fd)
+    lock_type, dummy, dummy, dummy, pid, dummy = struct.unpack('hhllhh', answer)
+    return None if lock_type == fcntl.F_UNLCK else pid
+
+
+def package_manager_busy(lock_paths=DPKG_LOCKS):
+    """Pid of a running apt or dpkg (holder of a dpkg lock), or None."""
+    for path in lock_paths:
+        pid = posix_lock_holder(path)
+        if pid:
+            return pid
+    return None
+
+
+def interrupted_step(lock, state_dir, lock_paths=DPKG_LOCKS):
+    """The step a dead run left in ``lock``, or None.
+
+    Dead means: no process holds the step, and no apt or dpkg is still at work (the module
+    process may die while the apt-get it started goes on).
+    """
+    if not lock or not isinstance(lock.get('step'), dict):
+        return None
+    if step_in_progress(state_dir) or package_manager_busy(lock_paths):
+        return None
+    return lock['step']
+
+
+class LockError(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def step(state_dir, owner, name, **details):
+    """Mark the lock of ``owner`` with the step ``name`` while the block runs.
+
+    With no ``owner``, nothing is marked, but a lock held by a run refuses the step: a module
+    called on its own must not change a host in the middle of someone's update.
+    """
+    lock = read_lock(state_dir)
+    if owner is None:
+        if lock is not None:
+            raise LockError('the host is locked by run %s (%s, since %s); wait for it to finish'
+                            % (lock.get('owner'), lock.get('purpose') or 'unknown purpose', lock.get('acquired_at')))
+        yield None
+        return
+    if lock is None or lock.get('owner') != owner:
+        raise LockError('run %s does not hold the host lock (%s)'
+                        % (owner, 'held by %s' % lock.get('owner') if lock else 'nobody holds it'))
+    ensure_dir(state_dir)
+    fd = os.open(os.path.join(state_dir, STEP_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        marked = dict(lock, step=dict(details, name=name, pid=os.getpid(), started_at=iso(utc_now())))
+        write_lock(state_dir, marked)
+        yield marked['step']
+        # Only a step that ended (even by failing) is cleared: a killed one stays for the next run.
+        write_lock(state_dir, dict((k, v) for k, v in marked.items() if k != 'step'))
+    except BaseException:
+        current = read_lock(state_dir)
+        if current is not None and current.get('owner') == owner:
+            write_lock(state_dir, dict((k, v) for k, v in current.items() if k != 'step'))
+        raise
+    finally:
+        os.close(fd)

@@ -24,7 +24,12 @@ description:
     host's history and returned as a warning.
   - Refuses an unknown or malformed version, a version the apt sources do not offer, and a version
     that is not newer than the installed one (a downgrade is a rollback's job), before anything changes.
+  - Refuses to install while a package is half-installed or half-configured (an interrupted
+    package operation); O(preflight=true) reports such packages in RV(unfinished) instead.
   - With O(preflight=true) runs only those version checks, without the gate and without installing.
+  - With O(lock_owner), the install is a step of that run's host lock (see
+    M(microimpuls.micropvr.micropvr_lock)), so that a run killed during the install is recognised by
+    the next one. Without it, a host locked by any run is refused.
 options:
   version:
     description: Exact Debian version to install for every package, e.g. C(1.10.0-1).
@@ -59,9 +64,12 @@ options:
     type: bool
     default: true
   state_dir:
-    description: Directory of the host's history.
+    description: Directory of the host's history and lock.
     type: path
     default: /var/lib/microimpuls-micropvr
+  lock_owner:
+    description: Run id that holds the host lock (M(microimpuls.micropvr.micropvr_lock)) for this install.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -101,6 +109,11 @@ gate:
   description: C(passed), C(overridden) or C(not checked) (preflight).
   returned: always
   type: str
+unfinished:
+  description: Packages that dpkg has not finished installing or configuring, with their dpkg state.
+  returned: always
+  type: dict
+  sample: {micropvr: half-configured}
 '''
 
 import os
@@ -114,6 +127,14 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import d
 
 APT_ENV = dict(DEBIAN_FRONTEND='noninteractive', APT_LISTCHANGES_FRONTEND='none')
 CONFFILE_OPTIONS = ['-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold']
+# dpkg states of a package that is not there at all; every state but these and "installed"
+# is an unfinished (interrupted or failed) package operation.
+ABSENT_STATES = ('not-installed', 'config-files')
+
+
+def unfinished_packages(installed):
+    return dict((name, info['state']) for name, info in installed.items()
+                if info['state'] not in ABSENT_STATES + ('installed',))
 
 
 def available_versions(module, name):
@@ -134,7 +155,7 @@ def check_version(module, installed):
         debversion.parse(target)
     except ValueError as exc:
         module.fail_json(msg='micropvr_version: %s' % exc)
-    missing = [name for name, info in installed.items() if not info['installed']]
+    missing = [name for name, info in installed.items() if info['state'] in ABSENT_STATES]
     if missing:
         module.fail_json(msg='micropvr_packages: not installed, nothing to update: %s' % ', '.join(missing))
     for name in module.params['packages']:
@@ -206,6 +227,7 @@ def main():
             preflight=dict(type='bool', default=False),
             hold=dict(type='bool', default=True),
             state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
+            lock_owner=dict(type='str'),
         ),
         supports_check_mode=True,
     )
@@ -214,9 +236,16 @@ def main():
     check_version(module, installed)
     before = dict((name, info['version']) for name, info in installed.items())
     target = dict((name, params['version']) for name in params['packages'])
-    result = dict(from_versions=before, to_versions=target, backup_id=None, gate='not checked')
+    unfinished = unfinished_packages(installed)
+    result = dict(from_versions=before, to_versions=target, backup_id=None, gate='not checked', unfinished=unfinished)
     if params['preflight']:
         module.exit_json(changed=False, **result)
+    if unfinished:
+        module.fail_json(msg='refusing to install %s: a package operation on this host did not finish (%s). Re-run '
+                             'update.yml, which recovers a run it finds interrupted, or restore a backup set with '
+                             'rollback.yml' % (params['version'], ', '.join('%s is %s' % item
+                                                                           for item in sorted(unfinished.items()))),
+                         **result)
 
     backup_id = check_gate(module, installed)
     result.update(backup_id=backup_id, gate='overridden' if backup_id is None else 'passed')
@@ -228,10 +257,15 @@ def main():
         module.exit_json(changed=False, **result)
     if module.check_mode:
         module.exit_json(changed=True, **result)
-    if backup_id is None:
-        hoststate.append_history(params['state_dir'], dict(event='gate-override', version=params['version'],
-                                                           from_versions=before))
-    install(module, installed)
+    try:
+        with hoststate.step(params['state_dir'], params['lock_owner'], 'install', version=params['version'],
+                            backup_id=backup_id, from_versions=before):
+            if backup_id is None:
+                hoststate.append_history(params['state_dir'], dict(event='gate-override', version=params['version'],
+                                                                   from_versions=before, run_id=params['lock_owner']))
+            install(module, installed)
+    except hoststate.LockError as exc:
+        module.fail_json(msg='refusing to install %s: %s' % (params['version'], exc), **result)
     result['to_versions'] = dict((n, i['version']) for n, i in package_versions(module, params['packages']).items())
     module.exit_json(changed=True, **result)
 

@@ -18,6 +18,12 @@ description:
   - O(state=present) takes the lock, or confirms it when O(owner) already holds it. When another
     run holds it, the module fails naming that run; a lock older than O(ttl) seconds is taken
     over and reported (its run crashed or was killed).
+  - "A run killed while one of its modules changed packages (M(microimpuls.micropvr.micropvr_install),
+    M(microimpuls.micropvr.micropvr_restore)) leaves that step in the lock, and no process holds the
+    step any more: such a lock is taken over at once, whatever its age, and returned as RV(interrupted)
+    so that the caller recovers the host (the update role restores the step's backup set)."
+  - A lock whose step is still running (its module process is alive, or the apt/dpkg it started
+    still holds the dpkg lock) is never taken over.
   - O(state=absent) releases the lock held by O(owner); a lock held by another run is left alone.
 options:
   state:
@@ -70,8 +76,16 @@ lock:
   sample: {owner: 20261126T221500Z-host1, purpose: update to 1.10.0-1, acquired_at: '2026-11-26T22:15:00Z'}
 taken_over:
   description: The abandoned lock this run replaced, when it did.
-  returned: when a stale lock was taken over
+  returned: when a stale or interrupted lock was taken over
   type: dict
+interrupted:
+  description:
+    - The step an interrupted run left unfinished; C(name) is C(install) or C(restore), C(backup_id)
+      the backup set that the step was backed by (null when the backup gate was overridden).
+  returned: when the lock taken over names an unfinished step
+  type: dict
+  sample: {owner: 20261126T221500Z-update-host1, step: {name: install, backup_id: 20261126T221502Z,
+           version: 1.10.0-1, pid: 4242, started_at: '2026-11-26T22:15:30Z'}}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -81,28 +95,48 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils import state 
 
 def take(module):
     params = module.params
-    current = hoststate.read_lock(params['state_dir'])
+    state_dir = params['state_dir']
+    current = hoststate.read_lock(state_dir)
     mine = dict(owner=params['owner'], purpose=params['purpose'], acquired_at=hoststate.iso(hoststate.utc_now()))
     if current is not None and current.get('owner') == params['owner']:
         module.exit_json(changed=False, lock=current)
     result = dict(changed=True, lock=mine)
     if current is not None:
+        describe = '%s, owner %s, since %s' % (current.get('purpose') or 'unknown purpose', current.get('owner'),
+                                               current.get('acquired_at'))
+        running = current.get('step') or {}
+        if hoststate.step_in_progress(state_dir):
+            module.fail_json(msg='the host is locked by another run (%s) whose %s step is running right now (pid %s); '
+                                 'wait for it to finish' % (describe, running.get('name', 'unknown'),
+                                                            running.get('pid', 'unknown')), lock=current)
+        busy = hoststate.package_manager_busy() if running else None
+        if busy:
+            module.fail_json(msg='the host is locked by another run (%s) whose %s step left apt/dpkg running '
+                                 '(pid %d holds the dpkg lock); wait for it to finish' % (describe, running.get('name'),
+                                                                                           busy), lock=current)
+        interrupted = hoststate.interrupted_step(current, state_dir)
         age = hoststate.lock_age(current)
-        if age is not None and age <= params['ttl']:
+        if interrupted is None and age is not None and age <= params['ttl']:
             module.fail_json(
-                msg='the host is locked by another run (%s, owner %s, since %s, %d s ago); wait for it to finish. '
+                msg='the host is locked by another run (%s, %d s ago); wait for it to finish. '
                     'If that run is dead, the lock expires after %d s (micropvr_lock_ttl) or can be removed: %s/%s'
-                    % (current.get('purpose') or 'unknown purpose', current.get('owner'), current.get('acquired_at'),
-                       age, params['ttl'], params['state_dir'], hoststate.LOCK_FILE), lock=current)
+                    % (describe, age, params['ttl'], state_dir, hoststate.LOCK_FILE), lock=current)
         result['taken_over'] = current
-        module.warn('took over an abandoned lock (%s, owner %s, since %s): older than %d s'
-                    % (current.get('purpose'), current.get('owner'), current.get('acquired_at'), params['ttl']))
+        if interrupted is not None:
+            result['interrupted'] = dict(owner=current.get('owner'), purpose=current.get('purpose'), step=interrupted)
+            module.warn('run %s was interrupted during its %s step (started %s): the host may be half-changed; '
+                        'this run takes over its lock to recover the host from backup set %s'
+                        % (current.get('owner'), interrupted.get('name'), interrupted.get('started_at'),
+                           interrupted.get('backup_id') or '(none: the backup gate was overridden)'))
+        else:
+            module.warn('took over an abandoned lock (%s): older than %d s (micropvr_lock_ttl)'
+                        % (describe, params['ttl']))
     if module.check_mode:
         module.exit_json(**result)
     if current is not None:
-        hoststate.remove_lock(params['state_dir'])
-    if not hoststate.create_lock(params['state_dir'], mine):
-        module.fail_json(msg='another run took the lock at the same moment: %s' % hoststate.read_lock(params['state_dir']))
+        hoststate.remove_lock(state_dir)
+    if not hoststate.create_lock(state_dir, mine):
+        module.fail_json(msg='another run took the lock at the same moment: %s' % hoststate.read_lock(state_dir))
     module.exit_json(**result)
 
 

@@ -25,6 +25,8 @@ description:
     data they do not understand; extract C(config.tar) with owners, modes and mtimes; put the
     SQLite copies back (stale journals removed); restore external databases; hold the packages;
     start the services."
+  - Packages left half-installed or half-configured by an interrupted update are replaced by the
+    saved ones like any other difference.
   - The saved C(.deb) files are used, never the apt sources, so a rollback works when the vendor
     repository no longer serves the old version or cannot be reached.
   - Files that exist now in the configuration trees but not in the set (for example C(*.dpkg-dist)
@@ -47,6 +49,16 @@ options:
     description: Hold the restored packages so that a routine C(apt upgrade) cannot move them.
     type: bool
     default: true
+  state_dir:
+    description: Directory of the host's lock.
+    type: path
+    default: /var/lib/microimpuls-micropvr
+  lock_owner:
+    description:
+      - Run id that holds the host lock (M(microimpuls.micropvr.micropvr_lock)). The restore is then
+        a step of that run, so that a run killed during the restore is recognised by the next one.
+      - Without it, a host locked by any run is refused.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -101,6 +113,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
     DEFAULT_BACKUP_ROOT,
     DEFAULT_SERVICES,
@@ -219,12 +232,21 @@ class PolicyDeny(object):
         self.saved = POLICY_RC_D + '.micropvr-saved'
 
     def __enter__(self):
-        if os.path.lexists(POLICY_RC_D):
+        # A deny left by a restore that was killed is ours: replace it, do not "save" it.
+        if os.path.lexists(POLICY_RC_D) and not self.is_ours():
             os.rename(POLICY_RC_D, self.saved)
         fd = os.open(POLICY_RC_D, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
         with os.fdopen(fd, 'w') as handle:
             handle.write(POLICY_DENY)
         return self
+
+    @staticmethod
+    def is_ours():
+        try:
+            with open(POLICY_RC_D) as handle:
+                return handle.read() == POLICY_DENY
+        except (IOError, OSError, UnicodeDecodeError):
+            return False
 
     def __exit__(self, *exc):
         os.unlink(POLICY_RC_D)
@@ -317,6 +339,28 @@ def restore_databases(module, set_dir, manifest):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def restore_everything(module, set_dir, manifest, installed, result):
+    """Stop the services, put back packages, configuration and data, start the services."""
+    params = module.params
+    for name in params['services']:
+        rc, output = run_service(module, name, 'stop')
+        if rc != 0:
+            module.fail_json(msg='could not stop %s before the restore (rc=%d): %s' % (name, rc, output), **result)
+    with PolicyDeny():
+        install_packages(module, set_dir, manifest, installed)
+    restore_config(set_dir, manifest)
+    restore_sqlite(set_dir, manifest)
+    restore_databases(module, set_dir, manifest)
+    if params['hold']:
+        module.run_command([module.get_bin_path('apt-mark', required=True), 'hold'] + sorted(manifest['packages']),
+                           check_rc=True)
+    for name in params['services']:
+        rc, output = run_service(module, name, 'start')
+        if rc != 0:
+            module.fail_json(msg='restored backup set %s, but %s does not start (rc=%d): %s'
+                                 % (params['backup_id'], name, rc, output), **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -325,6 +369,8 @@ def main():
             services=dict(type='list', elements='str', default=list(DEFAULT_SERVICES)),
             databases=dict(type='list', elements='dict', default=[], options=database_argument_spec()),
             hold=dict(type='bool', default=True),
+            state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
+            lock_owner=dict(type='str'),
         ),
         supports_check_mode=True,
     )
@@ -353,23 +399,11 @@ def main():
     if not result['differences'] or module.check_mode:
         module.exit_json(changed=bool(result['differences']), **result)
 
-    for name in params['services']:
-        rc, output = run_service(module, name, 'stop')
-        if rc != 0:
-            module.fail_json(msg='could not stop %s before the restore (rc=%d): %s' % (name, rc, output), **result)
-    with PolicyDeny():
-        install_packages(module, set_dir, manifest, installed)
-    restore_config(set_dir, manifest)
-    restore_sqlite(set_dir, manifest)
-    restore_databases(module, set_dir, manifest)
-    if params['hold']:
-        module.run_command([module.get_bin_path('apt-mark', required=True), 'hold'] + sorted(manifest['packages']),
-                           check_rc=True)
-    for name in params['services']:
-        rc, output = run_service(module, name, 'start')
-        if rc != 0:
-            module.fail_json(msg='restored backup set %s, but %s does not start (rc=%d): %s'
-                                 % (params['backup_id'], name, rc, output), **result)
+    try:
+        with hoststate.step(params['state_dir'], params['lock_owner'], 'restore', backup_id=params['backup_id']):
+            restore_everything(module, set_dir, manifest, installed, result)
+    except hoststate.LockError as exc:
+        module.fail_json(msg='refusing to restore backup set %s: %s' % (params['backup_id'], exc), **result)
     module.exit_json(changed=True, **result)
 
 

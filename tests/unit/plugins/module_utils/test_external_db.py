@@ -1,5 +1,6 @@
 """Unit tests for plugins/module_utils/external_db.py (dump file names, secrets files, dump checks)."""
 
+import errno
 import os
 import stat
 
@@ -415,3 +416,43 @@ def test_dump_twice_in_the_same_work_dir(tmp_path):
 def test_module_constants():
     assert external_db.ENGINES == ('postgresql', 'mysql')
     assert MYSQL_TRAILER == b'-- Dump completed'
+
+
+@pytest.mark.parametrize('engine, err', [
+    ('postgresql', 'pg_dump: error: could not write to output file: No space left on device\n'),
+    ('mysql', 'mysqldump: Got errno 28 on write\n'),
+])
+def test_dump_out_of_space_is_raised_as_enospc_for_the_caller(tmp_path, engine, err):
+    """The backup module turns ENOSPC into its own space message and removes the partial set."""
+    module = FakeModule(fake_dump_tool(rc=3, err=err))
+    with pytest.raises(OSError) as excinfo:
+        dump(module, dict(engine=engine, name='mw', login_password='pw'), str(tmp_path / 'd'), str(tmp_path))
+    assert excinfo.value.errno == errno.ENOSPC
+    assert '%s database mw: dump failed (rc=3): %s' % (engine, err.strip()) in str(excinfo.value)
+    assert sorted(os.listdir(str(tmp_path))) == ['d']  # the secret file is gone all the same
+
+
+def test_out_of_space_by_free_blocks(tmp_path, monkeypatch):
+    class Full(object):
+        f_bfree, f_frsize = 10, 4096
+
+    class Roomy(object):
+        f_bfree, f_frsize = 10 ** 6, 4096
+
+    monkeypatch.setattr(os, 'statvfs', lambda path: Full())
+    assert external_db.out_of_space(str(tmp_path / 'd'), 'pg_dump: error: could not write') is True
+    monkeypatch.setattr(os, 'statvfs', lambda path: Roomy())
+    assert external_db.out_of_space(str(tmp_path / 'd'), 'pg_dump: error: connection refused') is False
+
+
+@pytest.mark.parametrize('engine', ['postgresql', 'mysql'])
+def test_empty_dump_on_a_full_disk_is_raised_as_enospc(tmp_path, engine, monkeypatch):
+    """pg_dump has been seen to exit 0 leaving an empty file on a full filesystem."""
+    class Full(object):
+        f_bfree, f_frsize = 0, 4096
+
+    module = FakeModule(fake_dump_tool(content=b''))
+    monkeypatch.setattr(os, 'statvfs', lambda path: Full())
+    with pytest.raises(OSError) as excinfo:
+        dump(module, dict(engine=engine, name='mw'), str(tmp_path / 'd'), str(tmp_path))
+    assert excinfo.value.errno == errno.ENOSPC and 'dump is empty' in str(excinfo.value)

@@ -2,6 +2,11 @@ import datetime
 import json
 import os
 import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
 
@@ -58,3 +63,118 @@ def test_unreadable_lock_is_still_a_lock(tmp_path):
     assert lock['purpose'] == 'unreadable lock file' and state.lock_age(lock) is None
     (tmp_path / state.LOCK_FILE).write_text(json.dumps(['not', 'a', 'dict']))
     assert state.read_lock(str(tmp_path))['purpose'] == 'unreadable lock file'
+
+
+# --- steps: what a killed run leaves behind -----------------------------------------------------
+
+
+def locked(tmp_path, owner='run-1'):
+    state.create_lock(str(tmp_path), dict(owner=owner, purpose='update to 1.10.0-1', acquired_at='2026-11-26T22:00:00Z'))
+
+
+def test_step_marks_the_lock_while_it_runs_and_clears_it_after(tmp_path):
+    locked(tmp_path)
+    with state.step(str(tmp_path), 'run-1', 'install', backup_id='20261126T220000Z', version='1.10.0-1') as step:
+        during = state.read_lock(str(tmp_path))
+        assert during['step'] == step
+        assert step['name'] == 'install' and step['backup_id'] == '20261126T220000Z' and step['pid'] == os.getpid()
+        assert during['owner'] == 'run-1'
+        # This process holds the step: it is in progress, not interrupted.
+        assert state.interrupted_step(during, str(tmp_path)) is None
+    after = state.read_lock(str(tmp_path))
+    assert 'step' not in after and after['owner'] == 'run-1'
+    assert stat.S_IMODE(os.stat(tmp_path / state.LOCK_FILE).st_mode) == 0o600
+
+
+def test_a_failing_step_is_cleared_too(tmp_path):
+    """A module that fails (fail_json raises SystemExit) ended its step: the run is alive."""
+    locked(tmp_path)
+    with pytest.raises(SystemExit):
+        with state.step(str(tmp_path), 'run-1', 'install'):
+            raise SystemExit(1)
+    assert 'step' not in state.read_lock(str(tmp_path))
+
+
+KILLED_STEP = textwrap.dedent('''
+    import os, sys
+    sys.path.insert(0, sys.argv[2])
+    from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
+    with state.step(sys.argv[1], 'run-1', 'install', backup_id='20261126T220000Z'):
+        print('in step', flush=True)
+        sys.stdin.readline()       # the test kills us here
+        os._exit(0)
+''')
+
+
+def test_a_killed_step_stays_in_the_lock_and_is_seen_as_interrupted(tmp_path):
+    locked(tmp_path)
+    collections = [p for p in sys.path if p.endswith(os.path.join('.cache', 'collections'))][0]
+    proc = subprocess.Popen([sys.executable, '-c', KILLED_STEP, str(tmp_path), collections],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == 'in step\n'
+        lock = state.read_lock(str(tmp_path))
+        assert lock['step']['pid'] == proc.pid
+        assert state.step_in_progress(str(tmp_path)) is True
+        assert state.interrupted_step(lock, str(tmp_path)) is None  # alive: not interrupted
+    finally:
+        proc.kill()
+        proc.wait()
+    lock = state.read_lock(str(tmp_path))
+    assert state.step_in_progress(str(tmp_path)) is False
+    assert state.interrupted_step(lock, str(tmp_path)) == lock['step']
+    assert lock['step']['backup_id'] == '20261126T220000Z'
+
+
+def test_a_lock_without_step_is_not_interrupted(tmp_path):
+    locked(tmp_path)
+    assert state.interrupted_step(state.read_lock(str(tmp_path)), str(tmp_path)) is None
+    assert state.interrupted_step(None, str(tmp_path)) is None
+
+
+def test_step_of_a_run_that_does_not_hold_the_lock_is_refused(tmp_path):
+    locked(tmp_path, owner='run-1')
+    with pytest.raises(state.LockError, match=r'run run-2 does not hold the host lock \(held by run-1\)'):
+        with state.step(str(tmp_path), 'run-2', 'install'):
+            pytest.fail('the step ran')
+    assert 'step' not in state.read_lock(str(tmp_path))
+
+
+def test_step_without_owner_on_a_locked_host_is_refused(tmp_path):
+    locked(tmp_path, owner='run-1')
+    with pytest.raises(state.LockError, match=r'the host is locked by run run-1 \(update to 1.10.0-1'):
+        with state.step(str(tmp_path), None, 'install'):
+            pytest.fail('the step ran')
+
+
+def test_step_without_owner_on_an_unlocked_host_runs_unmarked(tmp_path):
+    with state.step(str(tmp_path), None, 'install') as step:
+        assert step is None
+    assert state.read_lock(str(tmp_path)) is None
+
+
+HOLD_POSIX_LOCK = textwrap.dedent('''
+    import fcntl, sys
+    handle = open(sys.argv[1], 'w')
+    fcntl.lockf(handle, fcntl.LOCK_EX)
+    print('locked', flush=True)
+    sys.stdin.readline()
+''')
+
+
+def test_package_manager_busy_sees_a_posix_lock_without_taking_it(tmp_path):
+    """dpkg and apt lock with fcntl; a killed module's apt-get may still hold it."""
+    frontend = tmp_path / 'lock-frontend'
+    frontend.write_text('')
+    assert state.package_manager_busy([str(frontend), str(tmp_path / 'absent')]) is None
+    proc = subprocess.Popen([sys.executable, '-c', HOLD_POSIX_LOCK, str(frontend)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == 'locked\n'
+        assert state.package_manager_busy([str(frontend)]) == proc.pid
+        lock = dict(owner='run-1', step=dict(name='install'))
+        assert state.interrupted_step(lock, str(tmp_path), lock_paths=[str(frontend)]) is None
+    finally:
+        proc.communicate('\n')
+    assert state.package_manager_busy([str(frontend)]) is None
+    assert state.interrupted_step(lock, str(tmp_path), lock_paths=[str(frontend)]) == dict(name='install')

@@ -1,0 +1,50 @@
+"""Fault 6: manifest.json is edited after the backup (a package version, a checksum); the seal
+catches it: the gate and a rollback refuse."""
+
+import json
+
+import pytest
+
+from faultlib import TARGET, reset, run_module, run_playbook
+from gatelib import host_state, set_file, take_backup
+from micropvr_testlib import create_tasks
+
+EDIT = r'''
+import json, sys
+path, edit = sys.argv[1], sys.argv[2]
+with open(path) as handle:
+    data = json.load(handle)
+if edit == "version":
+    data["packages"]["micropvs"]["version"] = "1.10.0-1"
+else:
+    entry = data["files"][0]
+    entry["sha256"] = ("0" if entry["sha256"][0] != "0" else "1") + entry["sha256"][1:]
+with open(path, "w") as handle:
+    json.dump(data, handle, indent=2, sort_keys=True)
+    handle.write("\n")
+'''
+
+
+@pytest.fixture(scope='module', autouse=True)
+def prepared(host):
+    reset(host)
+
+
+@pytest.mark.parametrize('edit', ['version', 'checksum'])
+def test_edited_manifest_is_refused_by_the_gate_and_the_rollback(host, edit):
+    backup_id = take_backup(host, 'faults: to edit its manifest')
+    host.check_output('python3 -c %s %s %s', EDIT, set_file(backup_id, 'manifest.json'), edit)
+    json.loads(host.file(set_file(backup_id, 'manifest.json')).content_string)  # still valid JSON
+    create_tasks(host, 1, channel=50)
+    before = host_state(host)
+
+    rc, result = run_module(host, 'micropvr_install', version=TARGET, backup_id=backup_id)
+    assert rc != 0 and result.get('changed') is False, result
+    assert 'manifest.json was changed after the backup was taken (seal mismatch)' in result['msg'], result['msg']
+
+    rollback = run_playbook(host, 'rollback.yml', micropvr_backup_id=backup_id)
+    assert rollback.returncode != 0
+    assert 'refusing to restore from backup set %s: it does not verify, nothing was changed' % backup_id \
+        in rollback.output
+    assert 'manifest.json was changed after the backup was taken (seal mismatch)' in rollback.output
+    assert host_state(host) == before

@@ -1,0 +1,36 @@
+"""Fault 11: the vendor repository cannot be reached during a rollback. The rollback completes
+from the .deb files saved in the backup set."""
+
+import pytest
+
+from faultlib import BASELINE, TARGET, assert_data_as_before, assert_healthy_on, reset, run_playbook
+
+SOURCE = '/etc/apt/sources.list.d/micropvr-standin.list'
+
+
+@pytest.fixture(scope='module')
+def rollback(host):
+    reset(host)
+    update = run_playbook(host, 'update.yml', micropvr_version=TARGET)
+    assert update.returncode == 0, update.output
+    host.check_output('cp %s /root/standin.list.good && mv /srv/micropvr-repo /srv/micropvr-repo.away' % SOURCE)
+    # Connection refused on the repository, and nothing left in apt's cache.
+    host.check_output("echo 'deb [trusted=yes] http://127.0.0.1:9/micropvr ./' > %s && apt-get clean" % SOURCE)
+    try:
+        unreachable = host.run('apt-get update -o APT::Update::Error-Mode=any')
+        yield run_playbook(host, 'rollback.yml'), unreachable
+    finally:
+        host.check_output('mv /srv/micropvr-repo.away /srv/micropvr-repo && cp /root/standin.list.good %s' % SOURCE)
+        host.run('apt-get update')
+
+
+def test_the_repository_really_is_unreachable(rollback):
+    dummy, unreachable = rollback
+    assert unreachable.rc != 0 and '127.0.0.1:9' in unreachable.stdout + unreachable.stderr
+
+
+def test_rollback_completes_from_the_saved_packages(host, rollback):
+    result, dummy = rollback
+    assert result.returncode == 0, result.output
+    assert_healthy_on(host, BASELINE)
+    assert_data_as_before(host)

@@ -1,0 +1,120 @@
+"""micropvr_lock: who may take the host lock, and what a taken-over lock reports."""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from ansible.module_utils import basic
+
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
+from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_lock
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # pragma: no cover - ansible-core < 2.19
+    patch_module_args = None
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, message: seen.append(message))
+    return seen
+
+
+def run(capsys, **args):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            micropvr_lock.main()
+    return exit_info.value.code, json.loads(capsys.readouterr().out)
+
+
+def lock_of(owner, age_seconds, **extra):
+    moment = state.utc_now() - datetime.timedelta(seconds=age_seconds)
+    return dict(owner=owner, purpose='update to 1.10.0-1', acquired_at=state.iso(moment), **extra)
+
+
+def test_free_host_is_locked(tmp_path, capsys):
+    code, result = run(capsys, owner='run-2', purpose='update', state_dir=str(tmp_path))
+    assert code == 0 and result['changed'] is True
+    assert state.read_lock(str(tmp_path))['owner'] == 'run-2'
+    assert 'interrupted' not in result and 'taken_over' not in result
+
+
+def test_a_live_run_keeps_its_lock(tmp_path, capsys):
+    state.create_lock(str(tmp_path), lock_of('run-1', 60))
+    code, result = run(capsys, owner='run-2', state_dir=str(tmp_path), ttl=7200)
+    assert code == 1
+    assert result['msg'].startswith('the host is locked by another run (update to 1.10.0-1, owner run-1, since ')
+    assert 'wait for it to finish' in result['msg'] and 'micropvr_lock_ttl' in result['msg']
+    assert state.read_lock(str(tmp_path))['owner'] == 'run-1'
+
+
+def test_a_stale_lock_is_taken_over_and_reported(tmp_path, capsys, warnings):
+    state.create_lock(str(tmp_path), lock_of('run-1', 7300))
+    code, result = run(capsys, owner='run-2', state_dir=str(tmp_path), ttl=7200)
+    assert code == 0 and result['taken_over']['owner'] == 'run-1'
+    assert 'interrupted' not in result
+    assert state.read_lock(str(tmp_path))['owner'] == 'run-2'
+    assert len(warnings) == 1 and warnings[0].startswith('took over an abandoned lock (update to 1.10.0-1, owner run-1')
+
+
+def test_a_killed_step_is_taken_over_at_once_whatever_its_age(tmp_path, capsys, warnings):
+    step = dict(name='install', backup_id='20261126T220000Z', pid=999999, started_at='2026-11-26T22:00:05Z')
+    state.create_lock(str(tmp_path), lock_of('run-1', 30, step=step))
+    code, result = run(capsys, owner='run-2', state_dir=str(tmp_path), ttl=7200)
+    assert code == 0
+    assert result['interrupted'] == dict(owner='run-1', purpose='update to 1.10.0-1', step=step)
+    assert state.read_lock(str(tmp_path))['owner'] == 'run-2'
+    assert 'step' not in state.read_lock(str(tmp_path))
+    assert warnings == ['run run-1 was interrupted during its install step (started 2026-11-26T22:00:05Z): the host '
+                        'may be half-changed; this run takes over its lock to recover the host from backup set '
+                        '20261126T220000Z']
+
+
+def test_check_mode_reports_an_interrupted_run_without_taking_over(tmp_path, capsys, warnings):
+    step = dict(name='restore', backup_id='20261126T220000Z', pid=999999, started_at='2026-11-26T22:00:05Z')
+    state.create_lock(str(tmp_path), lock_of('run-1', 30, step=step))
+    code, result = run(capsys, owner='run-2', state_dir=str(tmp_path), _ansible_check_mode=True)
+    assert code == 0 and result['interrupted']['step']['name'] == 'restore'
+    assert state.read_lock(str(tmp_path))['owner'] == 'run-1'
+
+
+HOLD_STEP = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
+    with state.step(sys.argv[1], 'run-1', 'install', backup_id='20261126T220000Z'):
+        print('in step', flush=True)
+        sys.stdin.readline()
+''')
+
+
+def test_a_running_step_is_never_taken_over_even_after_the_ttl(tmp_path, capsys):
+    state.create_lock(str(tmp_path), lock_of('run-1', 9000))
+    collections = [p for p in sys.path if p.endswith(os.path.join('.cache', 'collections'))][0]
+    proc = subprocess.Popen([sys.executable, '-c', HOLD_STEP, str(tmp_path), collections],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == 'in step\n'
+        code, result = run(capsys, owner='run-2', state_dir=str(tmp_path), ttl=7200)
+        assert code == 1
+        assert result['msg'] == ('the host is locked by another run (update to 1.10.0-1, owner run-1, since %s) whose '
+                                 'install step is running right now (pid %d); wait for it to finish'
+                                 % (result['lock']['acquired_at'], proc.pid))
+    finally:
+        proc.communicate('\n')
+    assert state.read_lock(str(tmp_path))['owner'] == 'run-1'
+
+
+def test_release_leaves_another_runs_lock(tmp_path, capsys, warnings):
+    state.create_lock(str(tmp_path), lock_of('run-1', 10))
+    code, result = run(capsys, owner='run-2', state='absent', state_dir=str(tmp_path))
+    assert code == 0 and result['changed'] is False
+    assert state.read_lock(str(tmp_path))['owner'] == 'run-1'
+    code, result = run(capsys, owner='run-1', state='absent', state_dir=str(tmp_path))
+    assert code == 0 and result['changed'] is True and state.read_lock(str(tmp_path)) is None
