@@ -2,6 +2,7 @@
 #   make demo                      stand-in host + the collection's playbooks against it
 #   make test                      unit tests, lint, collection build, every Molecule scenario
 #   make unit | lint | build-test | standin-check | molecule SCENARIO=<name>
+#   make bench [BENCH_DB_MB=1024] [BENCH_RUNS=3] [BENCH_FLEET="1 4 8 16"]   benchmarks vs raw commands (not in test)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -14,7 +15,7 @@ COLLECTIONS := $(CURDIR)/.cache/collections
 SCENARIOS   := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 SCENARIO    ?= default
 SHELL_SCRIPTS := .ci/run $(wildcard tests/testbed/*.sh tests/standin/*.sh tests/standin/pkg/common/*.sh) \
-                 $(wildcard tests/standin/pkg/*/init.d)
+                 $(wildcard tests/standin/pkg/*/init.d) benchmarks/container/raw.sh
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -22,7 +23,7 @@ export MICROPVR_STANDIN_REPO := $(STANDIN_REPO)
 export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
 
-.PHONY: help host venv collection images standin testbed demo unit lint build-test standin-check molecule molecule-all test clean
+.PHONY: help host venv collection images standin testbed demo unit lint build-test standin-check molecule molecule-all test clean bench
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -79,6 +80,11 @@ molecule-all: venv collection testbed
 	done
 
 test: unit lint build-test standin-check molecule-all
+
+# Benchmarks in bench-* containers; settings and what each figure means: benchmarks/README.md.
+bench: venv collection testbed
+	$(BIN)/pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf build .cache .pytest_cache

@@ -103,5 +103,5 @@ def test_report_rows_mark_misses_and_info_rows():
     assert results_by_title['2. Update downtime 1.9.0 -> 1.10.0, longest window (s)'] == 'pass'
     assert results_by_title['3. Rollback time (RTO), wall time (s)'].startswith('MISS by ')
     assert results_by_title['update wall time (s)'] == 'info'
-    assert [row[0] for row in report.misses(table)] == ['3. Rollback time (RTO), wall time (s)']
+    assert [(m['item'], m['figure']) for m in report.misses(table)] == [(3, '3. Rollback time (RTO), wall time (s)')]
     assert report.markdown(table).count('\n') == len(table) + 1

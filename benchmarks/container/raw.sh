@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The raw baselines of `make bench`: what an expert types on a MicroPVR host without the
+# collection, plus the untimed set-up steps the harness needs. Runs inside a bench container
+# (installed as /usr/local/sbin/bench-raw); the harness times each call from the outside.
+#
+#   bench-raw backup DIR [verify]   sqlite3 .backup of both databases + tar of the same config
+#                                   paths as the collection, no compression (the collection's
+#                                   default); "verify" adds PRAGMA integrity_check and sha256sum
+#   bench-raw save DIR              untimed: the .debs of the installed version and copies of the
+#                                   databases, for a later raw rollback
+#   bench-raw update VERSION        apt-get update; apt-get install micropvr=V micropvs=V; restart
+#   bench-raw rollback DIR          stop; dpkg -i the saved .debs (policy-rc.d: no daemon starts);
+#                                   copy the databases back; restart
+#   bench-raw pristine              untimed: keep the current databases as the reset point
+#   bench-raw reset                 untimed: back to 1.9.0-1 with the pristine databases, no
+#                                   backup sets, no history, no holds; services running
+#   bench-raw state                 prints "micropvr=V micropvs=V records=S tasks=S rows=N running=yes|no"
+#                                   (S: schema versions, N: rows in records)
+set -euo pipefail
+
+readonly DBS=(/etc/micropvr/records.db /etc/micropvr/tasks.db)
+readonly CONFIG_PATHS=(/etc/micropvr /usr/local/nginx-micropvr/conf /etc/init.d/micropvr /etc/init.d/micropvs)
+readonly SERVICES=(micropvr micropvs)
+readonly PACKAGES=(micropvr micropvs)
+readonly REPO=/srv/micropvr-repo
+readonly PRISTINE=/var/lib/bench-pristine
+readonly BASE_VERSION=1.9.0-1
+readonly POLICY=/usr/sbin/policy-rc.d
+export DEBIAN_FRONTEND=noninteractive
+
+die() { printf 'bench-raw: %s\n' "$*" >&2; exit 1; }
+
+services() { # services ACTION
+    local name
+    for name in "${SERVICES[@]}"; do
+        /etc/init.d/"${name}" "$1" >/dev/null
+    done
+}
+
+deny_starts() { printf '#!/bin/sh\nexit 101\n' >"${POLICY}"; chmod 0755 "${POLICY}"; }
+
+put_databases_back() { # put_databases_back DIR
+    local db
+    for db in "${DBS[@]}"; do
+        rm -f "${db}-journal" "${db}-wal" "${db}-shm"
+        cp "$1/$(basename "${db}")" "${db}"
+    done
+}
+
+cmd_backup() {
+    local dir=$1 verify=${2:-} db
+    mkdir -p "${dir}"
+    for db in "${DBS[@]}"; do
+        sqlite3 "${db}" ".backup '${dir}/$(basename "${db}")'"
+    done
+    tar -cf "${dir}/config.tar" --exclude='*.db' --exclude='*.db-journal' "${CONFIG_PATHS[@]}" 2>/dev/null
+    if [[ ${verify} == verify ]]; then
+        for db in "${DBS[@]}"; do
+            [[ $(sqlite3 "${dir}/$(basename "${db}")" 'PRAGMA integrity_check') == ok ]] \
+                || die "integrity_check failed for ${dir}/$(basename "${db}")"
+        done
+        (cd "${dir}" && sha256sum -- * >SHA256SUMS && sha256sum --quiet -c SHA256SUMS)
+    fi
+}
+
+cmd_save() {
+    local dir=$1 db specs=() name
+    rm -rf "${dir}"
+    mkdir -p "${dir}"
+    for name in "${PACKAGES[@]}"; do
+        specs+=("${name}=$(dpkg-query -W -f '${Version}' "${name}")")
+    done
+    (cd "${dir}" && apt-get download -q "${specs[@]}" >/dev/null)
+    for db in "${DBS[@]}"; do
+        sqlite3 "${db}" ".backup '${dir}/$(basename "${db}")'"
+    done
+}
+
+cmd_update() {
+    local version=$1 specs=() name
+    for name in "${PACKAGES[@]}"; do
+        specs+=("${name}=${version}")
+    done
+    apt-get update -q >/dev/null
+    apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${specs[@]}" >/dev/null
+    services restart
+}
+
+cmd_rollback() {
+    local dir=$1
+    services stop
+    deny_starts
+    dpkg -i --force-confdef --force-confold "${dir}"/*.deb >/dev/null
+    rm -f "${POLICY}"
+    put_databases_back "${dir}"
+    services restart
+}
+
+cmd_pristine() {
+    local db
+    services stop
+    rm -rf "${PRISTINE}"
+    mkdir -p "${PRISTINE}"
+    for db in "${DBS[@]}"; do
+        sqlite3 "${db}" ".backup '${PRISTINE}/$(basename "${db}")'"
+    done
+    services start
+}
+
+cmd_reset() {
+    local debs=() name
+    [[ -d ${PRISTINE} ]] || die "no pristine databases in ${PRISTINE} (run: bench-raw pristine)"
+    for name in "${PACKAGES[@]}"; do
+        debs+=("${REPO}/${name}_${BASE_VERSION}_amd64.deb")
+    done
+    services stop
+    apt-mark unhold "${PACKAGES[@]}" >/dev/null
+    deny_starts
+    dpkg -i --force-confdef --force-confold "${debs[@]}" >/dev/null
+    rm -f "${POLICY}"
+    put_databases_back "${PRISTINE}"
+    rm -rf /var/backups/micropvr /var/lib/microimpuls-micropvr /var/backups/bench-raw
+    services start
+}
+
+cmd_state() {
+    local name out=() db
+    for name in "${PACKAGES[@]}"; do
+        out+=("${name}=$(dpkg-query -W -f '${Version}' "${name}")")
+    done
+    for db in "${DBS[@]}"; do
+        out+=("$(basename "${db}" .db)=$(sqlite3 "${db}" 'PRAGMA user_version')")
+    done
+    out+=("rows=$(sqlite3 "${DBS[0]}" 'SELECT count(*) FROM records')")
+    if /etc/init.d/micropvr status >/dev/null 2>&1 && /etc/init.d/micropvs status >/dev/null 2>&1; then
+        out+=(running=yes)
+    else
+        out+=(running=no)
+    fi
+    echo "${out[*]}"
+}
+
+(($# >= 1)) || die "usage: bench-raw backup|save|update|rollback|pristine|reset|state [ARG...]"
+command=$1
+shift
+case "${command}" in
+    backup) (($# >= 1)) || die "usage: bench-raw backup DIR [verify]"; cmd_backup "$@" ;;
+    save) (($# == 1)) || die "usage: bench-raw save DIR"; cmd_save "$1" ;;
+    update) (($# == 1)) || die "usage: bench-raw update VERSION"; cmd_update "$1" ;;
+    rollback) (($# == 1)) || die "usage: bench-raw rollback DIR"; cmd_rollback "$1" ;;
+    pristine) cmd_pristine ;;
+    reset) cmd_reset ;;
+    state) cmd_state ;;
+    *) die "unknown command ${command}" ;;
+esac

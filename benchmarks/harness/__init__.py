@@ -1,0 +1,1 @@
+"""The `make bench` harness: containers, raw baselines, playbook runs, statistics and the report."""

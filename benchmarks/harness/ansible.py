@@ -1,0 +1,112 @@
+"""Run the collection's playbooks against bench containers and time them.
+
+Every run gets an empty ANSIBLE_CONFIG (Ansible's defaults, whatever ~/.ansible.cfg says), the
+docker connection Molecule uses, an explicit ANSIBLE_PIPELINING, and the bench_tasks callback,
+which writes one JSON line per task result so that tasks per host and per-task times can be read.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CALLBACK_DIR = os.path.join(os.path.dirname(HERE), 'callback_plugins')
+
+
+class PlaybookError(RuntimeError):
+    """A playbook run that failed; the message carries the end of its output."""
+
+
+def write_inventory(path, hosts):
+    lines = ['---', 'micropvr:', '  hosts:']
+    for host in hosts:
+        lines += ['    %s:' % host,
+                  '      ansible_connection: community.docker.docker',
+                  '      ansible_python_interpreter: /usr/bin/python3']
+    with open(path, 'w') as handle:
+        handle.write('\n'.join(lines) + '\n')
+    return path
+
+
+def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=False, forks=None):
+    """Run ``playbook`` (FQCN) against ``hosts``; return timing and per-host task counts.
+
+    Raises PlaybookError when ansible-playbook fails: a benchmark of a failed run means nothing.
+    """
+    bin_dir = os.path.dirname(os.path.abspath(sys.executable))
+    playbook_bin = os.path.join(bin_dir, 'ansible-playbook')
+    if not os.path.exists(playbook_bin):
+        playbook_bin = 'ansible-playbook'
+    inventory = write_inventory(os.path.join(workdir, '%s.hosts.yml' % label), hosts)
+    task_log = os.path.join(workdir, '%s.tasks.jsonl' % label)
+    output_log = os.path.join(workdir, '%s.log' % label)
+    config = os.path.join(workdir, 'ansible.cfg')
+    if not os.path.exists(config):
+        with open(config, 'w') as handle:
+            handle.write('# Empty on purpose: the benchmarks run with Ansible\'s defaults.\n')
+    for path in (task_log,):
+        if os.path.exists(path):
+            os.unlink(path)
+    env = dict(os.environ,
+               ANSIBLE_CONFIG=config,
+               ANSIBLE_PIPELINING='True' if pipelining else 'False',
+               ANSIBLE_CALLBACK_PLUGINS=CALLBACK_DIR,
+               ANSIBLE_CALLBACKS_ENABLED='bench_tasks',
+               ANSIBLE_FORCE_COLOR='false',
+               ANSIBLE_NOCOLOR='1',
+               ANSIBLE_RETRY_FILES_ENABLED='false',
+               BENCH_TASK_LOG=task_log)
+    args = [playbook_bin, '-i', inventory, playbook, '--forks', str(max(forks or len(hosts), 1))]
+    for key, value in sorted((extra_vars or {}).items()):
+        args += ['-e', json.dumps({key: value})]
+    started = time.time()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with open(output_log, 'w') as out:
+        proc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+    seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # ansible-playbook, its workers and the docker CLI processes of the connection plugin.
+    controller_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    ended = time.time()
+    with open(output_log) as handle:
+        output = handle.read()
+    if proc.returncode != 0:
+        raise PlaybookError('%s (%s) failed (rc=%d), full output in %s:\n%s'
+                            % (playbook, label, proc.returncode, output_log, '\n'.join(output.splitlines()[-40:])))
+    tasks = read_task_log(task_log)
+    return dict(seconds=seconds, start=started, end=ended, playbook=playbook, hosts=list(hosts),
+                pipelining=pipelining, tasks=tasks, log=output_log, controller_cpu=controller_cpu)
+
+
+def read_task_log(path):
+    """Per host: results by status, and each result's task, action and duration."""
+    hosts = {}
+    if not os.path.exists(path):
+        return hosts
+    with open(path) as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record.get('event') != 'result':
+                continue
+            host = hosts.setdefault(record['host'], dict(counts={}, results=[]))
+            host['counts'][record['status']] = host['counts'].get(record['status'], 0) + 1
+            host['results'].append(dict(task=record['task'], action=record['action'], status=record['status'],
+                                        start=record['start'], end=record['end'],
+                                        seconds=round(record['end'] - record['start'], 3)))
+    return hosts
+
+
+def tasks_run(host_tasks):
+    """Tasks that ran on a host (every result but skipped ones)."""
+    return sum(n for status, n in host_tasks['counts'].items() if status != 'skipped')
+
+
+def task_times(host_tasks, top=None):
+    """[(task, seconds)] of the results that ran, slowest first."""
+    rows = [(r['task'], r['seconds']) for r in host_tasks['results'] if r['status'] != 'skipped']
+    rows.sort(key=lambda row: row[1], reverse=True)
+    return rows[:top] if top else rows

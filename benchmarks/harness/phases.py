@@ -1,0 +1,399 @@
+"""The five measurements of `make bench`, each against its own bench-* containers.
+
+Every container comes from one prepared image: the Debian 12 test-bed image with stand-in
+MicroPVR 1.9.0-1 and dpkg-repack installed, the bench helper scripts copied in, and the local
+stand-in repository as its only apt source (so no run depends on a mirror). Raw and collection
+runs alternate (raw, ours, raw, ours ...) on the same container and the same data, and every
+timed step starts from the same state: a reset to 1.9.0-1 with the pristine databases and a
+`sync`, both untimed.
+"""
+
+import concurrent.futures
+import json
+import os
+import time
+
+from . import ansible, docker, stats
+
+BASE_IMAGE = 'micropvr-testbed:debian12'
+BENCH_IMAGE = 'bench-micropvr:debian12'
+FROM_VERSION = '1.9.0-1'
+TO_VERSION = '1.10.0-1'
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONTAINER_FILES = os.path.join(os.path.dirname(HERE), 'container')
+HELPERS = (('raw.sh', '/usr/local/sbin/bench-raw'),
+           ('probe.py', '/usr/local/bin/bench-probe'),
+           ('gen_data.py', '/usr/local/bin/bench-gen-data'))
+RAW_DIR = '/var/backups/bench-raw'
+BACKUP_ROOT = '/var/backups/micropvr'
+PROBE_TAIL = 1.0
+# The task of the backup role that runs micropvr_backup (its time is reported apart).
+BACKUP_TASK = 'Take a backup set of MicroPVR'
+
+
+class BenchError(RuntimeError):
+    """Something the benchmark cannot go on from (a failed run, an unexpected host state)."""
+
+
+class Bench(object):
+    def __init__(self, config, workdir, log):
+        self.config, self.workdir, self.log = config, workdir, log
+        self.results = {}
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def prepare_image(self, repo):
+        """The image every bench container starts from (committed once per run, removed at the end)."""
+        if not docker.image_exists(BASE_IMAGE):
+            raise BenchError('image %s is missing: run `make testbed` first' % BASE_IMAGE)
+        if not os.path.isfile(os.path.join(repo, 'Packages')):
+            raise BenchError('no stand-in apt repository in %s: run `make standin` first' % repo)
+        name = docker.start('bench-base', BASE_IMAGE)
+        docker.copy_in(name, repo.rstrip('/') + '/.', '/srv/micropvr-repo')
+        for source, target in HELPERS:
+            docker.copy_in(name, os.path.join(CONTAINER_FILES, source), target, mode='0755')
+        docker.sh(name, """set -e
+            export DEBIAN_FRONTEND=noninteractive
+            echo 'deb [trusted=yes] file:/srv/micropvr-repo ./' > /etc/apt/sources.list.d/micropvr-standin.list
+            apt-get update -q >/dev/null
+            apt-get install -y -q micropvr=%(v)s micropvs=%(v)s dpkg-repack >/dev/null
+            # Only the local repository from here on: no timed step waits for a mirror.
+            rm -f /etc/apt/sources.list
+            find /etc/apt/sources.list.d -type f ! -name micropvr-standin.list -delete
+            apt-get update -q >/dev/null
+            /etc/init.d/micropvr stop >/dev/null
+            /etc/init.d/micropvs stop >/dev/null
+            """ % dict(v=FROM_VERSION), timeout=900)
+        docker.commit(name, BENCH_IMAGE)
+        docker.docker('rm', '-f', name)
+
+    def start_host(self, name, records_mb, pristine=True):
+        """A running 1.9.0-1 host with generated data of ``records_mb`` MiB in records.db."""
+        docker.start(name, BENCH_IMAGE)
+        out = docker.sh(name, """set -e
+            /etc/init.d/micropvs start >/dev/null
+            bench-gen-data --records-mb %s
+            %s
+            """ % (records_mb, 'bench-raw pristine' if pristine else '/etc/init.d/micropvr start >/dev/null'),
+            timeout=3600).stdout
+        info = json.loads(out.strip().splitlines()[-1])
+        self.expect(name, FROM_VERSION, 1, 'start')
+        return info
+
+    def start_hosts(self, names, records_mb, workers=2):
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda name: self.start_host(name, records_mb), names))
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def state(name):
+        fields = docker.sh(name, 'bench-raw state').stdout.split()
+        return dict(field.split('=', 1) for field in fields)
+
+    def expect(self, name, version, schema, after, rows=None):
+        found = self.state(name)
+        wanted = dict(micropvr=version, micropvs=version, records=str(schema), tasks=str(schema), running='yes')
+        if rows is not None:
+            wanted['rows'] = str(rows)
+        wrong = dict((key, found.get(key)) for key, value in wanted.items() if found.get(key) != value)
+        if wrong:
+            raise BenchError('%s after %s: expected %s, found %s' % (name, after, wanted, found))
+        return found
+
+    @staticmethod
+    def settle(name):
+        """Untimed: write back dirty pages so that no timed step pays for the previous one's writes."""
+        docker.sh(name, 'sync')
+
+    def reset(self, names):
+        def one(name):
+            docker.sh(name, 'bench-raw reset', timeout=600)
+            self.expect(name, FROM_VERSION, 1, 'reset')
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(one, names))
+
+    def probe(self, name, label):
+        return Probe(name, label, self.config['probe_interval'])
+
+    def playbook(self, label, playbook, hosts, extra_vars=None, pipelining=False):
+        """Run a playbook; with the CPU time of the controller, of the hosts and of the whole machine."""
+        hosts_before, machine_before = docker.container_cpu_seconds(hosts), docker.machine_busy_seconds()
+        try:
+            run = ansible.run_playbook(self.workdir, label, playbook, hosts, extra_vars=extra_vars,
+                                       pipelining=pipelining)
+        except ansible.PlaybookError as exc:
+            raise BenchError(str(exc))
+        hosts_after, machine_after = docker.container_cpu_seconds(hosts), docker.machine_busy_seconds()
+        run['cpu'] = dict(
+            controller=round(run.pop('controller_cpu'), 2),
+            hosts=round(hosts_after - hosts_before, 2) if None not in (hosts_before, hosts_after) else None,
+            machine=round(machine_after - machine_before, 2) if None not in (machine_before, machine_after) else None,
+            available=round(run['seconds'] * (os.cpu_count() or 1), 2))
+        return run
+
+    # --- 1. backup throughput ------------------------------------------------------------------
+
+    def backup(self):
+        cfg = self.config
+        name = 'bench-backup'
+        self.log('backup: starting %s with a %d MiB records.db' % (name, cfg['db_mb']))
+        data = self.start_host(name, cfg['db_mb'], pristine=False)
+        source_bytes = int(docker.sh(name, """
+            set -e
+            dbs=$(stat -c %%s /etc/micropvr/records.db /etc/micropvr/tasks.db | awk '{s += $1} END {print s}')
+            conf=$(tar -cf - --exclude='*.db' --exclude='*.db-journal' %s 2>/dev/null | wc -c)
+            echo $((dbs + conf))""" % ' '.join(('/etc/micropvr', '/usr/local/nginx-micropvr/conf',
+                                               '/etc/init.d/micropvr', '/etc/init.d/micropvs'))).stdout)
+        self.log('backup: %.0f MiB to back up (%d rows in records.db); one untimed warm-up of each'
+                 % (source_bytes / 1048576.0, data['records_rows']))
+
+        def raw(verify=False):
+            self.settle(name)
+            args = ['bench-raw', 'backup', RAW_DIR + '/run'] + (['verify'] if verify else [])
+            seconds = docker.exec_timed(name, args, timeout=3600)[0]
+            docker.sh(name, 'rm -rf %s' % RAW_DIR)
+            return seconds
+
+        def ours(label):
+            self.settle(name)
+            run = self.playbook(label, 'microimpuls.micropvr.backup', [name])
+            sets = docker.sh(name, 'ls %s' % BACKUP_ROOT).stdout.split()
+            if len(sets) != 1:
+                raise BenchError('%s: expected one backup set in %s, found %s' % (label, BACKUP_ROOT, sets))
+            size = int(docker.sh(name, 'du -sb %s/%s | cut -f1' % (BACKUP_ROOT, sets[0])).stdout.split()[0])
+            docker.sh(name, 'rm -rf %s/*' % BACKUP_ROOT)
+            return run, size
+
+        raw()
+        ours('backup-warmup')
+        rounds = []
+        for index in range(cfg['runs']):
+            raw_s = raw()
+            run, set_bytes = ours('backup-%d' % (index + 1))
+            verified_s = raw(verify=True)
+            module_s = sum(r['seconds'] for r in run['tasks'][name]['results']
+                           if r['task'].split(' : ', 1)[-1] == BACKUP_TASK)
+            rounds.append(dict(raw_seconds=raw_s, ours_seconds=run['seconds'], raw_verified_seconds=verified_s,
+                               ours_module_seconds=module_s, set_bytes=set_bytes,
+                               ours_tasks=ansible.task_times(run['tasks'][name])))
+            self.log('backup %d/%d: raw %.1f s, ours %.1f s (module %.1f s), raw+verify %.1f s'
+                     % (index + 1, cfg['runs'], raw_s, run['seconds'], module_s, verified_s))
+        mib = source_bytes / 1048576.0
+        throughput = dict((key, [mib / r[key + '_seconds'] for r in rounds]) for key in ('raw', 'ours', 'raw_verified'))
+        self.results['backup'] = dict(container=name, data=data, source_bytes=source_bytes, rounds=rounds,
+                                      throughput_mib_s=dict((k, stats.summary(v)) for k, v in throughput.items()),
+                                      seconds=dict((k, stats.summary([r[k + '_seconds'] for r in rounds]))
+                                                   for k in ('raw', 'ours', 'raw_verified', 'ours_module')),
+                                      ratio=stats.summary(stats.pair_ratios(throughput['ours'], throughput['raw'])),
+                                      ratio_vs_verified=stats.summary(stats.pair_ratios(throughput['ours'],
+                                                                                        throughput['raw_verified'])),
+                                      ratio_seconds=stats.summary(stats.pair_ratios(
+                                          [r['ours_seconds'] for r in rounds], [r['raw_seconds'] for r in rounds])),
+                                      ratio_module_vs_verified=stats.summary(stats.pair_ratios(
+                                          [r['ours_module_seconds'] for r in rounds],
+                                          [r['raw_verified_seconds'] for r in rounds])))
+        docker.docker('rm', '-f', name)
+
+    # --- 2. update downtime and 3. rollback time ------------------------------------------------
+
+    def update_rollback(self):
+        cfg = self.config
+        name = 'bench-update'
+        self.log('update/rollback: starting %s with a %d MiB records.db' % (name, cfg['update_db_mb']))
+        data = self.start_host(name, cfg['update_db_mb'])
+        rows = data['records_rows']
+        rounds = []
+        for index in range(cfg['runs']):
+            label = '%d' % (index + 1)
+            entry = {}
+            # raw: untimed copies for the raw rollback, then the timed update and rollback
+            self.reset([name])
+            docker.sh(name, 'bench-raw save %s/save' % RAW_DIR, timeout=3600)
+            self.settle(name)
+            with self.probe(name, 'raw-update-' + label) as probe:
+                seconds, start, end = docker.exec_timed(name, ['bench-raw', 'update', TO_VERSION], timeout=3600)
+            entry['raw_update'] = probe.result(seconds, start, end)
+            self.expect(name, TO_VERSION, 2, 'the raw update', rows=rows)
+            self.settle(name)
+            with self.probe(name, 'raw-rollback-' + label) as probe:
+                seconds, start, end = docker.exec_timed(name, ['bench-raw', 'rollback', RAW_DIR + '/save'],
+                                                        timeout=3600)
+            entry['raw_rollback'] = probe.result(seconds, start, end)
+            self.expect(name, FROM_VERSION, 1, 'the raw rollback', rows=rows)
+            # ours
+            self.reset([name])
+            self.settle(name)
+            with self.probe(name, 'ours-update-' + label) as probe:
+                run = self.playbook('update-' + label, 'microimpuls.micropvr.update', [name],
+                                    extra_vars=dict(micropvr_version=TO_VERSION))
+            entry['ours_update'] = probe.result(run['seconds'], run['start'], run['end'])
+            entry['ours_update']['tasks'] = task_marks(run['tasks'][name], run['start'])
+            self.expect(name, TO_VERSION, 2, 'update.yml', rows=rows)
+            self.settle(name)
+            with self.probe(name, 'ours-rollback-' + label) as probe:
+                run = self.playbook('rollback-' + label, 'microimpuls.micropvr.rollback', [name])
+            entry['ours_rollback'] = probe.result(run['seconds'], run['start'], run['end'])
+            entry['ours_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
+            self.expect(name, FROM_VERSION, 1, 'rollback.yml', rows=rows)
+            rounds.append(entry)
+            self.log('update/rollback %d/%d: downtime raw %.2f s, ours %.2f s; update wall raw %.1f s, ours %.1f s; '
+                     'rollback raw %.1f s, ours %.1f s'
+                     % (index + 1, cfg['runs'], entry['raw_update']['longest'], entry['ours_update']['longest'],
+                        entry['raw_update']['seconds'], entry['ours_update']['seconds'],
+                        entry['raw_rollback']['seconds'], entry['ours_rollback']['seconds']))
+
+        def series(key, field):
+            return [r[key][field] for r in rounds]
+
+        result = dict(container=name, data=data, rounds=rounds)
+        for what in ('update', 'rollback'):
+            for field in ('longest', 'seconds'):
+                ours_v, raw_v = series('ours_' + what, field), series('raw_' + what, field)
+                result['%s_%s' % (what, field)] = dict(
+                    ours=stats.summary(ours_v), raw=stats.summary(raw_v),
+                    ratio=stats.summary(stats.pair_ratios(ours_v, raw_v)) if min(raw_v) > 0 else None)
+        # The plot shows the round whose collection downtime is the median one.
+        order = sorted(range(len(rounds)), key=lambda i: rounds[i]['ours_update']['longest'])
+        result['plot_round'] = order[len(order) // 2]
+        self.results['update'] = result
+        docker.docker('rm', '-f', name)
+
+    # --- 4. fleet scaling -------------------------------------------------------------------------
+
+    def fleet(self):
+        cfg = self.config
+        sizes = cfg['fleet']
+        names = ['bench-fleet-%02d' % (i + 1) for i in range(max(sizes))]
+        self.log('fleet: starting %d containers with a %d MiB records.db each' % (len(names), cfg['fleet_db_mb']))
+        self.start_hosts(names, cfg['fleet_db_mb'])
+        rounds = []
+        for index in range(cfg['runs']):
+            entry = {}
+            for size in sizes:
+                hosts = names[:size]
+                self.reset(hosts)
+                self.settle(hosts[0])  # sync is system-wide: once is enough
+                run = self.playbook('fleet-%d-%d' % (size, index + 1), 'microimpuls.micropvr.update', hosts,
+                                    extra_vars=dict(micropvr_version=TO_VERSION))
+                for host in hosts:
+                    self.expect(host, TO_VERSION, 2, 'update.yml on %d hosts' % size)
+                entry[str(size)] = dict(seconds=run['seconds'], cpu=run['cpu'],
+                                        tasks_per_host=stats.summary([ansible.tasks_run(run['tasks'][h])
+                                                                      for h in hosts])['median'])
+                self.log('fleet %d/%d: %d host(s) %.1f s (CPU s: controller %s, hosts %s, machine %s of %s)'
+                         % (index + 1, cfg['runs'], size, run['seconds'], run['cpu']['controller'],
+                            run['cpu']['hosts'], run['cpu']['machine'], run['cpu']['available']))
+            rounds.append(entry)
+        base = str(sizes[0])
+        result = dict(hosts=names, rounds=rounds, base_size=sizes[0], sizes={})
+        for size in sizes:
+            walls = [r[str(size)]['seconds'] for r in rounds]
+            busy = [r[str(size)]['cpu']['machine'] / r[str(size)]['cpu']['available'] for r in rounds
+                    if r[str(size)]['cpu']['machine'] is not None]
+            result['sizes'][str(size)] = dict(
+                seconds=stats.summary(walls),
+                ratio=stats.summary(stats.pair_ratios(walls, [r[base]['seconds'] for r in rounds])),
+                cpu=dict((key, stats.summary([r[str(size)]['cpu'][key] for r in rounds])['median'])
+                         for key in ('controller', 'hosts', 'machine', 'available')
+                         if all(r[str(size)]['cpu'][key] is not None for r in rounds)),
+                machine_busy=stats.summary(busy)['median'] if busy else None)
+        self.results['fleet'] = result
+        self.fleet_hosts = names
+
+    # --- 5. Ansible overhead and pipelining --------------------------------------------------------
+
+    def pipelining(self):
+        cfg = self.config
+        name = 'bench-fleet-01'
+        existing = docker.docker('ps', '-q', '--filter', 'name=^%s$' % name).stdout.strip()
+        if not existing:
+            self.log('pipelining: starting %s with a %d MiB records.db' % (name, cfg['fleet_db_mb']))
+            self.start_host(name, cfg['fleet_db_mb'])
+        rounds = []
+        for index in range(cfg['runs']):
+            entry = {}
+            self.reset([name])
+            self.settle(name)
+            entry['raw'] = dict(seconds=docker.exec_timed(name, ['bench-raw', 'update', TO_VERSION], timeout=3600)[0])
+            self.expect(name, TO_VERSION, 2, 'the raw update')
+            for pipelining in (False, True):
+                key = 'on' if pipelining else 'off'
+                self.reset([name])
+                self.settle(name)
+                run = self.playbook('pipelining-%s-%d' % (key, index + 1), 'microimpuls.micropvr.update', [name],
+                                    extra_vars=dict(micropvr_version=TO_VERSION), pipelining=pipelining)
+                self.expect(name, TO_VERSION, 2, 'update.yml with pipelining %s' % key)
+                host = run['tasks'][name]
+                entry[key] = dict(seconds=run['seconds'], tasks=ansible.tasks_run(host), cpu=run['cpu'],
+                                  skipped=host['counts'].get('skipped', 0),
+                                  task_seconds=sum(r['seconds'] for r in host['results'] if r['status'] != 'skipped'),
+                                  slowest=ansible.task_times(host, top=8))
+            rounds.append(entry)
+            self.log('pipelining %d/%d: raw %.1f s, off %.1f s, on %.1f s (%d tasks)'
+                     % (index + 1, cfg['runs'], entry['raw']['seconds'], entry['off']['seconds'],
+                        entry['on']['seconds'], entry['on']['tasks']))
+        result = dict(container=name, rounds=rounds)
+        raw = [r['raw']['seconds'] for r in rounds]
+        for key in ('off', 'on'):
+            walls = [r[key]['seconds'] for r in rounds]
+            result[key] = dict(seconds=stats.summary(walls),
+                               controller_cpu=stats.summary([r[key]['cpu']['controller'] for r in rounds]),
+                               tasks=rounds[0][key]['tasks'], skipped=rounds[0][key]['skipped'],
+                               ratio_vs_raw=stats.summary(stats.pair_ratios(walls, raw)),
+                               overhead_seconds=stats.summary([w - r for w, r in zip(walls, raw)]))
+        result['raw'] = dict(seconds=stats.summary(raw))
+        result['on_vs_off'] = stats.summary(stats.pair_ratios([r['on']['seconds'] for r in rounds],
+                                                              [r['off']['seconds'] for r in rounds]))
+        result['winner'] = 'on' if result['on_vs_off']['median'] < 1 else 'off'
+        self.results['pipelining'] = result
+
+
+class Probe(object):
+    """bench-probe inside the container for the duration of a ``with`` block."""
+
+    def __init__(self, name, label, interval):
+        self.name, self.label, self.interval = name, label, interval
+        base = '/tmp/bench-probe-%s' % label
+        self.out, self.stop_file, self.ready, self.done = base + '.jsonl', base + '.stop', base + '.ready', base + '.done'
+        self.samples = []
+
+    def __enter__(self):
+        docker.sh(self.name, 'rm -f %s %s %s %s' % (self.out, self.stop_file, self.ready, self.done))
+        docker.exec_detached(self.name, ['python3', '/usr/local/bin/bench-probe', '--out', self.out,
+                                         '--stop-file', self.stop_file, '--ready-file', self.ready,
+                                         '--done-file', self.done, '--interval', str(self.interval)])
+        self._wait_for(self.ready, 20, 'the probe saw no successful is_alive before the run')
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            time.sleep(PROBE_TAIL)  # the recovery after the last step is part of the picture
+        docker.sh(self.name, 'touch %s' % self.stop_file)
+        self._wait_for(self.done, 20, 'the probe did not stop')
+        self.samples = [json.loads(line) for line in docker.read_file(self.name, self.out).splitlines() if line]
+        return False
+
+    def _wait_for(self, path, seconds, message):
+        deadline = time.time() + seconds
+        while docker.sh(self.name, 'test -e %s' % path, check=False).returncode != 0:
+            if time.time() > deadline:
+                raise BenchError('%s: %s (%s)' % (self.name, message, self.label))
+            time.sleep(0.1)
+
+    def result(self, seconds, start, end):
+        windows = stats.outages(self.samples, start=start, end=end + PROBE_TAIL)
+        if any(not w['recovered'] for w in windows):
+            raise BenchError('%s: %s: the service did not answer is_alive again' % (self.name, self.label))
+        # Times relative to the start of the run, in seconds; the timeline keeps only the changes.
+        return dict(seconds=seconds, longest=stats.longest(windows),
+                    unavailable=sum(w['seconds'] for w in windows), probes=len(self.samples),
+                    windows=[dict(start=round(w['start'] - start, 3), seconds=round(w['seconds'], 3),
+                                  errors=w['errors']) for w in windows],
+                    timeline=stats.timeline(self.samples, start))
+
+
+def task_marks(host_tasks, start):
+    """[(task, start, seconds)] of the tasks that ran, relative to the start of the run."""
+    return [(r['task'], round(r['start'] - start, 3), r['seconds'])
+            for r in host_tasks['results'] if r['status'] != 'skipped']

@@ -1,0 +1,102 @@
+"""Pure functions of the harness: summaries, ratios, targets and outage windows (unit-tested)."""
+
+import statistics
+
+
+def summary(values):
+    """{median, min, max, runs, values} of a list of numbers (the median of at least one run)."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError('no measurements')
+    return dict(median=statistics.median(values), min=min(values), max=max(values), runs=len(values),
+                values=values)
+
+
+def pair_ratios(ours, raw):
+    """Per-round ratios ours/raw of interleaved runs (of times, or of throughputs).
+
+    Runs were interleaved (raw, ours, raw, ours ...), so each round's pair saw the same noise; the
+    median of the per-round ratios is steadier than a ratio of medians on a noisy machine.
+    """
+    if len(ours) != len(raw) or not ours:
+        raise ValueError('need as many ours as raw measurements, got %d and %d' % (len(ours), len(raw)))
+    return [o / r for o, r in zip(ours, raw)]
+
+
+def verdict(ratio, target, at_most=True):
+    """(passed, text): "pass", or "MISS by ..." saying how far the ratio is from the target.
+
+    at_most: the target is an upper bound (times: ours <= target x raw); otherwise a lower bound
+    (throughput: ours >= target x raw).
+    """
+    if at_most:
+        if ratio <= target:
+            return True, 'pass'
+        return False, 'MISS by %.2fx (%.0f%% over; needs %.1fx faster)' % (ratio - target, (ratio / target - 1) * 100,
+                                                                         ratio / target)
+    if ratio >= target:
+        return True, 'pass'
+    return False, 'MISS by %.2fx (%.0f%% under; needs %.1fx faster)' % (target - ratio, (1 - ratio / target) * 100,
+                                                                      target / ratio)
+
+
+def outages(samples, start=None, end=None):
+    """Windows of unavailability in probe samples [(wall_time, latency, ok, error), ...].
+
+    A window opens at the first failed probe and closes at the next successful one; its length is
+    the time between the two probe starts (resolution: the probe interval). Only windows that
+    open within [start, end] when given are returned. A window still open at the last sample is
+    returned with ``recovered`` false, closed at that sample.
+    """
+    windows = []
+    opened = None
+    errors = []
+    last = None
+    for sample in sorted(samples, key=lambda s: s[0]):
+        wall, ok, error = sample[0], sample[2], sample[3] if len(sample) > 3 else ''
+        last = wall
+        if not ok:
+            if opened is None:
+                opened, errors = wall, []
+            if error and error not in errors:
+                errors.append(error)
+        elif opened is not None:
+            windows.append(dict(start=opened, end=wall, seconds=wall - opened, recovered=True, errors=errors))
+            opened = None
+    if opened is not None:
+        windows.append(dict(start=opened, end=last, seconds=last - opened, recovered=False, errors=errors))
+    if start is not None:
+        windows = [w for w in windows if w['start'] >= start]
+    if end is not None:
+        windows = [w for w in windows if w['start'] <= end]
+    return windows
+
+
+def timeline(samples, start):
+    """[[seconds since start, ok], ...]: the first sample, every change of state, the last sample."""
+    points = []
+    ordered = sorted(samples, key=lambda s: s[0])
+    for index, sample in enumerate(ordered):
+        ok = bool(sample[2])
+        if not points or points[-1][1] != ok or index == len(ordered) - 1:
+            points.append([round(sample[0] - start, 3), ok])
+    return points
+
+
+def longest(windows):
+    return max((w['seconds'] for w in windows), default=0.0)
+
+
+def fmt_seconds(value):
+    if value >= 100:
+        return '%.0f s' % value
+    if value >= 10:
+        return '%.1f s' % value
+    return '%.2f s' % value
+
+
+def fmt_summary(s, unit='s'):
+    """'12.3 s (11.9-13.0)' or, for throughput, '512 MiB/s (480-530)'."""
+    if unit == 's':
+        return '%s (%s-%s)' % (fmt_seconds(s['median']), fmt_seconds(s['min']).split()[0], fmt_seconds(s['max']))
+    return '%.0f %s (%.0f-%.0f)' % (s['median'], unit, s['min'], s['max'])
