@@ -18,6 +18,7 @@ import hashlib
 import os
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 try:
     from urllib.parse import quote
@@ -30,6 +31,11 @@ MAX_DATABASES_PER_SNAPSHOT = 10
 SIDE_FILES = ('-journal', '-wal', '-shm')
 # How long one attempt waits for a database's read lock before letting go of all of them.
 _LOCK_ATTEMPT_MS = 200
+# Rows hashed per batch: the digest is the same as row by row, with less Python per row.
+_DIGEST_BATCH = 2000
+# integrity_check results by (path, inode, size, mtime): a file checked once in this process
+# and not changed since is not checked again (the backup checks its copies while it digests them).
+_INTEGRITY_RESULTS = {}
 
 
 def belongs_to_database(path, databases):
@@ -71,7 +77,14 @@ def snapshot(pairs, busy_timeout=30.0):
         conn.execute('COMMIT')
     finally:
         conn.close()
-    return [describe(destination, source) for source, destination in pairs]
+    # integrity_check runs in SQLite's C code without the GIL: check the copies while they are
+    # digested, and leave the results for the set's verification.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checks = [pool.submit(integrity_check, destination) for dummy, destination in pairs]
+        infos = [describe(destination, source) for source, destination in pairs]
+        for check in checks:
+            check.result()
+    return infos
 
 
 def _lock_all(conn, schemas, busy_timeout):
@@ -97,8 +110,19 @@ def _lock_all(conn, schemas, busy_timeout):
             time.sleep(0.05)
 
 
+def _file_key(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def integrity_check(path):
     """None when ``PRAGMA integrity_check`` says ok, else its complaint."""
+    key = _file_key(path)
+    if key is not None and key in _INTEGRITY_RESULTS:
+        return _INTEGRITY_RESULTS[key]
     try:
         conn = sqlite3.connect(_ro_uri(path), uri=True)
         try:
@@ -108,7 +132,10 @@ def integrity_check(path):
     except sqlite3.Error as exc:
         return 'not a usable SQLite database: %s' % exc
     result = '; '.join(str(row[0]) for row in rows)
-    return None if result == 'ok' else 'integrity_check: %s' % result
+    problem = None if result == 'ok' else 'integrity_check: %s' % result
+    if key is not None and key == _file_key(path):
+        _INTEGRITY_RESULTS[key] = problem
+    return problem
 
 
 def table_digests(conn):
@@ -125,10 +152,12 @@ def table_digests(conn):
             cursor = conn.execute('SELECT * FROM %s ORDER BY %s' % (
                 quoted, ', '.join(str(i) for i in range(1, columns + 1))))
         digest, count = hashlib.sha256(), 0
-        for row in cursor:
-            digest.update(repr(tuple(row)).encode('utf-8'))
-            digest.update(b'\n')
-            count += 1
+        while True:
+            rows = cursor.fetchmany(_DIGEST_BATCH)
+            if not rows:
+                break
+            digest.update(''.join('%r\n' % (tuple(row),) for row in rows).encode('utf-8'))
+            count += len(rows)
         digests[table] = dict(rows=count, sha256=digest.hexdigest())
     return digests
 

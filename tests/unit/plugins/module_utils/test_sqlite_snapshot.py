@@ -1,5 +1,6 @@
 """Unit tests for plugins/module_utils/sqlite_snapshot.py, on real SQLite databases."""
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -549,3 +550,31 @@ def test_snapshot_with_a_writer_that_locks_the_databases_in_the_other_order(tmp_
         if committer.is_alive() or committer.ident is not None:
             committer.join(30)
         writer_conn.close()
+
+
+def test_batched_digest_equals_the_row_by_row_definition(tmp_path, monkeypatch):
+    """Hashing in batches must not change a digest recorded by an older set."""
+    monkeypatch.setattr(sqlite_snapshot, '_DIGEST_BATCH', 7)
+    path = str(tmp_path / 'big.db')
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, size REAL, data BLOB)')
+    conn.executemany('INSERT INTO t VALUES (?, ?, ?, ?)',
+                     [(n, "n'%d\u00e9" % n, n / 3.0, bytes([n % 256])) for n in range(1, 101)])
+    conn.commit()
+    reference = hashlib.sha256()
+    for row in conn.execute('SELECT * FROM t ORDER BY rowid'):
+        reference.update(repr(tuple(row)).encode('utf-8'))
+        reference.update(b'\n')
+    assert sqlite_snapshot.table_digests(conn) == {'t': dict(rows=100, sha256=reference.hexdigest())}
+    conn.close()
+
+
+def test_integrity_check_is_redone_when_the_file_changes(tmp_path):
+    path = tmp_path / 'x.db'
+    conn = sqlite3.connect(str(path))
+    conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY)')
+    conn.commit()
+    conn.close()
+    assert sqlite_snapshot.integrity_check(str(path)) is None
+    path.write_bytes(b'garbage' * 100)
+    assert 'not a usable SQLite database' in sqlite_snapshot.integrity_check(str(path))
