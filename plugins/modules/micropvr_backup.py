@@ -520,8 +520,9 @@ def run_backup(module, plan, packages):
         except (IOError, OSError) as exc:
             if exc.errno == errno.ENOSPC:
                 module.fail_json(msg='the backup root %s ran out of space while the set was written (estimated '
-                                     'size %.1f MiB); the partial set was removed'
-                                     % (root, plan['estimated_bytes'] / float(MIB)), plan=plan)
+                                     'size %.1f MiB; %s); the partial set was removed. Free space there, or set '
+                                     'micropvr_backup_root to a larger filesystem, and run again'
+                                     % (root, plan['estimated_bytes'] / float(MIB), exc.strerror or exc), plan=plan)
             module.fail_json(msg='backup failed, the partial set was removed: %s' % exc, plan=plan)
         except Exception as exc:  # pylint: disable=broad-except
             module.fail_json(msg='backup failed, the partial set was removed: %s: %s'
