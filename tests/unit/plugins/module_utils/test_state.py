@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from step_holder import start_step_holder
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
 
 NOW = datetime.datetime(2026, 11, 26, 22, 0, 0, tzinfo=datetime.timezone.utc)
@@ -95,24 +96,10 @@ def test_a_failing_step_is_cleared_too(tmp_path):
     assert 'step' not in state.read_lock(str(tmp_path))
 
 
-KILLED_STEP = textwrap.dedent('''
-    import os, sys
-    sys.path.insert(0, sys.argv[2])
-    from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
-    with state.step(sys.argv[1], 'run-1', 'install', backup_id='20261126T220000Z'):
-        print('in step', flush=True)
-        sys.stdin.readline()       # the test kills us here
-        os._exit(0)
-''')
-
-
 def test_a_killed_step_stays_in_the_lock_and_is_seen_as_interrupted(tmp_path):
     locked(tmp_path)
-    collections = [p for p in sys.path if p.endswith(os.path.join('.cache', 'collections'))][0]
-    proc = subprocess.Popen([sys.executable, '-c', KILLED_STEP, str(tmp_path), collections],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = start_step_holder(tmp_path)
     try:
-        assert proc.stdout.readline() == 'in step\n'
         lock = state.read_lock(str(tmp_path))
         assert lock['step']['pid'] == proc.pid
         assert state.step_in_progress(str(tmp_path)) is True

@@ -1,43 +1,24 @@
 """micropvr_drain against a local JSON-RPC server whose session count falls."""
 
-import json
-import threading
-
 import pytest
 from ansible.module_utils import basic
 
 from local_servers import RPCServer
+from module_runner import run_main
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_drain
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # pragma: no cover - ansible-core < 2.19
-    patch_module_args = None
 
 
 @pytest.fixture
-def server_with_sessions():
-    started = []
-
+def server_with_sessions(serve):
     def start(counts):
         """The n-th call sees counts[n] sessions (the last count repeats)."""
-        server = RPCServer(lambda index: {'is_alive': True, 'score': 1.0,
-                                          'session_count': counts[min(index, len(counts)) - 1]})
-        threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
+        return serve(RPCServer(lambda index: {'is_alive': True, 'score': 1.0,
+                                              'session_count': counts[min(index, len(counts)) - 1]}))
+    return start
 
 
 def run(capsys, **args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            micropvr_drain.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_main(micropvr_drain.main, capsys, **args)
 
 
 def test_waits_until_sessions_fall_below_the_threshold(server_with_sessions, capsys):

@@ -11,7 +11,6 @@ import socket
 import stat
 import subprocess
 import tempfile
-import threading
 import time
 
 import pytest
@@ -19,9 +18,6 @@ import yaml
 
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import databases as databases_fragment
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import rpc as rpc_fragment
-
-from ansible.module_utils import basic
-
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_health
 from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_health import (
     main,
@@ -30,22 +26,8 @@ from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_health im
     probe_rpc,
 )
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19: the classic set_module_args pattern
-    import contextlib
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}).encode('utf-8')
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
-
-
-from local_servers import RPCServer  # noqa: E402
+from local_servers import RPCServer
+from module_runner import run_main
 
 ALIVE = {'is_alive': True, 'score': 12.5, 'session_count': 3}
 DEAD = {'is_alive': False, 'score': 1000.0, 'session_count': 0}
@@ -82,33 +64,17 @@ class HTTPServer(http.server.ThreadingHTTPServer):
 
 
 @pytest.fixture
-def servers():
-    started = []
-
-    def start(server):
-        thread = threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True)
-        thread.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def rpc(servers):
+def rpc(serve):
     def start(answer):
         if isinstance(answer, dict):
             answer = (lambda result: lambda index: result)(answer)
-        return servers(RPCServer(answer))
+        return serve(RPCServer(answer))
     return start
 
 
 @pytest.fixture
-def web(servers):
-    return servers(HTTPServer())
+def web(serve):
+    return serve(HTTPServer())
 
 
 @pytest.fixture
@@ -369,11 +335,7 @@ def keep_umask():
 def run_module(tmp_path, capsys, keep_umask):
     def run(**args):
         args.setdefault('_ansible_tmpdir', str(tmp_path))
-        with patch_module_args(args):
-            with pytest.raises(SystemExit) as excinfo:
-                main()
-        out = capsys.readouterr().out
-        return excinfo.value.code, json.loads(out)
+        return run_main(main, capsys, **args)
     return run
 
 

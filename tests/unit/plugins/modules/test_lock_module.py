@@ -1,23 +1,15 @@
 """micropvr_lock: who may take the host lock, and what a taken-over lock reports."""
 
 import datetime
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 from ansible.module_utils import basic
 
+from module_runner import run_main
+from step_holder import start_step_holder
+
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_lock
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # pragma: no cover - ansible-core < 2.19
-    patch_module_args = None
-
 
 @pytest.fixture
 def warnings(monkeypatch):
@@ -27,10 +19,7 @@ def warnings(monkeypatch):
 
 
 def run(capsys, **args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            micropvr_lock.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_main(micropvr_lock.main, capsys, **args)
 
 
 def lock_of(owner, age_seconds, **extra):
@@ -84,23 +73,10 @@ def test_check_mode_reports_an_interrupted_run_without_taking_over(tmp_path, cap
     assert state.read_lock(str(tmp_path))['owner'] == 'run-1'
 
 
-HOLD_STEP = textwrap.dedent('''
-    import sys
-    sys.path.insert(0, sys.argv[2])
-    from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
-    with state.step(sys.argv[1], 'run-1', 'install', backup_id='20261126T220000Z'):
-        print('in step', flush=True)
-        sys.stdin.readline()
-''')
-
-
 def test_a_running_step_is_never_taken_over_even_after_the_ttl(tmp_path, capsys):
     state.create_lock(str(tmp_path), lock_of('run-1', 9000))
-    collections = [p for p in sys.path if p.endswith(os.path.join('.cache', 'collections'))][0]
-    proc = subprocess.Popen([sys.executable, '-c', HOLD_STEP, str(tmp_path), collections],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = start_step_holder(tmp_path)
     try:
-        assert proc.stdout.readline() == 'in step\n'
         code, result = run(capsys, owner='run-2', state_dir=str(tmp_path), ttl=7200)
         assert code == 1
         assert result['msg'] == ('the host is locked by another run (update to 1.10.0-1, owner run-1, since %s) whose '
