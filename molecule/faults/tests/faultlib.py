@@ -5,12 +5,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from gatelib import BASELINE, LOCK, TARGET, history
 from micropvr_testlib import (
-    BACKUP_ROOT, REPO, backup_ids, db_dump, installed_version, manifest, rpc, run_module, run_playbook, service_status)
+    BACKUP_ROOT, backup_ids, db_dump, installed_version, manifest, playbook_command, rpc, run_module, run_playbook,
+    service_status)
 
 __all__ = ['BASELINE', 'TARGET', 'LOCK', 'FAULTS_FILE', 'SLEEPING', 'assert_data_as_before', 'assert_healthy_on',
            'baseline_id', 'external_rows', 'history', 'kill_run', 'reset', 'run_blocker', 'start_playbook',
@@ -87,10 +87,7 @@ def assert_data_as_before(host):
 
 def start_playbook(host, playbook, **extra_vars):
     """Start one of the collection's playbooks in the background, in its own process group."""
-    command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
-               '-i', os.environ['MOLECULE_INVENTORY_FILE'], '--limit', host.backend.get_hostname(),
-               os.path.join(REPO, 'playbooks', playbook), '-e', json.dumps(extra_vars)]
-    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+    command, env = playbook_command(host, playbook, **extra_vars)
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 

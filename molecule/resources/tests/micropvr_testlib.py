@@ -65,17 +65,22 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..')
 BACKUP_ROOT = '/var/backups/micropvr'
 
 
-def run_playbook(host, playbook, *options, **extra_vars):
-    """Run one of the collection's playbooks against ``host`` as an operator would.
-
-    Returns the CompletedProcess; its ``output`` attribute holds stdout and stderr together.
-    """
+def playbook_command(host, playbook, *options, **extra_vars):
+    """(argv, environment) that run one of the collection's playbooks against ``host`` alone."""
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
                '-i', os.environ['MOLECULE_INVENTORY_FILE'], '--limit', host.backend.get_hostname(),
                os.path.join(REPO, 'playbooks', playbook)] + list(options)
     if extra_vars:
         command += ['-e', json.dumps(extra_vars)]
-    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+    return command, dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+
+
+def run_playbook(host, playbook, *options, **extra_vars):
+    """Run one of the collection's playbooks against ``host`` as an operator would.
+
+    Returns the CompletedProcess; its ``output`` attribute holds stdout and stderr together.
+    """
+    command, env = playbook_command(host, playbook, *options, **extra_vars)
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, check=False)
     proc.output = proc.stdout + proc.stderr
     return proc
