@@ -7,7 +7,21 @@ MicroPVR writes records.db and tasks.db while it runs. A file copy (cp, tar) of 
 being written can be torn; the backup API is not. All databases are attached to one
 connection and read inside one read transaction while they are copied, so the copies form
 one snapshot across databases: a row written to two databases in one transaction is in both
-copies or in neither. Writers wait on SQLite's lock (their busy timeout) while the copy runs.
+copies or in neither.
+
+Both journal modes are handled:
+
+* rollback journal (DELETE, TRUNCATE, PERSIST): the read transaction's shared locks keep
+  writers from committing until the copy is done (they wait on their busy timeout);
+* WAL: readers never block writers, and SQLite does not commit a transaction across several
+  WAL databases atomically (each file commits on its own). So a second connection takes the
+  write lock of every database (BEGIN IMMEDIATE) while the copying connection opens its read
+  snapshots, and lets go at once: no commit can fall between two of the snapshots, and the
+  daemon writes on while the copy runs.
+
+A copy is always left in rollback-journal mode, one self-contained file: a WAL-mode copy would
+grow -wal/-shm files beside it the first time anything opened it. The source's mode is
+recorded (``journal_mode``) and a restore puts it back (set_journal_mode).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -47,6 +61,50 @@ def _ro_uri(path):
     return 'file:%s?mode=ro' % quote(os.path.abspath(path))
 
 
+def _rw_uri(path):
+    # mode=rw never creates a database that is not there.
+    return 'file:%s?mode=rw' % quote(os.path.abspath(path))
+
+
+def header_journal_mode(path):
+    """'wal' when the file header says WAL (read/write versions 2), else 'delete'; None if unreadable.
+
+    Read from the header, without opening the database, so that nothing is created beside it.
+    """
+    try:
+        with open(path, 'rb') as handle:
+            header = handle.read(20)
+    except (IOError, OSError):
+        return None
+    if len(header) < 20 or not header.startswith(b'SQLite format 3\x00'):
+        return None
+    return 'wal' if header[18:20] == b'\x02\x02' else 'delete'
+
+
+def _read_uri(path):
+    """URI to read ``path`` without leaving files behind.
+
+    A read-only connection to a WAL database whose -wal/-shm files are absent (its daemon is
+    stopped) creates them and cannot remove them again: root-owned files that a daemon running
+    as another user could not write. Opened read-write, the last connection to close removes
+    them, as SQLite always does.
+    """
+    if header_journal_mode(path) == 'wal' and not os.path.exists(path + '-shm'):
+        return _rw_uri(path)
+    return _ro_uri(path)
+
+
+def set_journal_mode(path, mode):
+    """Switch the database at ``path`` (not in use by anyone) to journal ``mode`` ('wal'/'delete')."""
+    conn = sqlite3.connect(_rw_uri(path), uri=True, isolation_level=None)
+    try:
+        got = conn.execute('PRAGMA journal_mode = %s' % ('WAL' if mode == 'wal' else 'DELETE')).fetchone()[0]
+    finally:
+        conn.close()
+    if got.lower() != ('wal' if mode == 'wal' else 'delete'):
+        raise sqlite3.OperationalError('%s: journal mode stayed %s, wanted %s' % (path, got, mode))
+
+
 def snapshot(pairs, busy_timeout=30.0):
     """Copy each (source, destination) pair in one read transaction; return one info dict each.
 
@@ -60,18 +118,23 @@ def snapshot(pairs, busy_timeout=30.0):
     for source, dummy in pairs:
         if not os.path.isfile(source):
             raise ValueError('SQLite database %s does not exist' % source)
-    conn = sqlite3.connect(_ro_uri(pairs[0][0]), uri=True, timeout=busy_timeout, isolation_level=None)
+    conn = sqlite3.connect(_read_uri(pairs[0][0]), uri=True, timeout=busy_timeout, isolation_level=None)
+    modes = []
     try:
         schemas = ['main']
         for index, (source, dummy) in enumerate(pairs[1:], start=1):
             name = 'db%d' % index
-            conn.execute('ATTACH DATABASE ? AS %s' % name, (_ro_uri(source),))
+            conn.execute('ATTACH DATABASE ? AS %s' % name, (_read_uri(source),))
             schemas.append(name)
-        _lock_all(conn, schemas, busy_timeout)
+        _lock_all(conn, schemas, [source for source, dummy in pairs], busy_timeout)
         for schema, (dummy, destination) in zip(schemas, pairs):
-            target = sqlite3.connect(destination)
+            modes.append(conn.execute('PRAGMA %s.journal_mode' % schema).fetchone()[0].lower())
+            target = sqlite3.connect(destination, isolation_level=None)
             try:
                 conn.backup(target, name=schema)
+                # The copy inherits the source's WAL mode from the header: make it one file.
+                if target.execute('PRAGMA journal_mode').fetchone()[0].lower() == 'wal':
+                    target.execute('PRAGMA journal_mode = DELETE')
             finally:
                 target.close()
         conn.execute('COMMIT')
@@ -84,30 +147,48 @@ def snapshot(pairs, busy_timeout=30.0):
         infos = [describe(destination, source) for source, destination in pairs]
         for check in checks:
             check.result()
+    for info, mode in zip(infos, modes):
+        info['journal_mode'] = 'wal' if mode == 'wal' else 'delete'
     return infos
 
 
-def _lock_all(conn, schemas, busy_timeout):
-    """Open a read transaction holding the shared lock of every schema.
+def _lock_all(conn, schemas, sources, busy_timeout):
+    """Open a read transaction on ``conn`` that sees every schema at one moment.
 
-    Reading from each schema takes its shared lock, so every copy made inside the transaction
-    sees the databases as they were at one moment. A writer that locks the same databases in
-    another order would deadlock with a reader that waits while holding some of the locks, so
-    an attempt that cannot get every lock quickly lets go of all of them and tries again.
+    A second connection holds the write lock of every database (BEGIN IMMEDIATE takes them
+    all) while ``conn`` reads from each schema, which starts its snapshot (WAL) or takes its
+    shared lock (rollback journal); then it lets go. No transaction can commit in between, in
+    either mode. A writer that locks the same databases in another order would deadlock with
+    a locker that waits while holding some of the locks, so an attempt that cannot get every
+    lock quickly lets go of all of them and tries again.
     """
     deadline = time.time() + busy_timeout
-    conn.execute('PRAGMA busy_timeout = %d' % _LOCK_ATTEMPT_MS)
-    while True:
-        conn.execute('BEGIN')
-        try:
-            for schema in schemas:
-                conn.execute('SELECT count(*) FROM %s.sqlite_master' % schema).fetchone()
-            return
-        except sqlite3.OperationalError as exc:
-            conn.execute('ROLLBACK')
-            if 'locked' not in str(exc) or time.time() >= deadline:
-                raise
-            time.sleep(0.05)
+    locker = sqlite3.connect(_rw_uri(sources[0]), uri=True, isolation_level=None)
+    try:
+        for index, source in enumerate(sources[1:], start=1):
+            locker.execute('ATTACH DATABASE ? AS db%d' % index, (_rw_uri(source),))
+        locker.execute('PRAGMA busy_timeout = %d' % _LOCK_ATTEMPT_MS)
+        conn.execute('PRAGMA busy_timeout = %d' % _LOCK_ATTEMPT_MS)
+        while True:
+            try:
+                locker.execute('BEGIN IMMEDIATE')
+                try:
+                    conn.execute('BEGIN')
+                    for schema in schemas:
+                        conn.execute('SELECT count(*) FROM %s.sqlite_master' % schema).fetchone()
+                finally:
+                    locker.execute('ROLLBACK')
+                break
+            except sqlite3.OperationalError as exc:
+                for connection in (conn, locker):
+                    if connection.in_transaction:
+                        connection.execute('ROLLBACK')
+                if 'locked' not in str(exc) or time.time() >= deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        locker.close()
+    conn.execute('PRAGMA busy_timeout = %d' % int(busy_timeout * 1000))
 
 
 def _file_key(path):
@@ -164,7 +245,7 @@ def table_digests(conn):
 
 def describe(path, source=None):
     """user_version and per-table digests of the database at ``path``."""
-    conn = sqlite3.connect(_ro_uri(path), uri=True)
+    conn = sqlite3.connect(_read_uri(path), uri=True)
     try:
         info = dict(user_version=conn.execute('PRAGMA user_version').fetchone()[0],
                     tables=table_digests(conn))

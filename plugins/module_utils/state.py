@@ -202,6 +202,11 @@ class LockError(Exception):
     pass
 
 
+class StepUnfinished(Exception):
+    """Raised out of a step() block that failed and left the host half-changed: the step stays
+    in the lock, exactly as if the run had been killed, so that the next run recovers the host."""
+
+
 @contextlib.contextmanager
 def step(state_dir, owner, name, **details):
     """Mark the lock of ``owner`` with the step ``name`` while the block runs.
@@ -226,8 +231,15 @@ def step(state_dir, owner, name, **details):
         marked = dict(lock, step=dict(details, name=name, pid=os.getpid(), started_at=iso(utc_now())))
         write_lock(state_dir, marked)
         yield marked['step']
-        # Only a step that ended (even by failing) is cleared: a killed one stays for the next run.
+        # A step that ended is cleared: a killed one, or one that failed half-way (StepUnfinished),
+        # stays for the next run.
         write_lock(state_dir, dict((k, v) for k, v in marked.items() if k != 'step'))
+    except StepUnfinished as exc:
+        current = read_lock(state_dir)
+        if current is not None and current.get('owner') == owner and isinstance(current.get('step'), dict):
+            current['step'].update(failed=str(exc), failed_at=iso(utc_now()))
+            write_lock(state_dir, current)
+        raise
     except BaseException:
         current = read_lock(state_dir)
         if current is not None and current.get('owner') == owner:

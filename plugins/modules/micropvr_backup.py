@@ -59,6 +59,10 @@ options:
     description:
       - SQLite databases to copy. Empty means those named by the C(*-db-path) keys of
         O(config_file) and the C(*.db) files in its directory.
+      - When it is empty and O(config_file) cannot be parsed, the backup is refused with the
+        file, line and reason. The databases the file names cannot be known, and a set without
+        them would verify but not restore the host. Naming the databases here takes the backup
+        anyway.
     type: list
     elements: path
     default: []
@@ -84,9 +88,21 @@ options:
     type: int
     default: 64
   lock_timeout:
-    description: Seconds to wait for another backup run on the same backup root to finish.
+    description:
+      - Seconds to wait for another backup run on the same backup root to finish, and for an
+        update or rollback that holds the host lock (M(microimpuls.micropvr.micropvr_lock)) to
+        release it. A set taken while packages change would save a half-installed host.
     type: int
     default: 600
+  state_dir:
+    description: Directory of the host lock.
+    type: path
+    default: /var/lib/microimpuls-micropvr
+  lock_owner:
+    description:
+      - Run id that holds the host lock; the backup is then a step of that run (the update's
+        pre-update backup) and does not wait for the lock.
+    type: str
   restore_test:
     description:
       - Restore each external database's dump into a throwaway database (C(<name>_micropvr_restore_test),
@@ -186,6 +202,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
     DEFAULT_CONFIG_PATHS,
     INIT_DIR,
@@ -228,8 +245,34 @@ def argument_spec():
         space_margin_mb=dict(type='int', default=64),
         lock_timeout=dict(type='int', default=600),
         restore_test=dict(type='bool', default=False),
+        state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
+        lock_owner=dict(type='str'),
     )
     return spec
+
+
+def wait_for_host_lock(module, poll=2.0):
+    """Wait (at most lock_timeout) while another run holds the host lock; fail after that."""
+    params = module.params
+    deadline = time.time() + params['lock_timeout']
+    while True:
+        lock = hoststate.read_lock(params['state_dir'])
+        if lock is None or lock.get('owner') == params['lock_owner']:
+            return
+        step = lock.get('step') if isinstance(lock.get('step'), dict) else None
+        if step and not hoststate.step_in_progress(params['state_dir']):
+            module.fail_json(msg='refusing to back up: run %s (%s) left its %s step unfinished, so the host may be '
+                                 'half-changed; recover it first with playbooks/rollback.yml or playbooks/update.yml '
+                                 '(they restore backup set %s by themselves)'
+                                 % (lock.get('owner'), lock.get('purpose'), step.get('name'), step.get('backup_id')),
+                             lock=lock)
+        if time.time() >= deadline:
+            module.fail_json(msg='refusing to back up: the host is locked by run %s (%s, since %s) and it did not '
+                                 'finish within %d s (lock_timeout); run the backup when it is done. If that run is '
+                                 'dead, its lock is in %s/%s'
+                                 % (lock.get('owner'), lock.get('purpose'), lock.get('acquired_at'),
+                                    params['lock_timeout'], params['state_dir'], hoststate.LOCK_FILE), lock=lock)
+        time.sleep(poll)
 
 
 def _walk_files(path):
@@ -272,6 +315,10 @@ def plan_backup(module):
         sqlite_paths = [os.path.normpath(p) for p in params['sqlite_databases']]
     else:
         config_info, dummy = read_micropvr_config(params['config_file'])
+        if not config_info['valid']:
+            module.fail_json(msg='config_file: %s. The SQLite databases it names cannot be known, so no backup was '
+                                 'taken: fix the file, or name the databases explicitly in micropvr_sqlite_databases '
+                                 '(sqlite_databases)' % config_info['error'])
         sqlite_paths = discover_sqlite_databases(params['config_file'], config_info['sqlite_databases'])
     absent = [p for p in sqlite_paths if not os.path.isfile(p)]
     if absent:
@@ -543,6 +590,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     # Files the module writes are root-only whatever the caller's umask.
     os.umask(0o077)
+    wait_for_host_lock(module)
     plan, packages = plan_backup(module)
     if module.check_mode:
         module.exit_json(changed=True, plan=plan, removed=[], removed_incomplete=[])

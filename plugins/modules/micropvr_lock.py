@@ -148,6 +148,12 @@ def release(module):
     if current.get('owner') != params['owner']:
         module.warn('the lock belongs to another run (owner %s); left in place' % current.get('owner'))
         module.exit_json(changed=False, lock=current)
+    if isinstance(current.get('step'), dict):
+        # A step that failed half-way (or a module killed in it) stays: it is how the next run
+        # learns that the host must be recovered first.
+        module.warn('the lock keeps the unfinished %s step of this run (backup set %s); the next run recovers the '
+                    'host from it' % (current['step'].get('name'), current['step'].get('backup_id')))
+        module.exit_json(changed=False, lock=current, kept=True)
     if not module.check_mode:
         hoststate.remove_lock(params['state_dir'])
     module.exit_json(changed=True, lock=None)

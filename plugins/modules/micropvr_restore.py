@@ -20,11 +20,20 @@ description:
     refuses a damaged set before touching anything.
   - Compares the host with the set first; when packages, configuration files and database
     contents already match, it changes nothing.
-  - "Order: stop O(services); install the saved C(.deb) files with C(dpkg -i) (downgrades allowed
-    here, and only here) while a C(policy-rc.d) keeps maintainer scripts from starting daemons on
-    data they do not understand; extract C(config.tar) with owners, modes and mtimes; put the
-    SQLite copies back (stale journals removed); restore external databases; hold the packages;
-    start the services."
+  - "Order: stop O(services); unpack every saved C(.deb) that differs with one C(dpkg --unpack)
+    (downgrades allowed here, and only here); extract C(config.tar) with owners, modes and mtimes;
+    put the SQLite copies back (stale journals removed, the saved journal mode restored); restore
+    external databases; then C(dpkg --configure) those packages in one transaction, so that each
+    maintainer script (a C(postinst) that runs the vendor's migration tool, for example) sees the
+    configuration and data of its own version; extract C(config.tar) again, so that dpkg's
+    conffile handling cannot leave a file different from the set; hold the packages; start the
+    services. A C(policy-rc.d) keeps maintainer scripts from starting or stopping daemons meanwhile."
+  - "When a step fails, the host is put back on a known state: on the set given in
+    O(fallback_backup_id) (normally the set the rollback role takes of the host just before the
+    restore), with its services started. RV(outcome) says which. When that is impossible too,
+    the module fails with the state the host is in (package versions, C(dpkg --audit), services),
+    and the host lock keeps the unfinished restore step (with O(lock_owner)), so that the next
+    rollback or update run recovers the host by itself."
   - Packages left half-installed or half-configured by an interrupted update are replaced by the
     saved ones like any other difference.
   - The saved C(.deb) files are used, never the apt sources, so a rollback works when the vendor
@@ -53,6 +62,14 @@ options:
     description: Directory of the host's lock.
     type: path
     default: /var/lib/microimpuls-micropvr
+  fallback_backup_id:
+    description:
+      - Backup set to put the host back on when the restore of O(backup_id) fails at any step;
+        it is verified before anything changes. Normally a set of the host taken just before
+        the restore.
+      - Without it, a failed restore leaves the host as the message describes, and the lock
+        keeps the unfinished step for the next run.
+    type: str
   lock_owner:
     description:
       - Run id that holds the host lock (M(microimpuls.micropvr.micropvr_lock)). The restore is then
@@ -103,10 +120,30 @@ extra_files:
   returned: always
   type: list
   elements: str
+outcome:
+  description:
+    - C(restored) (the host is in the state of O(backup_id)), C(unchanged) (it already was),
+      C(fell back) (the restore failed and the host is on O(fallback_backup_id); the module
+      fails), C(unfinished) (the restore failed and the host could not be put on a known state;
+      the module fails and the next run recovers it), C(not started) (the services could not
+      be stopped; nothing was changed and they were started again; the module fails).
+  returned: always
+  type: str
+  sample: restored
+failed_step:
+  description: The step of the restore that failed, and why.
+  returned: when the restore failed
+  type: str
+  sample: "configure packages: dpkg --configure failed (rc=1): ..."
+host_state:
+  description: Package versions, C(dpkg --audit) and service states after a failed restore.
+  returned: when the restore failed
+  type: dict
 '''
 
 import os
 import shutil
+import sqlite3
 import tarfile
 import tempfile
 
@@ -125,11 +162,16 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db i
     live_digests,
     restore,
 )
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import dpkg_audit, package_versions
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
+    dpkg_audit,
+    package_versions,
+    service_state,
+)
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import (
     SIDE_FILES,
     belongs_to_database,
     describe,
+    set_journal_mode,
 )
 
 POLICY_RC_D = '/usr/sbin/policy-rc.d'
@@ -254,19 +296,63 @@ class PolicyDeny(object):
             os.rename(self.saved, POLICY_RC_D)
 
 
-def install_packages(module, set_dir, manifest, installed):
-    changed = [name for name, saved in sorted(manifest['packages'].items())
-               if installed[name]['version'] != saved['version'] or not installed[name]['installed']]
-    if not changed:
-        return
-    module.run_command([module.get_bin_path('apt-mark', required=True), 'unhold'] + changed, check_rc=True)
-    debs = [os.path.join(set_dir, manifest['packages'][name]['file']) for name in changed]
-    rc, out, err = module.run_command([module.get_bin_path('dpkg', required=True), '--install',
-                                       '--force-confdef', '--force-confold'] + debs,
+class StepFailed(Exception):
+    """A step of the restore failed; ``str()`` says which and why, ``touched`` whether the host
+    had been changed by then (a failure to stop the services changes nothing)."""
+
+    def __init__(self, message, touched=True):
+        super(StepFailed, self).__init__(message)
+        self.touched = touched
+
+    def __str__(self):
+        return self.args[0]
+
+
+class StepModule(object):
+    """The module as the shared helpers see it, except that fail_json raises StepFailed.
+
+    The helpers (external database restore, package queries) end the module on error; inside
+    a restore an error must instead reach the code that puts the host back on a known state.
+    """
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def fail_json(self, msg='', **kwargs):
+        raise StepFailed(msg)
+
+
+def changed_packages(manifest, installed):
+    return [name for name, saved in sorted(manifest['packages'].items())
+            if installed[name]['version'] != saved['version'] or not installed[name]['installed']]
+
+
+def run_dpkg(module, args, what):
+    rc, out, err = module.run_command([module.get_bin_path('dpkg', required=True)] + args,
                                       environ_update=dict(DEBIAN_FRONTEND='noninteractive'))
     if rc != 0:
-        module.fail_json(msg='dpkg --install of the saved packages failed (rc=%d): %s'
-                             % (rc, '\n'.join((err or out).strip().splitlines()[-8:])), dpkg_audit=dpkg_audit(module))
+        raise StepFailed('%s failed (rc=%d): %s' % (what, rc, ' / '.join((err or out).strip().splitlines()[-8:])))
+
+
+def unpack_packages(module, set_dir, manifest, changed):
+    """Unpack every saved package that differs, in one dpkg run; nothing is configured yet."""
+    if not changed:
+        return
+    rc, out, err = module.run_command([module.get_bin_path('apt-mark', required=True), 'unhold'] + changed)
+    if rc != 0:
+        raise StepFailed('apt-mark unhold failed (rc=%d): %s' % (rc, err.strip()))
+    debs = [os.path.join(set_dir, manifest['packages'][name]['file']) for name in changed]
+    run_dpkg(module, ['--unpack', '--force-confdef', '--force-confold'] + debs, 'dpkg --unpack of the saved packages')
+
+
+def configure_packages(module, changed):
+    """Configure the unpacked packages in one dpkg run: dpkg orders them by their dependencies."""
+    if changed:
+        run_dpkg(module, ['--configure', '--force-confdef', '--force-confold'] + changed,
+                 'dpkg --configure of the saved packages')
 
 
 def restore_config(set_dir, manifest):
@@ -287,6 +373,14 @@ def restore_config(set_dir, manifest):
         archive.extractall(path='/', members=members, numeric_owner=True, **kwargs)
 
 
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def restore_sqlite(set_dir, manifest):
     for saved in manifest['sqlite']:
         source = saved['source']
@@ -297,6 +391,9 @@ def restore_sqlite(set_dir, manifest):
                 shutil.copyfileobj(copy, out, MIB)
                 out.flush()
                 os.fsync(out.fileno())
+            if saved.get('journal_mode') == 'wal':
+                # The copy is kept in rollback-journal mode; put back the mode the live file had.
+                set_journal_mode(tmp, 'wal')
             if 'mode' in saved:
                 os.chown(tmp, saved['uid'], saved['gid'])
                 os.chmod(tmp, int(saved['mode'], 8))
@@ -309,6 +406,7 @@ def restore_sqlite(set_dir, manifest):
                 if os.path.lexists(source + side):
                     os.unlink(source + side)
             os.rename(tmp, source)
+            fsync_dir(directory)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -333,32 +431,127 @@ def restore_databases(module, set_dir, manifest):
             if saved.get('tables'):
                 problems = digest_differences(saved['tables'], live_digests(module, db, work))
                 if problems:
-                    module.fail_json(msg='%s database %s was restored but does not match the backup set: %s'
-                                         % (saved['engine'], saved['database'], '; '.join(problems)))
+                    raise StepFailed('%s database %s was restored but does not match the backup set: %s'
+                                     % (saved['engine'], saved['database'], '; '.join(problems)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def restore_everything(module, set_dir, manifest, installed, result):
-    """Stop the services, put back packages, configuration and data, start the services."""
-    params = module.params
-    for name in params['services']:
+def stop_services(module, services):
+    for name in services:
         rc, output = run_service(module, name, 'stop')
         if rc != 0:
-            module.fail_json(msg='could not stop %s before the restore (rc=%d): %s' % (name, rc, output), **result)
-    with PolicyDeny():
-        install_packages(module, set_dir, manifest, installed)
-    restore_config(set_dir, manifest)
-    restore_sqlite(set_dir, manifest)
-    restore_databases(module, set_dir, manifest)
-    if params['hold']:
-        module.run_command([module.get_bin_path('apt-mark', required=True), 'hold'] + sorted(manifest['packages']),
-                           check_rc=True)
-    for name in params['services']:
+            raise StepFailed('could not stop %s (rc=%d): %s' % (name, rc, output))
+
+
+def start_services(module, services):
+    for name in services:
         rc, output = run_service(module, name, 'start')
         if rc != 0:
-            module.fail_json(msg='restored backup set %s, but %s does not start (rc=%d): %s'
-                                 % (params['backup_id'], name, rc, output), **result)
+            raise StepFailed('%s does not start (rc=%d): %s' % (name, rc, output))
+
+
+def apply_set(module, set_dir, manifest, services, hold):
+    """Put the host into the state of the set; raises StepFailed naming the step that failed.
+
+    The services are stopped first. The packages are unpacked, the configuration and data put
+    back, and only then the packages configured: a postinst that migrates the databases, or
+    refuses a schema newer than its own, sees the data of its own version.
+    """
+    step = 'read the installed packages'
+    touched = False
+    try:
+        installed = package_versions(module, sorted(manifest['packages']))
+        changed = changed_packages(manifest, installed)
+        step = 'stop the services'
+        stop_services(module, services)
+        touched = True
+        with PolicyDeny():
+            step = 'unpack the saved packages'
+            unpack_packages(module, set_dir, manifest, changed)
+            step = 'restore the configuration'
+            restore_config(set_dir, manifest)
+            step = 'restore the SQLite databases'
+            restore_sqlite(set_dir, manifest)
+            step = 'restore the external databases'
+            restore_databases(module, set_dir, manifest)
+            step = 'configure the packages'
+            configure_packages(module, changed)
+            # dpkg may have put a packaged conffile in place of the restored one.
+            step = 'restore the configuration after dpkg'
+            restore_config(set_dir, manifest)
+        if hold:
+            step = 'hold the packages'
+            rc, out, err = module.run_command([module.get_bin_path('apt-mark', required=True), 'hold']
+                                              + sorted(manifest['packages']))
+            if rc != 0:
+                raise StepFailed('apt-mark hold failed (rc=%d): %s' % (rc, err.strip()))
+        step = 'start the services'
+        start_services(module, services)
+    except StepFailed as exc:
+        raise StepFailed('%s: %s' % (step, exc), touched)
+    except (IOError, OSError, tarfile.TarError, sqlite3.Error) as exc:
+        raise StepFailed('%s: %s: %s' % (step, type(exc).__name__, exc), touched)
+
+
+def host_state(module, manifest, services):
+    """What an operator needs to know about a host after a failed restore."""
+    try:
+        versions = dict((name, '%s (%s)' % (info['version'] or 'not installed', info['state']))
+                        for name, info in package_versions(module, sorted(manifest['packages'])).items())
+    except StepFailed as exc:
+        versions = dict(error=str(exc))
+    states = {}
+    for name in services:
+        states[name] = service_state(module, name)['state']
+    return dict(packages=versions, dpkg_audit=dpkg_audit(module), services=states)
+
+
+def describe_state(state):
+    return 'packages: %s; services: %s; dpkg --audit: %s' % (
+        ', '.join('%s %s' % item for item in sorted(state['packages'].items())),
+        ', '.join('%s %s' % item for item in sorted(state['services'].items())),
+        state['dpkg_audit'].replace('\n', ' ') or 'clean')
+
+
+def recover(module, failure, touched, fallback, services, hold):
+    """After a failed restore: put the host on the fallback set, else start what can start.
+
+    Returns (outcome, message tail).
+    """
+    if not touched:
+        for name in services:
+            run_service(module, name, 'start')
+        return 'not started', 'Nothing was changed; the services were started again.'
+    if fallback is not None:
+        fallback_id, fallback_dir, fallback_manifest = fallback
+        try:
+            apply_set(module, fallback_dir, fallback_manifest, services, hold)
+            return 'fell back', ('The host was put back on backup set %s, its state before this restore (%s), '
+                                 'and its services run.' % (fallback_id, ', '.join(
+                                     '%s %s' % (n, p['version']) for n, p in sorted(fallback_manifest['packages'].items()))))
+        except StepFailed as exc:
+            failure += '; putting the host back on backup set %s failed too at %s' % (fallback_id, exc)
+    # Whatever state the packages are in, a service that can start should serve.
+    for name in services:
+        run_service(module, name, 'start')
+    return 'unfinished', failure
+
+
+def verified_set(module, backup_root, backup_id, option):
+    try:
+        set_dir = backupset.set_path(backup_root, backup_id)
+    except backupset.BackupSetError as exc:
+        module.fail_json(msg='%s: %s' % (option, exc))
+    if not os.path.isdir(set_dir):
+        ids, dummy = backupset.list_set_dirs(backup_root)
+        module.fail_json(msg='%s: no backup set %s in %s (sets there: %s)'
+                             % (option, backup_id, backup_root, ', '.join(ids) or 'none'))
+    manifest, problems = backupset.verify_set(module, set_dir, backup_id)
+    if problems:
+        module.fail_json(msg='refusing to restore from backup set %s: it does not verify, nothing was changed: %s'
+                             % (backup_id, '; '.join(problems)), problems=problems)
+    return set_dir, manifest
 
 
 def main():
@@ -371,23 +564,22 @@ def main():
             hold=dict(type='bool', default=True),
             state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
             lock_owner=dict(type='str'),
+            fallback_backup_id=dict(type='str'),
         ),
         supports_check_mode=True,
     )
     params = module.params
     os.umask(0o077)
-    try:
-        set_dir = backupset.set_path(params['backup_root'], params['backup_id'])
-    except backupset.BackupSetError as exc:
-        module.fail_json(msg='micropvr_backup_id: %s' % exc)
-    if not os.path.isdir(set_dir):
-        ids, dummy = backupset.list_set_dirs(params['backup_root'])
-        module.fail_json(msg='micropvr_backup_id: no backup set %s in %s (sets there: %s)'
-                             % (params['backup_id'], params['backup_root'], ', '.join(ids) or 'none'))
-    manifest, problems = backupset.verify_set(module, set_dir, params['backup_id'])
-    if problems:
-        module.fail_json(msg='refusing to restore from backup set %s: it does not verify, nothing was changed: %s'
-                             % (params['backup_id'], '; '.join(problems)), problems=problems)
+    set_dir, manifest = verified_set(module, params['backup_root'], params['backup_id'], 'micropvr_backup_id')
+    fallback = None
+    if params['fallback_backup_id'] and params['fallback_backup_id'] != params['backup_id']:
+        fallback_dir, fallback_manifest = verified_set(module, params['backup_root'], params['fallback_backup_id'],
+                                                       'fallback_backup_id')
+        fallback = (params['fallback_backup_id'], fallback_dir, fallback_manifest)
+    for name in params['services']:
+        script = os.path.join(INIT_DIR, name)
+        if not os.access(script, os.X_OK):
+            module.fail_json(msg='services: %s has no init script %s' % (name, script))
 
     installed = package_versions(module, sorted(manifest['packages']))
     result = dict(
@@ -395,16 +587,35 @@ def main():
         to_versions=dict((n, p['version']) for n, p in manifest['packages'].items()),
         differences=differences(module, manifest, installed),
         extra_files=extra_config_files(manifest),
+        dpkg_audit=dpkg_audit(module),
     )
-    if not result['differences'] or module.check_mode:
-        module.exit_json(changed=bool(result['differences']), **result)
+    if not result['differences']:
+        module.exit_json(changed=False, outcome='unchanged', **result)
+    if module.check_mode:
+        module.exit_json(changed=True, outcome='restored', **result)
 
+    steps = StepModule(module)
     try:
         with hoststate.step(params['state_dir'], params['lock_owner'], 'restore', backup_id=params['backup_id']):
-            restore_everything(module, set_dir, manifest, installed, result)
+            try:
+                apply_set(steps, set_dir, manifest, params['services'], params['hold'])
+            except StepFailed as exc:
+                outcome, message = recover(steps, str(exc), exc.touched, fallback, params['services'], params['hold'])
+                result.update(outcome=outcome, failed_step=str(exc),
+                              host_state=host_state(steps, manifest, params['services']))
+                if outcome == 'unfinished':
+                    # Leave the step in the lock: the next run sees it and restores the set again.
+                    raise hoststate.StepUnfinished(message)
+                module.fail_json(msg='restore of backup set %s failed at %s. %s'
+                                     % (params['backup_id'], exc, message), **result)
+    except hoststate.StepUnfinished as exc:
+        module.fail_json(msg='restore of backup set %s failed, and the host is NOT in a known state: %s. Now: %s. '
+                             'The host lock keeps this unfinished restore: the next run of playbooks/rollback.yml '
+                             'or playbooks/update.yml restores a backup set again by itself (fix the cause first).'
+                             % (params['backup_id'], exc, describe_state(result['host_state'])), **result)
     except hoststate.LockError as exc:
         module.fail_json(msg='refusing to restore backup set %s: %s' % (params['backup_id'], exc), **result)
-    module.exit_json(changed=True, **result)
+    module.exit_json(changed=True, outcome='restored', **result)
 
 
 if __name__ == '__main__':

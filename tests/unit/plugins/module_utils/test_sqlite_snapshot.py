@@ -260,7 +260,8 @@ def test_snapshot_copies_each_database_and_describes_the_copies(tmp_path):
     out.mkdir()
     pairs = [(records, str(out / 'records.db')), (tasks, str(out / 'tasks.db'))]
     infos = snapshot(pairs)
-    assert infos == [describe(records, records), describe(tasks, tasks)]
+    assert infos == [dict(describe(records, records), journal_mode='delete'),
+                     dict(describe(tasks, tasks), journal_mode='delete')]
     assert infos[0]['user_version'] == 3 and infos[1]['user_version'] == 5
     assert infos[0]['tables']['items']['rows'] == 300
     assert infos[1]['tables']['tasks']['rows'] == 40
@@ -515,41 +516,167 @@ def test_snapshot_a_write_to_both_databases_between_the_two_copies_is_in_neither
     assert ids(a, 'records') == {1} and ids(b, 'tasks') == {1}
 
 
-def test_snapshot_with_a_writer_that_locks_the_databases_in_the_other_order(tmp_path, monkeypatch):
+@pytest.mark.parametrize('journal', ['delete', 'wal'])
+def test_snapshot_with_a_writer_that_locks_the_databases_in_the_other_order(tmp_path, journal):
+    """A writer holds tasks.db's write lock and then wants records.db: the snapshot locks
+    records.db first. Whoever cannot get a lock quickly lets go; neither waits forever."""
     a, b = make_pair_dbs(tmp_path)
+    if journal == 'wal':
+        set_wal(a, b)
     writer_conn = sqlite3.connect(b, timeout=10, isolation_level=None, check_same_thread=False)
     writer_conn.execute('ATTACH DATABASE ? AS other', (a,))
     writer_conn.execute('BEGIN IMMEDIATE')
     writer_conn.execute("INSERT INTO main.tasks VALUES (1, 'pending')")
-    writer_conn.execute("INSERT INTO other.records VALUES (1, 'pending')")
     commit_result = []
 
-    def commit():
+    def finish():
+        time.sleep(0.3)  # the snapshot is trying to lock by now
         try:
+            writer_conn.execute("INSERT INTO other.records VALUES (1, 'pending')")
             writer_conn.execute('COMMIT')
             commit_result.append('ok')
         except sqlite3.Error as exc:
             commit_result.append(str(exc))
 
-    committer = threading.Thread(target=commit)
-
-    def after_first_lock():
-        # The snapshot holds its read lock on records.db; the writer now commits: it locks tasks.db
-        # (its main database) exclusively, then waits for records.db.
-        committer.start()
-        time.sleep(0.5)
-
-    monkeypatch.setattr(sqlite_snapshot, 'sqlite3', HookedSqlite(on_lock=after_first_lock))
+    committer = threading.Thread(target=finish)
+    committer.start()
     try:
         ca, cb = str(tmp_path / 'ca.db'), str(tmp_path / 'cb.db')
-        snapshot([(a, ca), (b, cb)], busy_timeout=2.0)
+        snapshot([(a, ca), (b, cb)], busy_timeout=5.0)
         committer.join(30)
         assert commit_result == ['ok']
-        assert ids(ca, 'records') == ids(cb, 'tasks')
+        assert ids(ca, 'records') == ids(cb, 'tasks') == {1}
     finally:
-        if committer.is_alive() or committer.ident is not None:
-            committer.join(30)
+        committer.join(30)
         writer_conn.close()
+
+
+# --- WAL journal mode --------------------------------------------------------------------------
+
+def set_wal(*paths):
+    for path in paths:
+        conn = sqlite3.connect(path)
+        assert conn.execute('PRAGMA journal_mode = WAL').fetchone()[0] == 'wal'
+        conn.close()
+
+
+def side_files(directory):
+    return sorted(name for name in os.listdir(str(directory)) if name.endswith(('-wal', '-shm', '-journal')))
+
+
+def test_snapshot_of_wal_databases_leaves_one_file_per_copy(tmp_path):
+    a, b = make_pair_dbs(tmp_path)
+    set_wal(a, b)
+    daemon = sqlite3.connect(a)  # a running daemon keeps the WAL open
+    daemon.execute("INSERT INTO records VALUES (7, 'only in the wal')")
+    daemon.commit()
+    copies = tmp_path / 'set'
+    copies.mkdir()
+    try:
+        infos = snapshot([(a, str(copies / 'records.db')), (b, str(copies / 'tasks.db'))])
+        for name in ('records.db', 'tasks.db'):
+            assert integrity_check(str(copies / name)) is None
+            describe(str(copies / name))
+        # Opening, checking and describing the copies created nothing beside them.
+        assert side_files(copies) == []
+        assert sqlite_snapshot.header_journal_mode(str(copies / 'records.db')) == 'delete'
+        assert [info['journal_mode'] for info in infos] == ['wal', 'wal']
+        assert ids(copies / 'records.db', 'records') == {7}
+    finally:
+        daemon.close()
+
+
+def test_snapshot_records_the_rollback_journal_mode(tmp_path):
+    a, b = make_pair_dbs(tmp_path)
+    set_wal(b)  # a release that switched one database to WAL
+    infos = snapshot([(a, str(tmp_path / 'ca.db')), (b, str(tmp_path / 'cb.db'))])
+    assert [info['journal_mode'] for info in infos] == ['delete', 'wal']
+
+
+def test_snapshot_of_a_stopped_wal_database_leaves_no_side_files(tmp_path):
+    a, b = make_pair_dbs(tmp_path)
+    set_wal(a, b)
+    assert side_files(tmp_path) == []  # the daemon closed cleanly: no -wal/-shm
+    copies = tmp_path / 'set'
+    copies.mkdir()
+    snapshot([(a, str(copies / 'ca.db')), (b, str(copies / 'cb.db'))])
+    describe(a)
+    assert side_files(tmp_path) == []
+    assert sqlite_snapshot.header_journal_mode(a) == 'wal'
+
+
+def test_snapshot_wal_a_write_to_both_databases_between_the_two_reads_is_in_neither_copy(tmp_path, monkeypatch):
+    """In WAL mode readers do not block writers, and SQLite commits a transaction across two WAL
+    databases file by file. A writer that commits after the snapshot has started reading the
+    first database must not reach the second one's copy."""
+    a, b = make_pair_dbs(tmp_path)
+    set_wal(a, b)
+    done = []
+
+    def write_both():
+        conn = sqlite3.connect(a, timeout=20, isolation_level=None)
+        conn.execute('ATTACH DATABASE ? AS other', (b,))
+        conn.execute('BEGIN IMMEDIATE')
+        conn.execute("INSERT INTO main.records VALUES (1, 'between the reads')")
+        conn.execute("INSERT INTO other.tasks VALUES (1, 'between the reads')")
+        conn.execute('COMMIT')
+        conn.close()
+        done.append(True)
+
+    writer = threading.Thread(target=write_both)
+
+    def between_reads():
+        writer.start()
+        writer.join(0.5)
+
+    hooked = HookedSqlite(on_lock=between_reads)
+    monkeypatch.setattr(sqlite_snapshot, 'sqlite3', hooked)
+    ca, cb = str(tmp_path / 'ca.db'), str(tmp_path / 'cb.db')
+    snapshot([(a, ca), (b, cb)])
+    writer.join(30)
+    assert done == [True]
+    assert ids(ca, 'records') == ids(cb, 'tasks') == set()
+    assert ids(a, 'records') == {1} and ids(b, 'tasks') == {1}
+
+
+def test_snapshot_wal_while_another_thread_writes_both_databases(tmp_path):
+    a, b = make_pair_dbs(tmp_path)
+    set_wal(a, b)
+    writer = PairWriter(a, b, 'records', 'tasks')
+    writer.start()
+    try:
+        deadline = time.time() + 5
+        while writer.commits < 20 and time.time() < deadline:
+            time.sleep(0.01)
+        seen = []
+        for round_ in range(30):
+            ca, cb = str(tmp_path / ('a%d.db' % round_)), str(tmp_path / ('b%d.db' % round_))
+            snapshot([(a, ca), (b, cb)])
+            records, tasks = ids(ca, 'records'), ids(cb, 'tasks')
+            assert records == tasks, 'round %d: one copy has rows the other has not' % round_
+            assert scalar(ca, 'SELECT value FROM counter') == scalar(cb, 'SELECT value FROM counter')
+            seen.append(len(records))
+    finally:
+        writer.stop.set()
+        writer.join(60)
+    assert writer.errors == []
+    assert seen[-1] > seen[0], 'the writer made progress between snapshots'
+
+
+def test_set_journal_mode(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=3)
+    sqlite_snapshot.set_journal_mode(path, 'wal')
+    assert sqlite_snapshot.header_journal_mode(path) == 'wal'
+    assert side_files(tmp_path) == []
+    sqlite_snapshot.set_journal_mode(path, 'delete')
+    assert sqlite_snapshot.header_journal_mode(path) == 'delete'
+    assert ids(path, 'items') == {1, 2, 3}
+
+
+def test_header_journal_mode_of_a_non_database(tmp_path):
+    (tmp_path / 'x').write_bytes(b'not sqlite at all, not at all')
+    assert sqlite_snapshot.header_journal_mode(str(tmp_path / 'x')) is None
+    assert sqlite_snapshot.header_journal_mode(str(tmp_path / 'missing')) is None
 
 
 def test_batched_digest_equals_the_row_by_row_definition(tmp_path, monkeypatch):

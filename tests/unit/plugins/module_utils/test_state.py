@@ -165,3 +165,15 @@ def test_package_manager_busy_sees_a_posix_lock_without_taking_it(tmp_path):
         proc.communicate('\n')
     assert state.package_manager_busy([str(frontend)]) is None
     assert state.interrupted_step(lock, str(tmp_path), lock_paths=[str(frontend)]) == dict(name='install')
+
+
+def test_a_step_that_failed_half_way_stays_in_the_lock_with_why(tmp_path):
+    d = str(tmp_path)
+    state.create_lock(d, dict(owner='run-1', purpose='rollback', acquired_at=state.iso(state.utc_now())))
+    with pytest.raises(state.StepUnfinished):
+        with state.step(d, 'run-1', 'restore', backup_id='20261126T220000Z'):
+            raise state.StepUnfinished('configure the packages: dpkg --configure failed (rc=1)')
+    lock = state.read_lock(d)
+    assert lock['step']['name'] == 'restore' and lock['step']['backup_id'] == '20261126T220000Z'
+    assert lock['step']['failed'] == 'configure the packages: dpkg --configure failed (rc=1)'
+    assert state.interrupted_step(lock, d, lock_paths=()) == lock['step']

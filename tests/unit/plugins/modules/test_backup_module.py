@@ -449,3 +449,70 @@ def test_new_backup_ids_are_utc(fixed_host, tmp_path):
         tzinfo=datetime.timezone.utc)
     assert before <= taken <= datetime.datetime.now(datetime.timezone.utc)
     assert result['manifest']['created_at'] == taken.strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+# --- refusals before anything is written --------------------------------------------------------
+
+class InstalledPackages(FakeModule):
+    """dpkg-query answers that micropvr is installed; everything else as FakeModule."""
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return '/usr/bin/' + name
+
+    def run_command(self, args, **kwargs):
+        if os.path.basename(args[0]) == 'dpkg-query':
+            return 0, 'micropvr\t1.9.0-1\tamd64\t10\tinstall ok installed\n', ''
+        return super(InstalledPackages, self).run_command(args, **kwargs)
+
+
+def plan_params(tmp_path, conf, **extra):
+    params = dict(keep=None, space_margin_mb=0, packages=['micropvr'], config_paths=[str(conf.parent)], services=[],
+                  config_file=str(conf), sqlite_databases=[], databases=[], backup_root=str(tmp_path / 'backups'))
+    params.update(extra)
+    return params
+
+
+def test_an_invalid_config_refuses_the_backup_naming_file_and_line(tmp_path):
+    conf = make_micropvr_tree(tmp_path) / 'micropvr.conf'
+    # The vendor's own sample: a missing comma.
+    conf.write_text('{\n  "records-db-path": "/srv/pvr/records.db"\n  "log-path": "/var/log/micropvr"\n}\n')
+    with pytest.raises(FailJson) as excinfo:
+        micropvr_backup.plan_backup(InstalledPackages(plan_params(tmp_path, conf)))
+    msg = excinfo.value.kwargs['msg']
+    assert msg.startswith('config_file: %s:3: Expecting \',\' delimiter (is a comma missing at the end of line 2?).'
+                          % conf)
+    assert 'micropvr_sqlite_databases' in msg and 'no backup was taken' in msg
+    assert not os.path.exists(str(tmp_path / 'backups'))
+
+
+def test_an_invalid_config_with_named_databases_is_backed_up(tmp_path):
+    tree = make_micropvr_tree(tmp_path)
+    conf = tree / 'micropvr.conf'
+    conf.write_text('{\n  "a": 1\n  "b": 2\n}\n')
+    plan, packages = micropvr_backup.plan_backup(InstalledPackages(plan_params(
+        tmp_path, conf, sqlite_databases=[str(tree / 'records.db')])))
+    assert plan['sqlite_databases'] == [str(tree / 'records.db')]
+
+
+def test_backup_refuses_while_another_run_holds_the_host_lock(tmp_path):
+    from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
+    state_dir = str(tmp_path / 'state')
+    state.create_lock(state_dir, dict(owner='run-1', purpose='update to 1.10.0-1', acquired_at='2026-11-30T01:00:00Z'))
+    module = FakeModule(dict(state_dir=state_dir, lock_owner=None, lock_timeout=1))
+    started = datetime.datetime.now()
+    with pytest.raises(FailJson) as excinfo:
+        micropvr_backup.wait_for_host_lock(module, poll=0.2)
+    assert (datetime.datetime.now() - started).total_seconds() >= 1
+    assert excinfo.value.kwargs['msg'].startswith(
+        'refusing to back up: the host is locked by run run-1 (update to 1.10.0-1, since 2026-11-30T01:00:00Z) '
+        'and it did not finish within 1 s (lock_timeout)')
+    # the run that holds the lock backs up as one of its steps
+    micropvr_backup.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner='run-1', lock_timeout=0)))
+    # an unfinished step: refused at once, with the way out
+    state.write_lock(state_dir, dict(state.read_lock(state_dir), step=dict(name='restore', backup_id='20261129T000000Z')))
+    with pytest.raises(FailJson) as excinfo:
+        micropvr_backup.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner=None, lock_timeout=600)))
+    assert 'left its restore step unfinished' in excinfo.value.kwargs['msg']
+    assert 'backup set 20261129T000000Z' in excinfo.value.kwargs['msg']
+    state.remove_lock(state_dir)
+    micropvr_backup.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner=None, lock_timeout=0)))

@@ -94,3 +94,17 @@ def test_release_leaves_another_runs_lock(tmp_path, capsys, warnings):
     assert state.read_lock(str(tmp_path))['owner'] == 'run-1'
     code, result = run(capsys, owner='run-1', state='absent', state_dir=str(tmp_path))
     assert code == 0 and result['changed'] is True and state.read_lock(str(tmp_path)) is None
+
+
+def test_release_keeps_a_lock_with_an_unfinished_step_for_the_next_run(tmp_path, capsys, warnings):
+    step = dict(name='restore', backup_id='20261126T220000Z', pid=999999, started_at='2026-11-26T22:00:05Z',
+                failed='restore the SQLite databases: OSError: [Errno 28] No space left on device')
+    state.create_lock(str(tmp_path), lock_of('run-1', 10, step=step))
+    code, result = run(capsys, owner='run-1', state='absent', state_dir=str(tmp_path))
+    assert code == 0 and result['changed'] is False and result['kept'] is True
+    assert state.read_lock(str(tmp_path))['step'] == step
+    assert warnings == ['the lock keeps the unfinished restore step of this run (backup set 20261126T220000Z); '
+                        'the next run recovers the host from it']
+    # the next run takes it over at once and is told what to recover
+    code, result = run(capsys, owner='run-2', state_dir=str(tmp_path), ttl=7200)
+    assert code == 0 and result['interrupted']['step'] == step
