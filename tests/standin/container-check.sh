@@ -8,8 +8,10 @@
 # :debian13-db, built by tests/testbed/) runs, after the helpers of container-lib.sh,
 # container-scenarios.sh (the SQLite lifecycle), or on a *-db image container-external-db.sh
 # (the external tasks database lifecycle on PostgreSQL and MariaDB), in a fresh container with
-# OUTDIR mounted read-only at /srv/micropvr-repo, and removes the container afterwards.  Each
-# image ends with a "TAG: N passed, M failed" line.  Never pulls images.
+# OUTDIR mounted read-only at /srv/micropvr-repo, and removes the container afterwards.  On
+# micropvr-testbed:debian12 only, a second fresh container checks the strict variant
+# (container-strict.sh, OUTDIR/strict mounted instead).  Each run ends with a
+# "TAG: N passed, M failed" line.  Never pulls images.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,5 +56,14 @@ for image in "${IMAGES[@]}"; do
     [[ $tag != *-db ]] || scenario="$HERE/container-external-db.sh"
     cat "$HERE/container-lib.sh" "$scenario" | docker exec -i "$name" bash -s -- "$tag" || status=1
     docker rm -f "$name" >/dev/null
+    # The strict variant, briefly, on one image (tests/standin/README.md).
+    if [[ $tag == debian12 ]]; then
+        name="standin-check-$tag-strict-$$"
+        CONTAINERS+=("$name")
+        docker run -d --name "$name" -v "$OUTDIR/strict:/srv/micropvr-repo:ro" "$image" >/dev/null
+        cat "$HERE/container-lib.sh" "$HERE/container-strict.sh" |
+            docker exec -i "$name" bash -s -- "$tag-strict" || status=1
+        docker rm -f "$name" >/dev/null
+    fi
 done
 exit "$status"

@@ -9,18 +9,20 @@ import time
 
 from gatelib import BASELINE, LOCK, TARGET, history
 from micropvr_testlib import (
-    BACKUP_ROOT, backup_ids, db_dump, installed_version, manifest, playbook_command, rpc, run_module, run_playbook,
-    service_status)
+    BACKUP_ROOT, backup_ids, backup_root, baseline, db_dump, deb_version, host_profile, installed_version, manifest,
+    module_args, packages, playbook_command, rpc, run_module, run_playbook, service_status, target, upstream_version)
 
+# BASELINE and TARGET are the default stand-in's versions; the version of a host's own variant
+# (1:1.9.0-1 on the strict host): baseline(host), target(host), deb_version(host, '1.10.1').
 __all__ = ['BASELINE', 'TARGET', 'LOCK', 'FAULTS_FILE', 'SLEEPING', 'assert_data_as_before', 'assert_healthy_on',
            'baseline_id', 'external_rows', 'history', 'kill_run', 'reset', 'run_blocker', 'start_playbook',
            'wait_for_file', 'backup_ids', 'blocker_report', 'manifest', 'run_module', 'run_playbook', 'BACKUP_ROOT',
-           'secrets']
+           'secrets', 'backup_root', 'baseline', 'target', 'deb_version', 'packages', 'module_args', 'host_profile',
+           'upstream_version']
 
 FAULTS_FILE = '/etc/micropvr-standin-faults'
 SLEEPING = '/run/micropvr-standin-fault.sleeping'
 BASELINE_REASON = 'faults: baseline'
-PACKAGES = ('micropvr', 'micropvs')
 _BASELINES = {}
 
 
@@ -55,20 +57,22 @@ def reset(host):
     """Back to the prepared host, whatever an earlier test left: no fault, no lock, 1.9.0, its data."""
     host.run('rm -f %s %s' % (FAULTS_FILE, SLEEPING))
     host.run('rm -f %s' % LOCK)
-    result = run_playbook(host, 'rollback.yml', micropvr_backup_id=baseline_id(host))
+    # Test plumbing: no set to fall back on is needed to get back to the baseline.
+    result = run_playbook(host, 'rollback.yml', micropvr_backup_id=baseline_id(host),
+                          micropvr_rollback_safety_backup=False)
     assert result.returncode == 0, result.output
-    host.check_output('apt-mark unhold %s' % ' '.join(PACKAGES))
-    assert_healthy_on(host, BASELINE)
+    host.check_output('apt-mark unhold %s' % ' '.join(packages(host)))
+    assert_healthy_on(host, baseline(host))
     assert_data_as_before(host)
 
 
 def assert_healthy_on(host, version):
-    """Both packages cleanly installed at ``version``, both services up, the API alive, no leftovers."""
-    assert dict((p, installed_version(host, p)) for p in PACKAGES) == dict((p, version) for p in PACKAGES)
+    """Every package cleanly installed at ``version``, both services up, the API alive, no leftovers."""
+    assert dict((p, installed_version(host, p)) for p in packages(host)) == dict((p, version) for p in packages(host))
     assert host.check_output('dpkg --audit') == '', 'dpkg reports unfinished packages'
-    assert dict((s, service_status(host, s)) for s in PACKAGES) == {'micropvr': 0, 'micropvs': 0}
+    assert dict((s, service_status(host, s)) for s in ('micropvr', 'micropvs')) == {'micropvr': 0, 'micropvs': 0}
     assert rpc(host, 'is_alive')['is_alive'] is True
-    assert rpc(host, 'get_version')['version'] == version.split('-')[0]
+    assert rpc(host, 'get_version')['version'] == upstream_version(version)
     assert host.run("python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:8080/nginx-stats\", timeout=10)'"
                     ).rc == 0, 'micropvs does not serve HTTP'
     assert not host.file(LOCK).exists, 'the update lock was left behind'

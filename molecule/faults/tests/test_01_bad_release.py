@@ -4,25 +4,26 @@ itself. Run at -vvv: the database passwords must not appear anywhere in that out
 import pytest
 
 from faultlib import (
-    BASELINE, assert_data_as_before, assert_healthy_on, history, reset, run_playbook, secrets)
+    assert_data_as_before, assert_healthy_on, baseline, deb_version, history, packages, reset, run_playbook, secrets)
 
 
 @pytest.fixture(scope='module')
 def update(host):
     reset(host)
-    return run_playbook(host, 'update.yml', '-vvv', micropvr_version='1.10.1-1')
+    return run_playbook(host, 'update.yml', '-vvv', micropvr_version=deb_version(host, '1.10.1'))
 
 
-def test_the_play_fails_saying_what_happened(update):
+def test_the_play_fails_saying_what_happened(host, update):
     assert update.returncode != 0
-    assert 'to 1.10.1-1 FAILED at "Check that MicroPVR serves again' in update.output
+    assert 'to %s FAILED at "Check that MicroPVR serves again' % deb_version(host, '1.10.1') in update.output
     assert 'rpc probe failed: is_alive=false' in update.output
     assert 'The host was rolled back automatically to backup set' in update.output
-    assert '(micropvr 1.9.0-1, micropvs 1.9.0-1) and is healthy again' in update.output
+    old = ', '.join('%s %s' % (name, baseline(host)) for name in packages(host))
+    assert '(%s) and is healthy again' % old in update.output
 
 
 def test_host_is_healthy_on_the_old_version_with_its_data(host, update):
-    assert_healthy_on(host, BASELINE)
+    assert_healthy_on(host, baseline(host))
     assert_data_as_before(host)
 
 

@@ -4,15 +4,15 @@ The update rolls back; dpkg is left consistent."""
 import pytest
 
 from faultlib import (
-    BASELINE, FAULTS_FILE, TARGET, assert_data_as_before, assert_healthy_on, history, reset, run_playbook)
+    FAULTS_FILE, assert_data_as_before, assert_healthy_on, baseline, history, reset, run_playbook, target)
 
 
 @pytest.fixture(scope='module')
 def update(host):
     reset(host)
-    host.check_output('echo "micropvs %s postinst fail" > %s' % (TARGET, FAULTS_FILE))
+    host.check_output('echo "micropvs %s postinst fail" > %s' % (target(host), FAULTS_FILE))
     try:
-        yield run_playbook(host, 'update.yml', micropvr_version=TARGET)
+        yield run_playbook(host, 'update.yml', micropvr_version=target(host))
     finally:
         host.run('rm -f %s' % FAULTS_FILE)
 
@@ -26,10 +26,10 @@ def test_the_play_names_the_failed_install_and_the_rollback(update):
 
 def test_dpkg_is_consistent_and_the_host_healthy_on_the_old_version(host, update):
     assert host.check_output('dpkg --audit') == ''
-    assert_healthy_on(host, BASELINE)
+    assert_healthy_on(host, baseline(host))
     assert_data_as_before(host)
 
 
 def test_history_says_rolled_back(host, update):
     record = history(host)[-1]
-    assert (record['event'], record['outcome'], record['target']) == ('update', 'rolled back', TARGET)
+    assert (record['event'], record['outcome'], record['target']) == ('update', 'rolled back', target(host))

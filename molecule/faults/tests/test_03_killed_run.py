@@ -5,7 +5,7 @@ restores its backup set, then completes the update."""
 import pytest
 
 from faultlib import (
-    FAULTS_FILE, LOCK, SLEEPING, TARGET, assert_healthy_on, history, kill_run, reset, run_playbook, start_playbook,
+    FAULTS_FILE, LOCK, SLEEPING, assert_healthy_on, history, kill_run, reset, run_playbook, start_playbook, target,
     wait_for_file)
 from micropvr_testlib import rpc
 
@@ -18,8 +18,8 @@ def task_names(host):
 def killed(host):
     reset(host)
     tasks = task_names(host)
-    host.check_output('echo "micropvr %s postinst sleep 900" > %s' % (TARGET, FAULTS_FILE))
-    run = start_playbook(host, 'update.yml', micropvr_version=TARGET)
+    host.check_output('echo "micropvr %s postinst sleep 900" > %s' % (target(host), FAULTS_FILE))
+    run = start_playbook(host, 'update.yml', micropvr_version=target(host))
     wait_for_file(host, SLEEPING, proc=run)
     lock = host.file(LOCK).content_string
     kill_run(host, run)
@@ -29,7 +29,7 @@ def killed(host):
 
 @pytest.fixture(scope='module')
 def rerun(host, killed):
-    return run_playbook(host, 'update.yml', micropvr_version=TARGET)
+    return run_playbook(host, 'update.yml', micropvr_version=target(host))
 
 
 def test_the_kill_left_a_half_installed_host_and_the_step_in_the_lock(killed):
@@ -42,7 +42,7 @@ def test_rerun_recovers_and_completes_the_update(host, killed, rerun):
     assert rerun.returncode == 0, rerun.output
     assert 'was interrupted during its install step' in rerun.output
     assert 'Restoring its backup set' in rerun.output
-    assert_healthy_on(host, TARGET)
+    assert_healthy_on(host, target(host))
 
 
 def test_no_task_was_lost(host, killed, rerun):

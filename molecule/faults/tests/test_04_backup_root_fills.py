@@ -5,7 +5,8 @@ set remains, and the update does not start."""
 import pytest
 
 from faultlib import (
-    BASELINE, assert_data_as_before, assert_healthy_on, backup_ids, blocker_report, reset, run_blocker, run_playbook)
+    assert_data_as_before, assert_healthy_on, backup_ids, baseline, blocker_report, reset, run_blocker, run_playbook,
+    target)
 
 TINY = '/var/backups/tiny'
 REPORT = '/root/fill-report'
@@ -17,7 +18,7 @@ def update(host):
     host.run('rm -rf %s/* %s/.[!.]*' % (TINY, TINY))
     run_blocker(host, REPORT, engines='postgresql', fill=TINY)
     try:
-        result = run_playbook(host, 'update.yml', micropvr_version='1.10.0-1', micropvr_backup_root=TINY,
+        result = run_playbook(host, 'update.yml', micropvr_version=target(host), micropvr_backup_root=TINY,
                               micropvr_backup_space_margin_mb=1)
         result.report = blocker_report(host, REPORT)
         result.left = host.check_output('ls -A %s' % TINY).split()
@@ -44,5 +45,5 @@ def test_no_partial_set_remains(host, update):
 
 def test_the_update_did_not_start(host, update):
     assert 'TASK [microimpuls.micropvr.update : Install the target version behind the backup gate]' not in update.output
-    assert_healthy_on(host, BASELINE)
+    assert_healthy_on(host, baseline(host))
     assert_data_as_before(host)

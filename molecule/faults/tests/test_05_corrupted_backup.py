@@ -3,7 +3,7 @@ rollback to that set refuses before it touches anything."""
 
 import pytest
 
-from faultlib import BASELINE, TARGET, manifest, reset, run_module, run_playbook
+from faultlib import baseline, manifest, module_args, packages, reset, run_module, run_playbook, target
 from gatelib import flip_byte, host_state, set_file, take_backup
 from micropvr_testlib import create_tasks
 
@@ -22,12 +22,13 @@ def damaged_file(host, backup_id, kind):
 def test_corrupted_set_closes_the_gate_and_is_not_restored(host, kind):
     backup_id = take_backup(host, 'faults: to corrupt')
     relpath = damaged_file(host, backup_id, kind)
-    flip_byte(host, set_file(backup_id, relpath), 200)
+    flip_byte(host, set_file(backup_id, relpath, host), 200)
     # The host moves on after the backup, so a restore would have something to change.
     create_tasks(host, 2, channel=40)
     before = host_state(host)
 
-    rc, result = run_module(host, 'micropvr_install', version=TARGET, backup_id=backup_id)
+    rc, result = run_module(host, 'micropvr_install', version=target(host), backup_id=backup_id,
+                            **module_args(host, 'packages', 'backup_root'))
     assert rc != 0 and result.get('changed') is False, result
     assert 'the backup gate is closed' in result['msg']
     assert '%s: sha256 does not match the manifest' % relpath in result['msg'], result['msg']
@@ -37,4 +38,4 @@ def test_corrupted_set_closes_the_gate_and_is_not_restored(host, kind):
     assert ('refusing to restore from backup set %s: it does not verify, nothing was changed: %s: sha256 does not '
             'match the manifest' % (backup_id, relpath)) in rollback.output, rollback.output
     assert host_state(host) == before
-    assert before['versions'] == {'micropvr': BASELINE, 'micropvs': BASELINE}
+    assert before['versions'] == dict((name, baseline(host)) for name in packages(host))

@@ -5,17 +5,17 @@ import json
 
 import pytest
 
-from faultlib import TARGET, reset, run_module, run_playbook
+from faultlib import module_args, reset, run_module, run_playbook, target
 from gatelib import host_state, set_file, take_backup
 from micropvr_testlib import create_tasks
 
 EDIT = r'''
 import json, sys
-path, edit = sys.argv[1], sys.argv[2]
+path, edit, version = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(path) as handle:
     data = json.load(handle)
 if edit == "version":
-    data["packages"]["micropvs"]["version"] = "1.10.0-1"
+    data["packages"]["micropvs"]["version"] = version
 else:
     entry = data["files"][0]
     entry["sha256"] = ("0" if entry["sha256"][0] != "0" else "1") + entry["sha256"][1:]
@@ -33,12 +33,13 @@ def prepared(host):
 @pytest.mark.parametrize('edit', ['version', 'checksum'])
 def test_edited_manifest_is_refused_by_the_gate_and_the_rollback(host, edit):
     backup_id = take_backup(host, 'faults: to edit its manifest')
-    host.check_output('python3 -c %s %s %s', EDIT, set_file(backup_id, 'manifest.json'), edit)
-    json.loads(host.file(set_file(backup_id, 'manifest.json')).content_string)  # still valid JSON
+    host.check_output('python3 -c %s %s %s %s', EDIT, set_file(backup_id, 'manifest.json', host), edit, target(host))
+    json.loads(host.file(set_file(backup_id, 'manifest.json', host)).content_string)  # still valid JSON
     create_tasks(host, 1, channel=50)
     before = host_state(host)
 
-    rc, result = run_module(host, 'micropvr_install', version=TARGET, backup_id=backup_id)
+    rc, result = run_module(host, 'micropvr_install', version=target(host), backup_id=backup_id,
+                            **module_args(host, 'packages', 'backup_root'))
     assert rc != 0 and result.get('changed') is False, result
     assert 'manifest.json was changed after the backup was taken (seal mismatch)' in result['msg'], result['msg']
 

@@ -3,7 +3,7 @@ the line; nothing changes."""
 
 import pytest
 
-from faultlib import TARGET, reset, run_playbook
+from faultlib import reset, run_playbook, target
 from gatelib import assert_unchanged, host_state
 
 CONFIG = '/etc/micropvr/micropvr.conf'
@@ -24,7 +24,7 @@ def broken(host):
 
 def test_preflight_names_the_file_and_line_and_changes_nothing(host, broken):
     before = host_state(host)
-    result = run_playbook(host, 'update.yml', micropvr_version=TARGET)
+    result = run_playbook(host, 'update.yml', micropvr_version=target(host))
     assert result.returncode != 0
     assert 'Pre-flight: %s:%d: ' % (CONFIG, broken) in result.output, result.output
     assert 'Fix the file, then run the update again.' in result.output

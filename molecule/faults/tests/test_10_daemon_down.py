@@ -3,7 +3,7 @@ micropvr_update_allow_stopped=true the update goes ahead and ends healthy."""
 
 import pytest
 
-from faultlib import TARGET, assert_healthy_on, history, reset, run_playbook
+from faultlib import assert_healthy_on, history, reset, run_playbook, target
 from gatelib import host_state
 from micropvr_testlib import service_status
 
@@ -17,7 +17,7 @@ def stopped(host):
 
 def test_preflight_stops_the_update_of_a_stopped_service(host, stopped):
     before = host_state(host)
-    result = run_playbook(host, 'update.yml', micropvr_version=TARGET)
+    result = run_playbook(host, 'update.yml', micropvr_version=target(host))
     assert result.returncode != 0
     assert 'Pre-flight: not running: micropvr.' in result.output, result.output
     assert 'or set micropvr_update_allow_stopped=true to update anyway' in result.output
@@ -25,7 +25,7 @@ def test_preflight_stops_the_update_of_a_stopped_service(host, stopped):
 
 
 def test_the_operator_may_update_a_stopped_service(host, stopped):
-    result = run_playbook(host, 'update.yml', micropvr_version=TARGET, micropvr_update_allow_stopped=True)
+    result = run_playbook(host, 'update.yml', micropvr_version=target(host), micropvr_update_allow_stopped=True)
     assert result.returncode == 0, result.output
-    assert_healthy_on(host, TARGET)
+    assert_healthy_on(host, target(host))
     assert history(host)[-1]['outcome'] == 'updated'

@@ -3,7 +3,7 @@ from the .deb files saved in the backup set."""
 
 import pytest
 
-from faultlib import BASELINE, TARGET, assert_data_as_before, assert_healthy_on, reset, run_playbook
+from faultlib import assert_data_as_before, assert_healthy_on, baseline, reset, run_playbook, target
 
 SOURCE = '/etc/apt/sources.list.d/micropvr-standin.list'
 
@@ -11,7 +11,7 @@ SOURCE = '/etc/apt/sources.list.d/micropvr-standin.list'
 @pytest.fixture(scope='module')
 def rollback(host):
     reset(host)
-    update = run_playbook(host, 'update.yml', micropvr_version=TARGET)
+    update = run_playbook(host, 'update.yml', micropvr_version=target(host))
     assert update.returncode == 0, update.output
     host.check_output('cp %s /root/standin.list.good && mv /srv/micropvr-repo /srv/micropvr-repo.away' % SOURCE)
     # Connection refused on the repository, and nothing left in apt's cache.
@@ -32,5 +32,5 @@ def test_the_repository_really_is_unreachable(rollback):
 def test_rollback_completes_from_the_saved_packages(host, rollback):
     result, dummy = rollback
     assert result.returncode == 0, result.output
-    assert_healthy_on(host, BASELINE)
+    assert_healthy_on(host, baseline(host))
     assert_data_as_before(host)

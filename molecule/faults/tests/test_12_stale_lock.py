@@ -5,15 +5,20 @@ import json
 
 import pytest
 
-from faultlib import BASELINE, LOCK, TARGET, assert_healthy_on, reset, run_playbook
+from faultlib import LOCK, assert_healthy_on, baseline, reset, run_playbook, target
 from gatelib import host_state
 
-CRASHED = dict(owner='20261127T010000Z-update-crashed', purpose='update to %s' % TARGET)
+CRASHED = dict(owner='20261127T010000Z-update-crashed')
+
+
+def crashed(host):
+    """The lock of the crashed run: an update to the host's target version."""
+    return dict(CRASHED, purpose='update to %s' % target(host))
 
 
 def write_lock(host, age_seconds):
     host.check_output("mkdir -p -m 0700 /var/lib/microimpuls-micropvr && printf '%%s' '%s' > %s && chmod 0600 %s"
-                      % (json.dumps(dict(CRASHED, acquired_at=host.check_output(
+                      % (json.dumps(dict(crashed(host), acquired_at=host.check_output(
                           "date -u -d '-%d seconds' +%%Y-%%m-%%dT%%H:%%M:%%SZ" % age_seconds))), LOCK, LOCK))
 
 
@@ -25,19 +30,20 @@ def prepared(host):
 def test_a_young_lock_of_another_run_stops_the_update(host):
     write_lock(host, 600)
     before = host_state(host)
-    result = run_playbook(host, 'update.yml', micropvr_version=TARGET, micropvr_lock_ttl=3600)
+    result = run_playbook(host, 'update.yml', micropvr_version=target(host), micropvr_lock_ttl=3600)
     assert result.returncode != 0
-    assert 'the host is locked by another run (update to %s, owner %s' % (TARGET, CRASHED['owner']) in result.output
+    assert 'the host is locked by another run (update to %s, owner %s' % (target(host), CRASHED['owner']) \
+        in result.output
     assert 'the lock expires after 3600 s (micropvr_lock_ttl)' in result.output
     assert host_state(host) == before
-    assert before['versions']['micropvr'] == BASELINE
+    assert before['versions']['micropvr'] == baseline(host)
     assert json.loads(host.file(LOCK).content_string)['owner'] == CRASHED['owner']
 
 
 def test_a_stale_lock_is_reported_and_taken_over(host):
     write_lock(host, 7300)
-    result = run_playbook(host, 'update.yml', micropvr_version=TARGET)
+    result = run_playbook(host, 'update.yml', micropvr_version=target(host))
     assert result.returncode == 0, result.output
-    assert 'took over an abandoned lock (update to %s, owner %s' % (TARGET, CRASHED['owner']) in result.output
+    assert 'took over an abandoned lock (update to %s, owner %s' % (target(host), CRASHED['owner']) in result.output
     assert 'older than 7200 s (micropvr_lock_ttl)' in result.output
-    assert_healthy_on(host, TARGET)
+    assert_healthy_on(host, target(host))

@@ -4,7 +4,7 @@ dumps run; backup sets and the host state are root-only; every gate override is 
 import pytest
 
 from faultlib import (
-    BACKUP_ROOT, TARGET, backup_ids, blocker_report, history, reset, run_blocker, run_playbook, secrets)
+    backup_ids, backup_root, blocker_report, history, reset, run_blocker, run_playbook, secrets, target)
 from micropvr_testlib import manifest
 
 REPORT = '/root/ps-report'
@@ -34,13 +34,13 @@ def test_no_password_in_any_process_argument_or_dump_environment(host, watched_b
 
 
 def test_backup_sets_and_state_are_root_only(host, watched_backup):
-    root = host.file(BACKUP_ROOT)
+    root = host.file(backup_root(host))
     assert (root.user, root.group, root.mode) == ('root', 'root', 0o700)
     for backup_id in backup_ids(host):
-        set_dir = host.file('%s/%s' % (BACKUP_ROOT, backup_id))
+        set_dir = host.file('%s/%s' % (backup_root(host), backup_id))
         assert (set_dir.user, set_dir.mode) == ('root', 0o700), backup_id
         for entry in host.check_output('find %s/%s -mindepth 1 -printf "%%y %%m %%u %%p\\n"'
-                                       % (BACKUP_ROOT, backup_id)).splitlines():
+                                       % (backup_root(host), backup_id)).splitlines():
             kind, mode, user, path = entry.split(' ', 3)
             assert user == 'root', entry
             assert mode == ('700' if kind == 'd' else '600'), entry
@@ -54,12 +54,12 @@ def test_every_gate_override_is_recorded(host):
     for attempt in range(2):
         reset(host)
         before = len(history(host))
-        result = run_playbook(host, 'update.yml', micropvr_version=TARGET, micropvr_update_without_backup=True)
+        result = run_playbook(host, 'update.yml', micropvr_version=target(host), micropvr_update_without_backup=True)
         assert result.returncode == 0, result.output
         assert 'the backup gate was overridden' in result.output
         new = history(host)[before:]
         assert [e['event'] for e in new] == ['gate-override', 'update'], new
-        assert new[0]['version'] == TARGET and new[0]['run_id'] == new[1]['run_id']
+        assert new[0]['version'] == target(host) and new[0]['run_id'] == new[1]['run_id']
         assert new[1]['gate'] == 'overridden' and new[1]['backup_id'] is None
     overrides = [e for e in history(host) if e['event'] == 'gate-override']
     assert len(overrides) >= 2

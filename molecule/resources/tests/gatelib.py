@@ -3,12 +3,15 @@
 import json
 
 from micropvr_testlib import (
-    BACKUP_ROOT, backup_ids, db_dump, flip_byte, installed_version, run_module, run_playbook, service_status)
+    BACKUP_ROOT, backup_ids, backup_root, baseline, db_dump, flip_byte, host_profile, installed_version, packages,
+    run_module, run_playbook, service_status)
 
 # Re-exported for the suite, with the helpers below.
 __all__ = ['BASELINE', 'PACKAGES', 'TARGET', 'HISTORY', 'LOCK', 'STATE_DIR', 'assert_unchanged', 'flip_byte', 'history',
            'host_state', 'run_module', 'run_playbook', 'set_file', 'take_backup']
 
+# The default stand-in's values; a host of another variant: micropvr_testlib.host_profile
+# (baseline(host), target(host), packages(host)).
 PACKAGES = ('micropvr', 'micropvs')
 SERVICES = ('micropvr', 'micropvs')
 STATE_DIR = '/var/lib/microimpuls-micropvr'
@@ -33,9 +36,9 @@ def held_packages(host):
 def host_state(host):
     """Everything a refused update must leave exactly as it was."""
     return dict(
-        versions=dict((name, installed_version(host, name)) for name in PACKAGES),
+        versions=dict((name, installed_version(host, name)) for name in packages(host)),
         databases=db_dump(host),
-        services=dict((name, service_status(host, name)) for name in SERVICES),
+        services=dict((name, service_status(host, name)) for name in host_profile(host)['services']),
         held=held_packages(host),
         backup_ids=backup_ids(host),
         history=history(host),
@@ -51,7 +54,7 @@ def assert_unchanged(host, before, history_may_grow=False):
         assert after['history'][:len(before['history'])] == before['history']
         after['history'] = before['history']
     assert after == before
-    assert after['versions'] == {'micropvr': BASELINE, 'micropvs': BASELINE}
+    assert after['versions'] == dict((name, baseline(host)) for name in packages(host))
     assert after['services'] == {'micropvr': 0, 'micropvs': 0}, 'a MicroPVR service is not running'
     assert after['held'] == []
     assert not after['locked'], 'the update lock was left behind'
@@ -68,5 +71,6 @@ def take_backup(host, reason):
     return new
 
 
-def set_file(backup_id, relpath):
-    return '%s/%s/%s' % (BACKUP_ROOT, backup_id, relpath)
+def set_file(backup_id, relpath, host=None):
+    """Path of ``relpath`` in a backup set (under ``host``'s backup root when given)."""
+    return '%s/%s/%s' % (backup_root(host) if host is not None else BACKUP_ROOT, backup_id, relpath)

@@ -27,8 +27,86 @@ class RPCError(Exception):
     pass
 
 
-def rpc(host, method, port=4089, **params):
+# --- what the host runs: the stand-in variant and the public variables of its inventory -------
+# A scenario may make one platform differ (molecule.yml provisioner.inventory.host_vars):
+# standin_variant (default | strict, see tests/standin/README.md), micropvr_version,
+# micropvr_packages, micropvr_rpc_port, micropvr_backup_root. Tests ask these helpers instead of
+# hard-coding the defaults, so they assert the same things on every platform.
+DEFAULT_PACKAGES = ('micropvr', 'micropvs')
+DEFAULT_RPC_PORT = 4089
+_PROFILES = {}
+
+
+def host_profile(host):
+    """The host's stand-in variant and public variables, with the collection's defaults filled in.
+
+    Keys: variant, epoch ('1:' or ''), packages (tuple), services (tuple), rpc_port (int),
+    backup_root, baseline (the version prepare installs), target (micropvr_version),
+    bad (the bad release 1.10.1).
+    """
+    name = host.backend.get_hostname()
+    if name not in _PROFILES:
+        variables = host.ansible.get_variables()
+        variant = variables.get('standin_variant', 'default')
+        epoch = '1:' if variant == 'strict' else ''
+        _PROFILES[name] = dict(
+            variant=variant,
+            epoch=epoch,
+            packages=tuple(variables.get('micropvr_packages', DEFAULT_PACKAGES)),
+            services=tuple(variables.get('micropvr_services', DEFAULT_PACKAGES)),
+            rpc_port=int(variables.get('micropvr_rpc_port', DEFAULT_RPC_PORT)),
+            backup_root=variables.get('micropvr_backup_root', BACKUP_ROOT),
+            baseline=epoch + '1.9.0-1',
+            target=variables.get('micropvr_version', epoch + '1.10.0-1'),
+            bad=epoch + '1.10.1-1',
+        )
+    return _PROFILES[name]
+
+
+def deb_version(host, upstream):
+    """The Debian version of stand-in release ``upstream`` (e.g. '1.10.0') on this host's variant."""
+    return '%s%s-1' % (host_profile(host)['epoch'], upstream)
+
+
+def upstream_version(version):
+    """'1:1.10.0-1' -> '1.10.0' (what the daemon's get_version reports)."""
+    return version.split(':', 1)[-1].rsplit('-', 1)[0]
+
+
+def baseline(host):
+    return host_profile(host)['baseline']
+
+
+def target(host):
+    return host_profile(host)['target']
+
+
+def packages(host):
+    return host_profile(host)['packages']
+
+
+def backup_root(host):
+    return host_profile(host)['backup_root']
+
+
+def rpc_port(host):
+    return host_profile(host)['rpc_port']
+
+
+def module_args(host, *options):
+    """Module options that the playbooks take from the public variables, for ad hoc module runs
+    (run_module), e.g. module_args(host, 'packages', 'backup_root'); only non-default values."""
+    profile = host_profile(host)
+    values = dict(packages=list(profile['packages']), backup_root=profile['backup_root'],
+                  rpc_port=profile['rpc_port'])
+    defaults = dict(packages=list(DEFAULT_PACKAGES), backup_root=BACKUP_ROOT, rpc_port=DEFAULT_RPC_PORT)
+    return dict((o, values[o]) for o in options if values[o] != defaults[o])
+
+
+def rpc(host, method, port=None, **params):
     """Call a JSON-RPC method of the micropvr daemon on ``host``; return its result."""
+    if port is None:
+        port = rpc_port(host)
     cmd = host.run('python3 -c %s %s %s %s', _RPC_CLIENT, method, json.dumps(params), str(port))
     if cmd.rc != 0:
         raise RPCError('%s: rc=%d %s' % (method, cmd.rc, cmd.stderr))
@@ -86,14 +164,14 @@ def run_playbook(host, playbook, *options, **extra_vars):
     return proc
 
 
-def backup_ids(host, root=BACKUP_ROOT):
-    """Ids of the complete backup sets under ``root``, oldest first."""
-    out = host.check_output('ls -1 %s 2>/dev/null || true' % root)
+def backup_ids(host, root=None):
+    """Ids of the complete backup sets under ``root`` (default: the host's backup root), oldest first."""
+    out = host.check_output('ls -1 %s 2>/dev/null || true' % (root or backup_root(host)))
     return sorted(name for name in out.split() if re.match(r'^\d{8}T\d{6}Z(-\d+)?$', name))
 
 
-def manifest(host, backup_id, root=BACKUP_ROOT):
-    return json.loads(host.file('%s/%s/manifest.json' % (root, backup_id)).content_string)
+def manifest(host, backup_id, root=None):
+    return json.loads(host.file('%s/%s/manifest.json' % (root or backup_root(host), backup_id)).content_string)
 
 
 def run_module(host, module, *options, **args):

@@ -1,27 +1,32 @@
-"""rollback.yml after a successful update to 1.10.0-1 and new writes."""
+"""rollback.yml after a successful update to micropvr_version (1.10.0-1; 1:1.10.0-1 on the strict
+host, where the old release's postinst refuses the new schema) and new writes."""
 
 import re
 
 import pytest
 
 from micropvr_testlib import (
+    baseline,
     create_tasks,
     db_dump,
     installed_version,
+    packages,
     rpc,
     run_playbook,
     service_status,
+    target,
+    upstream_version,
 )
 
 
 @pytest.fixture(scope='module')
 def rollback(host):
-    assert installed_version(host, 'micropvr') == '1.10.0-1', 'converge updates to 1.10.0-1'
+    assert installed_version(host, 'micropvr') == target(host), 'converge updates to %s' % target(host)
     create_tasks(host, 5)
     # The vendor repository no longer serves anything: the rollback must not need it.
     host.check_output('rm -f /etc/apt/sources.list.d/micropvr-standin.list && rm -rf /srv/micropvr-repo')
     host.check_output('apt-get update -q')
-    assert '1.9.0-1' not in host.check_output('apt-cache madison micropvr')
+    assert baseline(host) not in host.check_output('apt-cache madison micropvr')
     first = run_playbook(host, 'rollback.yml')
     second = run_playbook(host, 'rollback.yml')
     return dict(first=first, second=second)
@@ -32,10 +37,12 @@ def test_rollback_succeeds(rollback):
     assert 'rolled back backup set' in rollback['first'].output
 
 
-@pytest.mark.parametrize('package', ['micropvr', 'micropvs'])
-def test_old_version_back_and_held(host, rollback, package):
-    assert installed_version(host, package) == '1.9.0-1'
-    assert package in host.check_output('apt-mark showhold').split()
+def test_old_version_back_and_held(host, rollback):
+    held = host.check_output('apt-mark showhold').split()
+    for package in packages(host):
+        assert installed_version(host, package) == baseline(host), package
+        assert package in held, package
+    assert host.check_output('dpkg --audit') == '', 'dpkg reports unfinished packages'
 
 
 def test_exactly_the_pre_update_data(host, rollback):
@@ -47,7 +54,7 @@ def test_exactly_the_pre_update_data(host, rollback):
 def test_services_healthy(host, rollback):
     assert service_status(host, 'micropvr') == 0 and service_status(host, 'micropvs') == 0
     assert rpc(host, 'is_alive')['is_alive'] is True
-    assert rpc(host, 'get_version') == {'version': '1.9.0', 'schema_version': 1}
+    assert rpc(host, 'get_version') == {'version': upstream_version(baseline(host)), 'schema_version': 1}
 
 
 def test_second_rollback_changes_nothing(rollback):
@@ -61,3 +68,43 @@ def test_no_journal_or_policy_left(host, rollback):
     assert not host.file('/usr/sbin/policy-rc.d').exists
     for db in ('records', 'tasks'):
         assert not host.file('/etc/micropvr/%s.db-journal' % db).exists
+
+
+def pre_update_set(host):
+    from micropvr_testlib import backup_ids, manifest
+    sets = [(i, manifest(host, i)) for i in backup_ids(host)]
+    return [(i, m) for i, m in sets if m['reason'].startswith('pre-update')][-1]
+
+
+def test_configuration_files_identical_to_before_the_update(host, rollback):
+    """Conffiles (the operator's edited micropvr.conf, nginx.conf, init scripts): byte for byte,
+    owner and mode as the pre-update set has them, whatever dpkg did with them."""
+    dummy, saved = pre_update_set(host)
+    files = [e for e in saved['config']['entries'] if e['type'] == 'file']
+    assert '/etc/micropvr/micropvr.conf' in [e['path'] for e in files]
+    for entry in files:
+        f = host.file(entry['path'])
+        assert f.sha256sum == entry['sha256'], entry['path']
+        assert (f.uid, f.gid, '%04o' % f.mode) == (entry['uid'], entry['gid'], entry['mode']), entry['path']
+    assert not host.file('/etc/micropvr/micropvr.conf.dpkg-new').exists
+
+
+def test_a_set_of_the_host_was_taken_before_the_restore_and_only_once(host, rollback):
+    from micropvr_testlib import backup_ids, manifest
+    pre_update_id, dummy = pre_update_set(host)
+    reasons = [manifest(host, i)['reason'] for i in backup_ids(host)]
+    assert reasons.count('pre-rollback to %s' % pre_update_id) == 1, reasons
+    safety = [manifest(host, i) for i in backup_ids(host)
+              if manifest(host, i)['reason'] == 'pre-rollback to %s' % pre_update_id][0]
+    assert dict((n, p['version']) for n, p in safety['packages'].items()) == dict((p, target(host)) for p in packages(host))
+    # Journal modes as the databases had them (WAL on the strict host from 1.10 on).
+    from micropvr_testlib import host_profile
+    strict = host_profile(host)['variant'] == 'strict'
+    assert set(s['journal_mode'] for s in safety['sqlite']) == {'wal' if strict else 'delete'}
+
+
+def test_journal_mode_as_the_set_has_it(host, rollback):
+    dummy, saved = pre_update_set(host)
+    for entry in saved['sqlite']:
+        mode = host.check_output('sqlite3 %s "PRAGMA journal_mode"', entry['source'])
+        assert mode == entry.get('journal_mode', 'delete'), entry['source']

@@ -1,4 +1,5 @@
-"""After update.yml to 1.10.0-1 (converge, then again in idempotence)."""
+"""After update.yml to micropvr_version (1.10.0-1; 1:1.10.0-1 on the strict host) (converge, then
+again in idempotence)."""
 
 import calendar
 import json
@@ -7,7 +8,9 @@ import time
 
 import pytest
 
-from micropvr_testlib import BACKUP_ROOT, backup_ids, installed_version, manifest, rpc, service_status
+from micropvr_testlib import (
+    backup_ids, backup_root, baseline, host_profile, installed_version, manifest, packages, rpc, service_status,
+    target, upstream_version)
 
 
 def _rows(sql_dump, table):
@@ -20,16 +23,24 @@ def _rows(sql_dump, table):
     return rows
 
 
-@pytest.mark.parametrize('package', ['micropvr', 'micropvs'])
-def test_packages_at_target_and_held(host, package):
-    assert installed_version(host, package) == '1.10.0-1'
-    assert package in host.check_output('apt-mark showhold').split()
+def test_packages_at_target_and_held(host):
+    held = host.check_output('apt-mark showhold').split()
+    for package in packages(host):
+        assert installed_version(host, package) == target(host), package
+        assert package in held, package
 
 
 def test_services_healthy(host):
     assert service_status(host, 'micropvr') == 0 and service_status(host, 'micropvs') == 0
     assert rpc(host, 'is_alive')['is_alive'] is True
-    assert rpc(host, 'get_version') == {'version': '1.10.0', 'schema_version': 2}
+    assert rpc(host, 'get_version') == {'version': upstream_version(target(host)), 'schema_version': 2}
+
+
+def test_journal_mode_of_the_release(host):
+    """The strict stand-in's 1.10 switches its databases to WAL; the default one keeps DELETE."""
+    expected = 'wal' if host_profile(host)['variant'] == 'strict' else 'delete'
+    for db in ('records', 'tasks'):
+        assert host.check_output('sqlite3 /etc/micropvr/%s.db "PRAGMA journal_mode"' % db) == expected
 
 
 @pytest.mark.parametrize('db, table', [('tasks', 'tasks'), ('records', 'records')])
@@ -53,10 +64,10 @@ def test_operator_edit_survives(host):
 
 def test_pre_update_backup_is_pinned_and_matches_old_versions(host):
     sets = [manifest(host, backup_id) for backup_id in backup_ids(host)]
-    pre = [m for m in sets if m['reason'] == 'pre-update to 1.10.0-1']
+    pre = [m for m in sets if m['reason'] == 'pre-update to %s' % target(host)]
     assert len(pre) == 1, 'idempotence run must not take a second backup'
     assert pre[0]['pinned'] is True
-    assert {n: p['version'] for n, p in pre[0]['packages'].items()} == {'micropvr': '1.9.0-1', 'micropvs': '1.9.0-1'}
+    assert {n: p['version'] for n, p in pre[0]['packages'].items()} == dict((n, baseline(host)) for n in packages(host))
 
 
 def test_history_records_the_update(host):
@@ -64,8 +75,8 @@ def test_history_records_the_update(host):
               host.file('/var/lib/microimpuls-micropvr/history.jsonl').content_string.splitlines()]
     updates = [e for e in events if e['event'] == 'update']
     assert updates[0]['outcome'] == 'updated'
-    assert updates[0]['from_versions'] == {'micropvr': '1.9.0-1', 'micropvs': '1.9.0-1'}
-    assert updates[0]['to_versions'] == {'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'}
+    assert updates[0]['from_versions'] == dict((n, baseline(host)) for n in packages(host))
+    assert updates[0]['to_versions'] == dict((n, target(host)) for n in packages(host))
     assert updates[0]['backup_id'] in backup_ids(host)
     assert updates[-1]['outcome'] == 'already at target'
     assert host.file('/var/lib/microimpuls-micropvr').mode == 0o700
@@ -77,4 +88,4 @@ def test_lock_released(host):
 
 
 def test_backup_root_stays_private(host):
-    assert host.file(BACKUP_ROOT).mode == 0o700
+    assert host.file(backup_root(host)).mode == 0o700

@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """Build helper for tests/standin/build.sh: release facts and template rendering.
 
-    render_template.py versions                   stand-in versions, one per line
-    render_template.py info VERSION               "SCHEMA_VERSION HAS_MIGRATE(yes|no)"
-    render_template.py render VERSION IN OUT [KEY=VALUE ...]
+    render_template.py variants                   "NAME SUBDIR" per build variant (SUBDIR "." = OUTDIR)
+    render_template.py [--variant NAME] versions  stand-in versions, one per line
+    render_template.py [--variant NAME] packages  package names of the variant, one per line
+    render_template.py [--variant NAME] info VERSION
+                                                  "SCHEMA_VERSION HAS_MIGRATE(yes|no) DEBVERSION"
+    render_template.py [--variant NAME] render VERSION IN OUT [KEY=VALUE ...]
+
+The variant (default: "default") selects the knobs of versioninfo.VARIANTS.
 
 Template syntax (line based, so that shell scripts and JSON stay readable):
 
 * ``@since X.Y@rest``  -> ``rest`` only for versions >= X.Y (the line is dropped otherwise);
 * ``@until X.Y@rest``  -> ``rest`` only for versions <  X.Y;
+* ``@if KEY@rest``     -> ``rest`` only when the value of KEY is "yes" (e.g. ``@if HAS_MIGRATE@``);
 * ``@include FILE@``   -> the content of FILE (relative to the template's directory);
-* ``@KEY@``            -> VERSION, DEBVERSION, SCHEMA_VERSION, HAS_MIGRATE or a KEY=VALUE given.
+* ``@KEY@``            -> VERSION, DEBVERSION (with the variant's epoch), SCHEMA_VERSION,
+  HAS_MIGRATE, JOURNAL_MODE ("wal" or "default"), VARIANT or a KEY=VALUE given.
 
 An unknown ``@KEY@`` is an error (catches typos).
 """
@@ -28,34 +35,44 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 from micropvr_standin import versioninfo  # noqa: E402
 
 _COND = re.compile(r"^@(since|until) (\d+(?:\.\d+)*)@")
+_IF = re.compile(r"^@if ([A-Z][A-Z0-9_]*)@")
 _INCLUDE = re.compile(r"^@include ([^@]+)@\s*$")
 _PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
 
 
-def vtuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split("."))
+vtuple = versioninfo.vtuple
 
 
-def values_for(version: str) -> dict[str, str]:
-    release = versioninfo.get_release(version)
+def values_for(version: str, variant: str = "default") -> dict[str, str]:
+    release = versioninfo.get_release(version, variant)
     return {
         "VERSION": version,
-        "DEBVERSION": f"{version}-{versioninfo.DEBIAN_REVISION}",
+        "DEBVERSION": versioninfo.debian_version(version, variant),
         "SCHEMA_VERSION": str(release.schema_version),
         "HAS_MIGRATE": "yes" if release.has_migrate else "no",
+        "JOURNAL_MODE": release.journal_mode or "default",
+        "VARIANT": variant,
     }
 
 
-def render(text: str, version: str, base_dir: str, extra: dict[str, str] | None = None) -> str:
-    values = values_for(version)
+def render(text: str, version: str, base_dir: str, extra: dict[str, str] | None = None,
+           variant: str = "default") -> str:
+    values = values_for(version, variant)
     values.update(extra or {})
     out: list[str] = []
     for line in text.splitlines(keepends=True):
         m = _INCLUDE.match(line)
         if m:
             with open(os.path.join(base_dir, m.group(1)), encoding="utf-8") as f:
-                out.append(render(f.read(), version, base_dir, extra))
+                out.append(render(f.read(), version, base_dir, extra, variant))
             continue
+        m = _IF.match(line)
+        if m:
+            if m.group(1) not in values:
+                raise KeyError(f"unknown placeholder @if {m.group(1)}@")
+            if values[m.group(1)] != "yes":
+                continue
+            line = line[m.end():]
         m = _COND.match(line)
         if m:
             newer = vtuple(version) >= vtuple(m.group(2))
@@ -74,18 +91,29 @@ def render(text: str, version: str, base_dir: str, extra: dict[str, str] | None 
 
 
 def main(argv: list[str]) -> int:
+    variant = "default"
+    if argv[:1] == ["--variant"] and len(argv) >= 2:
+        variant, argv = argv[1], argv[2:]
+        versioninfo.get_variant(variant)  # unknown -> ValueError
+    if argv[:1] == ["variants"]:
+        for knobs in versioninfo.VARIANTS.values():
+            print(knobs.name, knobs.subdir or ".")
+        return 0
     if argv[:1] == ["versions"]:
         print("\n".join(versioninfo.RELEASES))
         return 0
+    if argv[:1] == ["packages"]:
+        print("\n".join(versioninfo.packages(variant)))
+        return 0
     if len(argv) == 2 and argv[0] == "info":
-        v = values_for(argv[1])
-        print(v["SCHEMA_VERSION"], v["HAS_MIGRATE"])
+        v = values_for(argv[1], variant)
+        print(v["SCHEMA_VERSION"], v["HAS_MIGRATE"], v["DEBVERSION"])
         return 0
     if len(argv) >= 4 and argv[0] == "render":
         version, src, dst = argv[1:4]
         extra = dict(kv.split("=", 1) for kv in argv[4:])
         with open(src, encoding="utf-8") as f:
-            text = render(f.read(), version, os.path.dirname(os.path.abspath(src)), extra)
+            text = render(f.read(), version, os.path.dirname(os.path.abspath(src)), extra, variant)
         with open(dst, "w", encoding="utf-8") as f:
             f.write(text)
         return 0

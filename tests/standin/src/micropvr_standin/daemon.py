@@ -24,6 +24,7 @@ import logging.handlers
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -178,6 +179,7 @@ class Daemon:
         self.rpc_server: server.RpcServer | None = None
         self.api: api.Api | None = None
         self.store: store.Store | None = None
+        self.holders: list[sqlite3.Connection] = []  # open connections kept while serving (WAL)
 
     # -- startup -------------------------------------------------------------------------------
     def load(self) -> int | None:
@@ -209,6 +211,14 @@ class Daemon:
         try:
             for path in self.store.ensure_databases():
                 log.info("created database %s (schema version %d)", path, self.release.schema_version)
+            if self.release.journal_mode:
+                for path, (old, new) in self.store.set_journal_mode(self.release.journal_mode).items():
+                    if old != new:
+                        log.info("database %s: journal mode %s -> %s", path, old, new)
+                    # Like a real daemon, keep each database open while serving: in WAL mode its
+                    # -wal and -shm files stay beside it until the daemon stops.
+                    self.holders.append(schema.connect(path))
+                    self.holders[-1].execute("SELECT count(*) FROM sqlite_master").fetchone()
             os.makedirs(self.cfg["records-link-dir"], exist_ok=True)
             if isinstance(self.store, store.ExternalStore):
                 log.info("tasks in %s (tasks-db-engine %s), records in %s",
@@ -294,6 +304,8 @@ class Daemon:
         if self.rpc_server is not None:
             self.rpc_server.shutdown()
             self.rpc_server.server_close()
+        for conn in self.holders:
+            conn.close()
         log.info("micropvr %s stopped", self.release.version)
         return EXIT_OK
 

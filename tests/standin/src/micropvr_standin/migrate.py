@@ -1,9 +1,12 @@
-"""``/usr/sbin/micropvr-migrate`` (shipped from 1.10 on): bring records.db and tasks.db (or the
-external tasks table, ``tasks-db-engine``) up to the schema version of the installed release.
+"""``/usr/sbin/micropvr-migrate`` (shipped from 1.10 on; in every release of the strict
+variant): bring records.db and tasks.db (or the external tasks table, ``tasks-db-engine``) up to
+the schema version of the installed release.
 
 One transaction per database; idempotent (a database already at the target is left alone, an
 absent one is skipped: the daemon creates it).  Refuses to run while the daemon runs, unless a
-database needs nothing, or ``--force``.
+database needs nothing, or ``--force``.  Refuses (exit 1, nothing changed) when any database has
+a schema newer than the release's: "database X has schema version 2, newer than 1 supported by
+micropvr 1.9.0; restore a backup of this release's databases".
 
     micropvr-migrate [-c CONFIG] [--force] [--quiet]
 """
@@ -38,6 +41,12 @@ def running_pid(pidfile: str) -> int | None:
     return pid
 
 
+def newer_message(path: str, version: int, release: Release) -> str:
+    return (f"micropvr-migrate: database {path} has schema version {version}, newer than "
+            f"{release.schema_version} supported by micropvr {release.version}; restore a backup "
+            "of this release's databases")
+
+
 def main(argv: list[str] | None = None, release: Release | None = None) -> int:
     parser = argparse.ArgumentParser(prog="micropvr-migrate",
                                      description="migrate MicroPVR databases (test stand-in)")
@@ -68,12 +77,19 @@ def main(argv: list[str] | None = None, release: Release | None = None) -> int:
     if ext is None:
         dbs.append((cfg["tasks-db-path"], schema.TASKS))
     try:
-        pending = [(p, k) for p, k in dbs
-                   if (v := schema.read_schema_version(p)) is not None and v != target]
-        if ext is not None and (v := ext.read_schema_version()) is not None and v != target:
-            pending.append((ext.label, schema.TASKS))
+        found = [(p, k, schema.read_schema_version(p)) for p, k in dbs]
+        if ext is not None:
+            found.append((ext.label, schema.TASKS, ext.read_schema_version()))
     except (schema.SchemaError, external.ExternalError) as err:
         return daemon.fail(f"micropvr-migrate: {err}")
+    # A database newer than this release: never touched, whatever else is pending (a
+    # downgrade of the package without the data of its release).
+    newer = [(p, v) for p, _, v in found if v is not None and v > target]
+    if newer:
+        for path, version in newer:
+            daemon.fail(newer_message(path, version, release))
+        return 1
+    pending = [(p, k) for p, k, v in found if v is not None and v != target]
     if not pending:
         say(f"databases are at schema version {target} (or absent); nothing to do")
         return 0

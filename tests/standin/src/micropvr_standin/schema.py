@@ -20,11 +20,19 @@ Schema 2 (micropvr 1.10.x) changes existing rows in both databases:
 e.g. a task (start_time '2024-05-01 20:00:00', duration 90) becomes
 (start_time 1714593600, duration 5400, end_time 1714599000).
 
-Journal mode: SQLite's default rollback journal (DELETE).  It is never switched to WAL, so a
-database is one file, and a transaction that writes tasks.db and records.db together (records.db
-ATTACHed) commits atomically across both (a super-journal); another process can copy a live
-database consistently with SQLite's online backup API while the daemon keeps writing (writers
-wait on the lock for up to BUSY_TIMEOUT_S).
+Journal mode: by default SQLite's rollback journal (DELETE), never touched, so a database is
+one file, and a transaction that writes tasks.db and records.db together (records.db ATTACHed)
+commits atomically across both (a super-journal); another process can copy a live database
+consistently with SQLite's online backup API while the daemon keeps writing (writers wait on the
+lock for up to BUSY_TIMEOUT_S).
+
+A release with ``journal_mode = "wal"`` (the strict variant's 1.10.x, versioninfo.py) switches
+both files to WAL when the daemon starts (``set_journal_mode``; WAL is persistent in the file):
+while it runs there are ``-wal`` and ``-shm`` files beside each database.  In WAL mode SQLite
+does not make a transaction that spans ATTACHed databases atomic across the files (documented
+SQLite behaviour: each file commits on its own); a consistent copy of both needs a write lock on
+both while they are copied.  Releases without a journal mode (1.9.0) leave a file in whatever
+mode it is in: SQLite reads and writes a WAL file and a DELETE file alike.
 """
 
 from __future__ import annotations
@@ -206,6 +214,26 @@ def create_schema(conn: sqlite3.Connection, kind: str, version: int) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def journal_mode(conn: sqlite3.Connection, schema: str = "main") -> str:
+    return conn.execute(f"PRAGMA {schema}.journal_mode").fetchone()[0].lower()
+
+
+def set_journal_mode(path: str, mode: str) -> tuple[str, str]:
+    """Set ``PRAGMA journal_mode`` of the database file ``path``; returns (old, new) modes.
+
+    Raises SchemaError if SQLite keeps another mode (e.g. WAL on a file system without shared
+    memory support)."""
+    conn = connect(path)
+    try:
+        old = journal_mode(conn)
+        new = conn.execute(f"PRAGMA journal_mode = {mode}").fetchone()[0].lower()
+    finally:
+        conn.close()
+    if new != mode.lower():
+        raise SchemaError(f"database {path}: cannot set journal mode {mode} (SQLite keeps {new})")
+    return old, new
 
 
 def ensure_database(path: str, kind: str, version: int) -> bool:

@@ -50,7 +50,9 @@ def record_path(record_location: str, channel_id: int, task_id: int, start_epoch
 class Store:
     """Data access for one schema version.  A short-lived connection per operation, so any
     number of server threads can use one Store; tasks.db is the main database and records.db
-    is ATTACHed as ``rec``, so that writes to both commit in one transaction."""
+    is ATTACHed as ``rec``, so that writes to both commit in one transaction (atomic across
+    both files in the rollback-journal modes; in WAL mode SQLite commits each file on its own,
+    see schema.py)."""
 
     def __init__(self, tasks_path: str, records_path: str, schema_version: int):
         if schema_version not in schema.KNOWN_SCHEMAS:
@@ -72,6 +74,14 @@ class Store:
             if schema.ensure_database(path, kind, self.schema_version):
                 created.append(path)
         return created
+
+    def sqlite_paths(self) -> list[str]:
+        """The SQLite database files of this store."""
+        return [self.records_path, self.tasks_path]
+
+    def set_journal_mode(self, mode: str) -> dict[str, tuple[str, str]]:
+        """``PRAGMA journal_mode`` on every SQLite file (persistent for WAL); {path: (old, new)}."""
+        return {path: schema.set_journal_mode(path, mode) for path in self.sqlite_paths()}
 
     def check_databases(self, program_version: str) -> dict[str, int | None]:
         """Schema version per database; raises SchemaError if this release cannot use one."""
@@ -233,6 +243,9 @@ class ExternalStore(Store):
         conn.row_factory = sqlite3.Row
         conn.execute("ATTACH DATABASE ? AS rec", (self.records_path,))
         return conn
+
+    def sqlite_paths(self) -> list[str]:
+        return [self.records_path]
 
     def ensure_databases(self) -> list[str]:
         created = []
