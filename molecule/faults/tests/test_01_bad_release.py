@@ -18,7 +18,8 @@ def test_the_play_fails_saying_what_happened(host, update):
     assert 'to %s FAILED at "Check that MicroPVR serves again' % deb_version(host, '1.10.1') in update.output
     assert 'rpc probe failed: is_alive=false' in update.output
     assert 'The host was rolled back automatically to backup set' in update.output
-    old = ', '.join('%s %s' % (name, baseline(host)) for name in packages(host))
+    # The message lists the packages sorted by name, as dictsort does.
+    old = ', '.join('%s %s' % (name, baseline(host)) for name in sorted(packages(host)))
     assert '(%s) and is healthy again' % old in update.output
 
 
