@@ -252,6 +252,15 @@ def select_for_removal(sets, keep):
     return [s['id'] for s in ordered[keep:] if not s['pinned'] and s['id'] not in protected]
 
 
+def fsync_dir(path):
+    """Make a rename or a new entry in the directory ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def utc_now_iso(now=None):
     now = now or datetime.datetime.now(datetime.timezone.utc)
     return now.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')

@@ -449,15 +449,7 @@ def _fsync_tree(top):
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(dirpath)
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        backupset.fsync_dir(dirpath)
 
 
 def _restrict(top):
@@ -562,7 +554,7 @@ def run_backup(module, plan, packages):
             backupset.write_manifest(work, manifest)
             _fsync_tree(work)
             os.rename(work, final)
-            _fsync_dir(root)
+            backupset.fsync_dir(root)
             done = True
         except (IOError, OSError) as exc:
             if exc.errno == errno.ENOSPC:

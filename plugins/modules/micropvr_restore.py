@@ -373,14 +373,6 @@ def restore_config(set_dir, manifest):
         archive.extractall(path='/', members=members, numeric_owner=True, **kwargs)
 
 
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def restore_sqlite(set_dir, manifest):
     for saved in manifest['sqlite']:
         source = saved['source']
@@ -406,7 +398,7 @@ def restore_sqlite(set_dir, manifest):
                 if os.path.lexists(source + side):
                     os.unlink(source + side)
             os.rename(tmp, source)
-            fsync_dir(directory)
+            backupset.fsync_dir(directory)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
