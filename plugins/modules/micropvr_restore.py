@@ -238,10 +238,9 @@ def sqlite_differences(manifest):
 
 def differences(module, manifest, installed):
     found = []
-    for name, saved in sorted(manifest['packages'].items()):
-        if installed[name]['version'] != saved['version'] or not installed[name]['installed']:
-            found.append('%s %s installed, the set has %s' % (name, installed[name]['version'] or 'not',
-                                                              saved['version']))
+    for name in changed_packages(manifest, installed):
+        found.append('%s %s installed, the set has %s' % (name, installed[name]['version'] or 'not',
+                                                          manifest['packages'][name]['version']))
     found.extend(config_differences(manifest['config']['entries']))
     found.extend(sqlite_differences(manifest))
     work = tempfile.mkdtemp(prefix='micropvr-restore-')
