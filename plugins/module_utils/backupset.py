@@ -6,22 +6,36 @@
 A backup set is a directory ``<backup_root>/<id>/`` holding ``manifest.json`` and the files it
 lists. It is built in ``<backup_root>/.incomplete-<id>/`` and renamed into place only once
 complete and verified, so a directory with a valid id as its name is never half-written.
-The manifest is sealed with a sha256 over its own canonical JSON, so an edited checksum or
-version is detected as well as a damaged file.
+
+The manifest is sealed with an HMAC-SHA256 over its own canonical JSON, keyed with the host's
+seal key (``<state_dir>/seal.key``, root-only, outside the backup root; or one supplied from
+Ansible Vault). Whoever can write the backup root but not read that key cannot change a set
+without the change being detected: a set whose seal does not verify is *tampered*. A manifest is
+still input from disk: ``manifest_problems`` checks its shape and that every path in it stays
+where a set's paths may point, before anything acts on it.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import binascii
 import datetime
+import errno
 import hashlib
+import hmac
 import json
 import os
 import re
+import stat
 
-FORMAT_VERSION = 1
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import confine
+
+# 2: keyed seal (HMAC-SHA256). Sets of format 1 carry an unkeyed sha256 and cannot be authenticated.
+FORMAT_VERSION = 2
 MANIFEST = 'manifest.json'
+SEAL_KEY_FILE = 'seal.key'
+SEAL_ALGORITHM = 'hmac-sha256'
 INCOMPLETE_PREFIX = '.incomplete-'
 LOCK_FILE = '.lock'
 # UTC time of creation, plus a counter when two sets are taken in the same second.
@@ -32,6 +46,7 @@ _CHUNK = 1024 * 1024
 STATUS_VERIFIED = 'verified'
 STATUS_UNVERIFIED = 'unverified'
 STATUS_DAMAGED = 'damaged'
+STATUS_TAMPERED = 'tampered'
 
 
 class BackupSetError(Exception):
@@ -87,26 +102,154 @@ def sha256_file(path):
 
 
 def _canonical(manifest):
-    body = dict((k, v) for k, v in manifest.items() if k != 'manifest_sha256')
+    body = dict((k, v) for k, v in manifest.items() if k not in ('seal', 'manifest_sha256'))
     return json.dumps(body, sort_keys=True, separators=(',', ':')).encode('utf-8')
 
 
-def seal(manifest):
-    """Store the sha256 of the manifest's canonical JSON in ``manifest_sha256``."""
-    manifest['manifest_sha256'] = hashlib.sha256(_canonical(manifest)).hexdigest()
-    return manifest
+def parse_key(text, what):
+    """The 32-byte key written as 64 hex digits in ``text``; BackupSetError naming ``what``."""
+    if not isinstance(text, str):
+        raise BackupSetError('%s: a seal key must be a string of 64 hex digits' % what)
+    try:
+        key = binascii.unhexlify(text.strip())
+    except (binascii.Error, ValueError):
+        key = b''
+    if len(key) != 32:
+        # The value itself is secret: never repeat it.
+        raise BackupSetError('%s: a seal key must be 64 hex digits (32 random bytes, e.g. from '
+                             '"openssl rand -hex 32"); the value given is not' % what)
+    return key
 
 
-def seal_matches(manifest):
-    return manifest.get('manifest_sha256') == hashlib.sha256(_canonical(manifest)).hexdigest()
+def key_id(key):
+    """A short public name of a key: tells which key sealed a set without revealing it."""
+    return hashlib.sha256(b'microimpuls.micropvr seal key id\n' + key).hexdigest()[:16]
 
 
-def write_manifest(directory, manifest):
+def read_key_file(path, create=False):
+    """The key in ``path`` (created with fresh random bytes, 0600, when missing and ``create``).
+
+    None when it is missing and not created. The file must be a regular file owned by this user
+    and private: a key that others can read or replace authenticates nothing.
+    """
+    flags = os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BackupSetError('seal key %s is a symlink; refusing to use it' % path)
+        if exc.errno != errno.ENOENT:
+            raise BackupSetError('seal key %s: %s' % (path, exc.strerror))
+        if not create:
+            return None
+        return _create_key_file(path)
+    # Checked on the descriptor before fdopen(), which refuses a directory with IsADirectoryError.
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        os.close(fd)
+        raise BackupSetError('seal key %s must be a regular file owned by uid %d with mode 0600 (it is uid %d, '
+                             'mode %04o); refusing to use it' % (path, os.geteuid(), st.st_uid,
+                                                                stat.S_IMODE(st.st_mode)))
+    with os.fdopen(fd, 'rb') as handle:
+        content = handle.read(1024).decode('ascii', 'replace')
+    return parse_key(content, 'seal key %s' % path)
+
+
+def _create_key_file(path):
+    text = binascii.hexlify(os.urandom(32)).decode('ascii')
+    tmp = '%s.new-%d' % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600)
+    with os.fdopen(fd, 'w') as handle:
+        handle.write(text + '\n')
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        # link() fails if another run created the key meanwhile: then both use that one.
+        os.link(tmp, path)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+    finally:
+        os.unlink(tmp)
+    fsync_dir(os.path.dirname(path) or '.')
+    return read_key_file(path)
+
+
+class SealKeys(object):
+    """The key this host seals with, and the keys whose seals it accepts."""
+
+    def __init__(self, own, trusted=(), source=None):
+        self.own = own
+        self.trusted = [key for key in trusted if key != own]
+        self.source = source
+
+    def sign(self, manifest):
+        if self.own is None:
+            raise BackupSetError('no seal key: %s' % (self.source or 'none was given'))
+        manifest.pop('manifest_sha256', None)
+        manifest['seal'] = dict(algorithm=SEAL_ALGORITHM, key_id=key_id(self.own),
+                                hmac=hmac.new(self.own, _canonical(manifest), hashlib.sha256).hexdigest())
+        return manifest
+
+    def problem(self, manifest):
+        """None when the seal verifies with one of the keys, else why not (for the operator)."""
+        seal_entry = manifest.get('seal')
+        if not isinstance(seal_entry, dict):
+            if 'manifest_sha256' in manifest:
+                return ('manifest.json has only an unkeyed checksum (a set of format 1, from before keyed seals), '
+                        'so it cannot be authenticated')
+            return 'manifest.json has no seal'
+        if seal_entry.get('algorithm') != SEAL_ALGORITHM or not isinstance(seal_entry.get('hmac'), str):
+            return 'manifest.json has a seal of unknown kind %r' % (seal_entry.get('algorithm'),)
+        body = _canonical(manifest)
+        for key in [k for k in [self.own] + self.trusted if k is not None]:
+            if hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), seal_entry['hmac']):
+                return None
+        known = [key_id(k) for k in [self.own] + self.trusted if k is not None]
+        if not known:
+            return 'this host has no seal key to check the seal with: %s' % self.source
+        if seal_entry.get('key_id') not in known:
+            return ('manifest.json is sealed with key %s, which this host does not have (its keys: %s); a set from '
+                    'another host needs that host\'s key in micropvr_seal_trusted_keys'
+                    % (seal_entry.get('key_id'), ', '.join(known) or 'none'))
+        return 'manifest.json was changed after the backup was taken (its seal does not verify)'
+
+
+def seal_keys(state_dir, seal_key=None, trusted_keys=(), create=False):
+    """SealKeys of a host: ``seal_key`` (from Vault) if given, else ``<state_dir>/seal.key``."""
+    trusted = [parse_key(text, 'trusted_seal_keys[%d]' % index) for index, text in enumerate(trusted_keys or [])]
+    if seal_key:
+        return SealKeys(parse_key(seal_key, 'seal_key'), trusted, 'seal_key')
+    path = os.path.join(state_dir, SEAL_KEY_FILE)
+    return SealKeys(read_key_file(path, create=create), trusted,
+                    '%s does not exist yet (it is made by the first backup)' % path)
+
+
+def seal_argument_spec():
+    """Options of the modules that seal or check sets (doc fragment microimpuls.micropvr.seal)."""
+    return dict(
+        seal_key=dict(type='str', no_log=True),
+        trusted_seal_keys=dict(type='list', elements='str', default=[], no_log=True),
+    )
+
+
+def module_seal_keys(module, create=False):
+    """seal_keys() from the module's options; fails the module naming the option on error."""
+    params = module.params
+    try:
+        return seal_keys(params['state_dir'], params.get('seal_key'), params.get('trusted_seal_keys'), create)
+    except BackupSetError as exc:
+        module.fail_json(msg=str(exc))
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='seal key in %s: %s' % (params['state_dir'], exc))
+
+
+def write_manifest(directory, manifest, keys):
     """Seal and write the manifest atomically (temp file, fsync, rename), mode 0600."""
-    seal(manifest)
+    keys.sign(manifest)
     path = os.path.join(directory, MANIFEST)
     tmp = path + '.tmp'
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, 'O_NOFOLLOW', 0), 0o600)
     with os.fdopen(fd, 'w') as handle:
         json.dump(manifest, handle, indent=2, sort_keys=True)
         handle.write('\n')
@@ -120,7 +263,8 @@ def load_manifest(directory):
     """The manifest of the set in ``directory``; BackupSetError if missing or not JSON."""
     path = os.path.join(directory, MANIFEST)
     try:
-        with open(path) as handle:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+        with os.fdopen(fd) as handle:
             manifest = json.load(handle)
     except (IOError, OSError) as exc:
         raise BackupSetError('%s: %s' % (path, exc.strerror or exc))
@@ -139,48 +283,64 @@ def file_entry(directory, relpath, kind, **extra):
     return entry
 
 
-def verify_files(directory, manifest, checkers=None):
+def verify_files(directory, manifest, keys, checkers=None):
     """Problems found in the set (an empty list means it verifies).
 
-    Checks the seal, the format version, every listed file's presence, size and sha256, and
-    files that the manifest does not list. ``checkers`` maps a file kind to a function
-    ``(full_path, entry) -> problem or None`` for content checks (SQLite integrity, dump
-    listings) that need more than a checksum.
+    Checks the seal, the format version, the manifest's shape and paths (see
+    confine.manifest_problems), every listed file's presence, size and sha256, and files that
+    the manifest does not list. ``checkers`` maps a file kind to a function ``(full_path, entry)
+    -> problem or None`` for content checks (SQLite integrity, dump listings, the configuration
+    archive's members) that need more than a checksum. Nothing is read through a symbolic link.
     """
     problems = []
-    if not seal_matches(manifest):
-        problems.append('manifest.json was changed after the backup was taken (seal mismatch)')
+    seal_problem = keys.problem(manifest)
+    if seal_problem:
+        problems.append(seal_problem)
     if manifest.get('format_version') != FORMAT_VERSION:
         problems.append('manifest format_version %r is not %d' % (manifest.get('format_version'), FORMAT_VERSION))
+    shape = confine.manifest_problems(manifest)
+    if shape:
+        # A manifest of the wrong shape says nothing reliable about the files.
+        return problems + shape
     listed = set()
-    for entry in manifest.get('files', []):
-        relpath = entry.get('path', '')
+    for entry in manifest['files']:
+        relpath = entry['path']
         listed.add(relpath)
         full = os.path.join(directory, relpath)
-        if os.path.isabs(relpath) or '..' in relpath.split('/'):
-            problems.append('%s: path escapes the backup set' % relpath)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            problems.append('%s: missing' % relpath if st is None or stat.S_ISDIR(st.st_mode)
+                            else '%s: not a regular file' % relpath)
             continue
-        if not os.path.isfile(full):
-            problems.append('%s: missing' % relpath)
+        if st.st_size != entry['size']:
+            problems.append('%s: size %d, manifest says %s' % (relpath, st.st_size, entry['size']))
             continue
-        size = os.path.getsize(full)
-        if size != entry.get('size'):
-            problems.append('%s: size %d, manifest says %s' % (relpath, size, entry.get('size')))
-            continue
-        if sha256_file(full) != entry.get('sha256'):
+        if sha256_file(full) != entry['sha256']:
             problems.append('%s: sha256 does not match the manifest' % relpath)
             continue
-        checker = (checkers or {}).get(entry.get('kind'))
+        checker = (checkers or {}).get(entry['kind'])
         if checker is not None:
             problem = checker(full, entry)
             if problem:
                 problems.append('%s: %s' % (relpath, problem))
     for dirpath, dirnames, filenames in os.walk(directory):
-        for name in filenames:
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             relpath = os.path.relpath(os.path.join(dirpath, name), directory)
             if relpath != MANIFEST and relpath not in listed:
                 problems.append('%s: not listed in the manifest' % relpath)
     return problems
+
+
+def status_of(manifest, problems, keys):
+    """verified, tampered (the seal does not verify), damaged (anything else), or unverified."""
+    if manifest is not None and keys.problem(manifest):
+        return STATUS_TAMPERED
+    if problems:
+        return STATUS_DAMAGED
+    return STATUS_VERIFIED if manifest.get('verified_at') else STATUS_UNVERIFIED
 
 
 def set_size(directory):
@@ -191,7 +351,7 @@ def set_size(directory):
     return total
 
 
-def summarize(directory, backup_id):
+def summarize(directory, backup_id, keys):
     """One line of a listing: what the manifest says about a set (no content verification)."""
     summary = dict(id=backup_id, path=directory, created_at=None, reason=None, host=None,
                    packages={}, pinned=False, verified_at=None, size=set_size(directory),
@@ -201,32 +361,43 @@ def summarize(directory, backup_id):
     except BackupSetError as exc:
         summary.update(status=STATUS_DAMAGED, problems=[str(exc)])
         return summary
+    shape = confine.shape_problems(manifest)
+    if shape:
+        summary.update(status=STATUS_DAMAGED, problems=['manifest.json: %s' % problem for problem in shape])
+        return summary
     summary.update(
         created_at=manifest.get('created_at'),
         reason=manifest.get('reason'),
         host=manifest.get('host'),
-        packages=dict((name, info.get('version')) for name, info in manifest.get('packages', {}).items()),
+        packages=dict((name, info['version']) for name, info in manifest['packages'].items()),
         pinned=bool(manifest.get('pinned')),
         verified_at=manifest.get('verified_at'),
     )
-    if manifest.get('backup_id') != backup_id:
+    seal_problem = keys.problem(manifest)
+    if seal_problem:
+        summary.update(status=STATUS_TAMPERED, problems=[seal_problem])
+    elif manifest.get('backup_id') != backup_id:
         summary.update(status=STATUS_DAMAGED,
                        problems=['manifest names backup id %r' % manifest.get('backup_id')])
-    elif not seal_matches(manifest):
-        summary.update(status=STATUS_DAMAGED,
-                       problems=['manifest.json was changed after the backup was taken (seal mismatch)'])
     elif summary['verified_at']:
         summary['status'] = STATUS_VERIFIED
     return summary
 
 
 def list_set_dirs(root):
-    """(backup ids of complete sets, names of leftover incomplete directories) under ``root``."""
+    """(backup ids of complete sets, names of leftover incomplete directories) under ``root``.
+
+    Only real directories count: a symbolic link named like a set is not a set of this root
+    (and retention must never follow it).
+    """
     if not os.path.isdir(root):
         return [], []
     ids, incomplete = [], []
     for name in sorted(os.listdir(root)):
-        if not os.path.isdir(os.path.join(root, name)):
+        try:
+            if not stat.S_ISDIR(os.lstat(os.path.join(root, name)).st_mode):
+                continue
+        except OSError:
             continue
         if name.startswith(INCOMPLETE_PREFIX):
             incomplete.append(name)
@@ -235,21 +406,27 @@ def list_set_dirs(root):
     return sorted(ids, key=backup_id_sort_key), incomplete
 
 
-def list_sets(root):
+def list_sets(root, keys):
     """Summaries of every set under ``root``, oldest first (ids sort by creation time)."""
     ids, dummy = list_set_dirs(root)
-    return [summarize(os.path.join(root, backup_id), backup_id) for backup_id in ids]
+    return [summarize(os.path.join(root, backup_id), backup_id, keys) for backup_id in ids]
 
 
-def select_for_removal(sets, keep):
-    """Ids that retention removes: all but the newest ``keep``, never a pinned set, never the
-    newest verified set. ``sets`` are summaries as from list_sets()."""
+def select_for_removal(sets, keep, keep_pinned=2, protect=()):
+    """Ids that retention removes: all but the newest ``keep``, never the newest ``keep_pinned``
+    pinned sets, never the newest verified set, never an id in ``protect`` (the set just taken:
+    after the clock was stepped back it is not the newest by id). ``sets`` are summaries as
+    from list_sets(). Older pinned sets count like any other: a pin protects the set of the
+    last updates, not every set ever pinned."""
     if keep < 1:
         raise BackupSetError('keep must be at least 1, got %r' % keep)
+    if keep_pinned < 0:
+        raise BackupSetError('keep_pinned must not be negative, got %r' % keep_pinned)
     ordered = sorted(sets, key=lambda s: backup_id_sort_key(s['id']), reverse=True)
     verified = [s['id'] for s in ordered if s['status'] == STATUS_VERIFIED]
-    protected = set(verified[:1])
-    return [s['id'] for s in ordered[keep:] if not s['pinned'] and s['id'] not in protected]
+    pinned = [s['id'] for s in ordered if s['pinned'] and s['status'] != STATUS_TAMPERED]
+    protected = set(verified[:1]) | set(pinned[:keep_pinned]) | set(protect)
+    return [s['id'] for s in ordered[keep:] if s['id'] not in protected]
 
 
 def fsync_dir(path):
@@ -266,11 +443,9 @@ def utc_now_iso(now=None):
     return now.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def content_checkers(module):
+def content_checkers(module, manifest):
     """Checks beyond the checksum, per file kind: does the file still read as what it is?"""
     # Imported here so that the pure functions above stay importable without these helpers.
-    import tarfile
-
     from ansible_collections.microimpuls.micropvr.plugins.module_utils.debs import control_fields
     from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import (
         check_mysql_dump,
@@ -292,25 +467,20 @@ def content_checkers(module):
         return check_mysql_dump(path)
 
     def check_archive(path, entry):
-        try:
-            with tarfile.open(path) as archive:
-                archive.getmembers()
-        except (tarfile.TarError, EOFError) as exc:
-            return 'not a readable tar archive: %s' % exc
-        return None
+        return '; '.join(confine.archive_problems(manifest, path)) or None
 
     return dict(sqlite=lambda path, entry: integrity_check(path), package=check_package,
                 database=check_database, config=check_archive)
 
 
-def verify_set(module, directory, backup_id):
-    """(manifest or None, problems) for the set in ``directory``; no problems means it verifies."""
+def verify_set(module, directory, backup_id, keys):
+    """(manifest or None, problems, status) of the set in ``directory``; no problems means it verifies."""
     try:
         manifest = load_manifest(directory)
     except BackupSetError as exc:
-        return None, [str(exc)]
+        return None, [str(exc)], STATUS_DAMAGED
     problems = []
     if manifest.get('backup_id') != backup_id:
         problems.append('manifest names backup id %r, not %r' % (manifest.get('backup_id'), backup_id))
-    problems.extend(verify_files(directory, manifest, content_checkers(module)))
-    return manifest, problems
+    problems.extend(verify_files(directory, manifest, keys, content_checkers(module, manifest)))
+    return manifest, problems, status_of(manifest, problems, keys)

@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the collection keeps on a host between runs: the history file and the update lock.
 
-Both live in one root-only directory (``micropvr_state_dir``). The history is JSON lines,
+Both live in one root-only directory (``micropvr_state_dir``), checked and created by
+safepath.ensure_private_dir; every file in it is opened without following a symbolic link
+(safepath.open_nofollow), so a link planted there cannot redirect a write. The history is JSON lines,
 appended under an flock and fsynced, so it survives a crash of the run that writes it.
 The lock is a file created with O_EXCL, because an Ansible run spans many module calls and
 no process lives long enough to hold an flock for it.
@@ -27,6 +29,8 @@ import json
 import os
 import struct
 
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.safepath import ensure_private_dir, open_nofollow
+
 HISTORY_FILE = 'history.jsonl'
 LOCK_FILE = 'update.lock'
 STEP_FILE = 'step.flock'
@@ -44,11 +48,13 @@ def iso(moment):
 
 
 def ensure_dir(path):
-    """Create the state directory with mode 0700; tighten it if it is open to others."""
-    if not os.path.isdir(path):
-        os.makedirs(path, 0o700)
-    if os.stat(path).st_mode & 0o077:
-        os.chmod(path, 0o700)
+    """Create the state directory 0700 (parents 0755) unless it exists; True when it was created.
+
+    Raises safepath.UnsafePathError for a directory that is no private one of the collection
+    (a system directory, a symbolic link, owned by someone else, writable by group or others);
+    an existing directory is never chmodded.
+    """
+    return ensure_private_dir(path, 'state_dir')
 
 
 def append_history(state_dir, record, now=None):
@@ -57,7 +63,7 @@ def append_history(state_dir, record, now=None):
     entry = dict(record)
     entry.setdefault('time', iso(now or utc_now()))
     path = os.path.join(state_dir, HISTORY_FILE)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, 'a') as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         handle.write(json.dumps(entry, sort_keys=True) + '\n')
@@ -69,10 +75,14 @@ def append_history(state_dir, record, now=None):
 def read_history(state_dir):
     """Every event in the history, oldest first; unreadable lines are returned as errors."""
     path = os.path.join(state_dir, HISTORY_FILE)
-    if not os.path.exists(path):
-        return []
+    try:
+        fd = open_nofollow(path, os.O_RDONLY)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return []
+        raise
     events = []
-    with open(path) as handle:
+    with os.fdopen(fd) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -84,10 +94,13 @@ def read_history(state_dir):
 
 
 def read_lock(state_dir):
-    """The current lock's content, or None when the host is not locked."""
+    """The current lock's content, or None when the host is not locked.
+
+    A symbolic link in place of the lock raises safepath.UnsafePathError: it is not followed.
+    """
     path = os.path.join(state_dir, LOCK_FILE)
     try:
-        with open(path) as handle:
+        with os.fdopen(open_nofollow(path, os.O_RDONLY)) as handle:
             content = handle.read()
     except (IOError, OSError):
         return None
@@ -112,7 +125,7 @@ def create_lock(state_dir, lock):
     ensure_dir(state_dir)
     path = os.path.join(state_dir, LOCK_FILE)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         if exc.errno == errno.EEXIST:
             return False
@@ -126,7 +139,7 @@ def create_lock(state_dir, lock):
 
 def remove_lock(state_dir):
     path = os.path.join(state_dir, LOCK_FILE)
-    if os.path.exists(path):
+    if os.path.lexists(path):
         os.unlink(path)
         return True
     return False
@@ -136,7 +149,7 @@ def write_lock(state_dir, lock):
     """Replace the content of an existing lock atomically (readers see the old or the new one)."""
     path = os.path.join(state_dir, LOCK_FILE)
     tmp = path + '.new'
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, 'w') as handle:
         json.dump(lock, handle, sort_keys=True)
         handle.flush()
@@ -147,9 +160,12 @@ def write_lock(state_dir, lock):
 def step_in_progress(state_dir):
     """True while some process holds the step flock (a module is changing the host)."""
     path = os.path.join(state_dir, STEP_FILE)
-    if not os.path.exists(path):
-        return False
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = open_nofollow(path, os.O_RDONLY)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except (IOError, OSError) as exc:
@@ -225,7 +241,7 @@ def step(state_dir, owner, name, **details):
         raise LockError('run %s does not hold the host lock (%s)'
                         % (owner, 'held by %s' % lock.get('owner') if lock else 'nobody holds it'))
     ensure_dir(state_dir)
-    fd = os.open(os.path.join(state_dir, STEP_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
+    fd = open_nofollow(os.path.join(state_dir, STEP_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         marked = dict(lock, step=dict(details, name=name, pid=os.getpid(), started_at=iso(utc_now())))

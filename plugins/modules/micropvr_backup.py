@@ -19,7 +19,8 @@ description:
     (owner, mode and mtime kept); a copy of every SQLite database taken with SQLite's online
     backup API, all databases in one snapshot, each passing C(PRAGMA integrity_check); dumps of
     the external O(databases); the installed C(.deb) of every package in O(packages); and
-    C(manifest.json) with every file's size and sha256."
+    C(manifest.json) with every file's size and sha256, sealed with the host's key
+    (see O(seal_key))."
   - The set is built in C(<backup_root>/.incomplete-<id>) on the same filesystem, verified
     (every checksum re-read, SQLite integrity, dump listings, package control fields), and
     only then renamed to C(<backup_root>/<id>). A failed or interrupted run never leaves
@@ -28,7 +29,12 @@ description:
   - Refuses to start when the free space under O(backup_root) is below an estimate of the
     set's size plus O(space_margin_mb), with a message giving both numbers.
   - Directories are created with mode 0700 and files 0600, owned by the user running the
-    module (root).
+    module (root). O(backup_root) and O(state_dir) must be private directories of their own,
+    not C(/), C(/tmp), C(/home) or another system directory, owned by root and not writable by
+    others; an existing directory's mode is never changed.
+  - A configuration path that is a symbolic link is saved as the link and as the tree it
+    leads to. A symbolic link inside the configuration that leads outside the configuration
+    paths fails the backup (a restore would refuse it); add its target to O(config_paths).
   - The .deb files come from apt's cache, else from the apt sources (C(apt-get download)),
     else are rebuilt from the installed files with C(dpkg-repack), so that a rollback never
     depends on the vendor repository still serving the old version.
@@ -80,9 +86,17 @@ options:
     default: false
   keep:
     description:
-      - After a successful backup, keep only the newest O(keep) sets. Pinned sets and the
-        newest verified set are never removed. Omit to remove nothing.
+      - After a successful backup, keep only the newest O(keep) sets. The newest
+        O(keep_pinned) pinned sets, the newest verified set and the set just taken are never
+        removed. Omit to remove nothing.
     type: int
+  keep_pinned:
+    description:
+      - How many of the newest pinned sets (the pre-update sets of the last updates) retention
+        keeps whatever O(keep) says. Older pinned sets count like any other set, so that pins
+        do not fill the backup root.
+    type: int
+    default: 2
   space_margin_mb:
     description: Free space, in MiB, that must remain beyond the estimated size of the set.
     type: int
@@ -95,7 +109,7 @@ options:
     type: int
     default: 600
   state_dir:
-    description: Directory of the host lock.
+    description: Directory of the host lock and of the host's seal key C(seal.key).
     type: path
     default: /var/lib/microimpuls-micropvr
   lock_owner:
@@ -123,6 +137,7 @@ seealso:
   - module: microimpuls.micropvr.micropvr_backup_info
 extends_documentation_fragment:
   - microimpuls.micropvr.databases
+  - microimpuls.micropvr.seal
 author:
   - microimpuls.micropvr maintainers
 '''
@@ -161,7 +176,10 @@ size:
   returned: success, not in check mode
   type: int
 manifest:
-  description: The set's manifest (see C(manifest.json)).
+  description:
+    - The set's manifest (see C(manifest.json)), without the per-file list of the configuration
+      archive (C(config.entries), replaced by C(config.entry_count)), so that job logs do not keep
+      a checksum of every configuration file.
   returned: success, not in check mode
   type: dict
 plan:
@@ -202,6 +220,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import confine
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
     DEFAULT_CONFIG_PATHS,
@@ -242,13 +262,29 @@ def argument_spec():
         reason=dict(type='str', default='manual'),
         pin=dict(type='bool', default=False),
         keep=dict(type='int'),
+        keep_pinned=dict(type='int', default=2),
         space_margin_mb=dict(type='int', default=64),
         lock_timeout=dict(type='int', default=600),
         restore_test=dict(type='bool', default=False),
         state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
         lock_owner=dict(type='str'),
     )
+    spec.update(backupset.seal_argument_spec())
     return spec
+
+
+def check_roots(module):
+    """The backup root and the state dir are safe places (also in check mode), and apart: the
+    seal key in the state dir must not travel with the sets it authenticates."""
+    params = module.params
+    try:
+        root = safepath.check_private_dir(params['backup_root'], 'micropvr_backup_root')
+        state_dir = safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg=str(exc))
+    if confine.within(state_dir, [root]) or confine.within(root, [state_dir]):
+        module.fail_json(msg='state_dir %s and backup_root %s must not contain each other: the seal key in the '
+                             'state dir must not be stored with the sets it authenticates' % (state_dir, root))
 
 
 def wait_for_host_lock(module, poll=2.0):
@@ -293,6 +329,8 @@ def plan_backup(module):
     params = module.params
     if params['keep'] is not None and params['keep'] < 1:
         module.fail_json(msg='keep must be at least 1, got %d' % params['keep'])
+    if params['keep_pinned'] < 0:
+        module.fail_json(msg='keep_pinned must not be negative, got %d' % params['keep_pinned'])
     if params['space_margin_mb'] < 0:
         module.fail_json(msg='space_margin_mb must not be negative, got %d' % params['space_margin_mb'])
 
@@ -301,7 +339,15 @@ def plan_backup(module):
     if missing:
         module.fail_json(msg='packages: not installed: %s' % ', '.join(missing))
 
-    config_paths = [os.path.normpath(p) for p in params['config_paths']]
+    config_paths = []
+    for path in (os.path.normpath(p) for p in params['config_paths']):
+        config_paths.append(path)
+        # A configuration path that is a symbolic link (conf -> /srv/nginx-conf) is saved as the
+        # link and as the tree it leads to: the files MicroPVR reads are behind it.
+        if os.path.islink(path):
+            resolved = os.path.realpath(path)
+            if os.path.exists(resolved) and resolved not in config_paths:
+                config_paths.append(resolved)
     for service in params['services']:
         script = os.path.join(INIT_DIR, service)
         if not os.path.isfile(script):
@@ -365,7 +411,10 @@ class RootLock(object):
         self.module, self.path, self.timeout, self.handle = module, os.path.join(root, backupset.LOCK_FILE), timeout, None
 
     def __enter__(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = safepath.open_nofollow(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except safepath.UnsafePathError as exc:
+            self.module.fail_json(msg='backup_root: %s' % exc)
         self.handle = os.fdopen(fd, 'r+')
         deadline = time.time() + self.timeout
         while True:
@@ -389,18 +438,6 @@ class RootLock(object):
         self.handle.close()
 
 
-def _ensure_root(root):
-    """Create the backup root 0700 if needed and make sure it is not open to others."""
-    changed = False
-    if not os.path.isdir(root):
-        os.makedirs(root, 0o700)
-        changed = True
-    if os.stat(root).st_mode & 0o077:
-        os.chmod(root, 0o700)
-        changed = True
-    return changed
-
-
 def _tar_entries(path):
     """Per-member metadata of config.tar, with the sha256 of each regular file as archived."""
     entries = []
@@ -418,6 +455,8 @@ def _tar_entries(path):
                 entry['type'] = 'directory'
             elif member.issym():
                 entry.update(type='symlink', target=member.linkname)
+            elif member.islnk():
+                entry.update(type='hardlink', target='/' + member.linkname)
             else:
                 entry['type'] = 'other'
             entries.append(entry)
@@ -496,18 +535,21 @@ def build_set(module, plan, packages, work, backup_id, now):
     if params['databases']:
         os.mkdir(os.path.join(work, 'databases'), 0o700)
         filenames = backupset.unique_names([dump_filename(db) for db in params['databases']])
-        for db, filename in zip(params['databases'], filenames):
-            relpath = os.path.join('databases', filename)
-            extra = dump(module, db, os.path.join(work, relpath), work)
-            # Row counts and checksums of what the dump holds: a rollback is checked against them.
-            extra.update(file=relpath, tables=dump_digests(module, db['engine'], os.path.join(work, relpath)))
-            if params['restore_test']:
-                problems = restore_test(module, db, os.path.join(work, relpath), work)
-                if problems:
-                    module.fail_json(msg='%s database %s: %s' % (db['engine'], db['name'], '; '.join(problems)))
-                extra['restore_tested'] = True
-            database_info.append(extra)
-            files.append(backupset.file_entry(work, relpath, 'database', format=extra['format']))
+        # Credential files live in the state dir's private work area, which the next run cleans
+        # if this one is killed; never in the set.
+        with safepath.private_workdir(params['state_dir'], 'backup-') as credentials_dir:
+            for db, filename in zip(params['databases'], filenames):
+                relpath = os.path.join('databases', filename)
+                extra = dump(module, db, os.path.join(work, relpath), credentials_dir)
+                # Row counts and checksums of what the dump holds: a rollback is checked against them.
+                extra.update(file=relpath, tables=dump_digests(module, db['engine'], os.path.join(work, relpath)))
+                if params['restore_test']:
+                    problems = restore_test(module, db, os.path.join(work, relpath), credentials_dir)
+                    if problems:
+                        module.fail_json(msg='%s database %s: %s' % (db['engine'], db['name'], '; '.join(problems)))
+                    extra['restore_tested'] = True
+                database_info.append(extra)
+                files.append(backupset.file_entry(work, relpath, 'database', format=extra['format']))
 
     services = dict((name, service_state(module, name)['state']) for name in params['services'])
     return dict(
@@ -527,10 +569,23 @@ def build_set(module, plan, packages, work, backup_id, now):
     )
 
 
-def run_backup(module, plan, packages):
+def public_manifest(manifest):
+    """The manifest as the module returns it: without the checksum of every configuration file,
+    which AWX would keep in its job events (config.entries stays in manifest.json)."""
+    public = dict(manifest)
+    public['config'] = dict((k, v) for k, v in manifest['config'].items() if k != 'entries')
+    public['config']['entry_count'] = len(manifest['config']['entries'])
+    return public
+
+
+def run_backup(module, plan, packages, keys):
     params = module.params
     root = params['backup_root']
-    result = dict(changed=_ensure_root(root), plan=plan, removed=[], removed_incomplete=[])
+    try:
+        created = safepath.ensure_private_dir(root, 'micropvr_backup_root')
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg=str(exc))
+    result = dict(changed=created, plan=plan, removed=[], removed_incomplete=[])
     with RootLock(module, root, params['lock_timeout']):
         ids, incomplete = backupset.list_set_dirs(root)
         # Holding the lock, no other run is writing: these are leftovers of a crashed run.
@@ -546,12 +601,12 @@ def run_backup(module, plan, packages):
         try:
             manifest = build_set(module, plan, packages, work, backup_id, now)
             _restrict(work)
-            backupset.write_manifest(work, manifest)
-            verified, problems = backupset.verify_set(module, work, backup_id)
+            backupset.write_manifest(work, manifest, keys)
+            verified, problems, status = backupset.verify_set(module, work, backup_id, keys)
             if problems:
                 module.fail_json(msg='the new backup set did not verify; it was removed: %s' % '; '.join(problems))
             manifest['verified_at'] = backupset.utc_now_iso()
-            backupset.write_manifest(work, manifest)
+            backupset.write_manifest(work, manifest, keys)
             _fsync_tree(work)
             os.rename(work, final)
             backupset.fsync_dir(root)
@@ -569,10 +624,11 @@ def run_backup(module, plan, packages):
         finally:
             if not done:
                 shutil.rmtree(work, ignore_errors=True)
-        result.update(changed=True, backup_id=backup_id, backup_path=final, manifest=manifest,
+        result.update(changed=True, backup_id=backup_id, backup_path=final, manifest=public_manifest(manifest),
                       size=backupset.set_size(final))
         if params['keep'] is not None:
-            for victim in backupset.select_for_removal(backupset.list_sets(root), params['keep']):
+            for victim in backupset.select_for_removal(backupset.list_sets(root, keys), params['keep'],
+                                                       params['keep_pinned'], protect=[backup_id]):
                 shutil.rmtree(os.path.join(root, victim))
                 result['removed'].append(victim)
     return result
@@ -582,11 +638,22 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     # Files the module writes are root-only whatever the caller's umask.
     os.umask(0o077)
-    wait_for_host_lock(module)
+    check_roots(module)
+    try:
+        wait_for_host_lock(module)
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg='refusing to back up: %s' % exc)
     plan, packages = plan_backup(module)
     if module.check_mode:
         module.exit_json(changed=True, plan=plan, removed=[], removed_incomplete=[])
-    module.exit_json(**run_backup(module, plan, packages))
+    if not module.params['seal_key']:
+        # The first backup creates the key file in the state dir, which may not exist yet.
+        try:
+            hoststate.ensure_dir(module.params['state_dir'])
+        except safepath.UnsafePathError as exc:
+            module.fail_json(msg=str(exc))
+    keys = backupset.module_seal_keys(module, create=True)
+    module.exit_json(**run_backup(module, plan, packages, keys))
 
 
 if __name__ == '__main__':

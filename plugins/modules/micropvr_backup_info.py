@@ -16,12 +16,15 @@ description:
   - Lists the backup sets under O(backup_root) with their id, creation time, reason, package
     versions, size, pin and status, newest first.
   - With O(verify=true), re-reads every file of the selected sets and checks it against the
-    manifest (size and sha256), checks the manifest's own seal, runs SQLite's
+    manifest (size and sha256), checks the manifest's shape and paths, runs SQLite's
     C(integrity_check) on every database copy, C(pg_restore --list) on PostgreSQL dumps, the
-    completion trailer of MariaDB dumps and the control fields of every C(.deb).
-  - A set with any problem has status C(damaged) and its problems listed; it is never reported
+    completion trailer of MariaDB dumps, the control fields of every C(.deb), and that the
+    configuration archive holds exactly the manifest's entries.
+  - Every listing checks the manifest's keyed seal (see O(seal_key)). A set whose seal does not
+    verify is C(tampered) - it was changed by someone without the key, or comes from another host,
+    or predates keyed seals. A set with any other problem is C(damaged). Neither is ever reported
     as good. Without O(verify), the status comes from the manifest alone (C(verified) when the
-    set was verified when it was taken and its manifest is intact).
+    set was verified when it was taken and its seal verifies).
   - Read-only; it never changes a set.
 options:
   backup_root:
@@ -37,6 +40,10 @@ options:
     description: Verify the content of the selected sets, not only their manifests.
     type: bool
     default: false
+  state_dir:
+    description: Directory that holds the host's seal key C(seal.key).
+    type: path
+    default: /var/lib/microimpuls-micropvr
 attributes:
   check_mode:
     support: full
@@ -44,6 +51,8 @@ attributes:
     support: none
 seealso:
   - module: microimpuls.micropvr.micropvr_backup
+extends_documentation_fragment:
+  - microimpuls.micropvr.seal
 author:
   - microimpuls.micropvr maintainers
 '''
@@ -100,7 +109,7 @@ sets:
       description: When the set was verified at backup time.
       type: str
     status:
-      description: C(verified), C(unverified) or C(damaged).
+      description: C(verified), C(unverified), C(damaged) or C(tampered).
       type: str
     verified:
       description: Whether the content was verified by this run (O(verify=true)).
@@ -111,6 +120,11 @@ sets:
       elements: str
 damaged:
   description: Ids of the sets found damaged.
+  returned: always
+  type: list
+  elements: str
+tampered:
+  description: Ids of the sets whose seal does not verify.
   returned: always
   type: list
   elements: str
@@ -126,12 +140,20 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import DEFAULT_BACKUP_ROOT
 
 
 def collect(module):
     params = module.params
     root = params['backup_root']
+    try:
+        safepath.check_private_dir(root, 'micropvr_backup_root')
+        safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg=str(exc))
+    keys = backupset.module_seal_keys(module)
     ids, incomplete = backupset.list_set_dirs(root)
     if params['backup_id'] is not None:
         try:
@@ -145,18 +167,14 @@ def collect(module):
     sets = []
     for backup_id in reversed(ids):  # newest first
         directory = os.path.join(root, backup_id)
-        summary = backupset.summarize(directory, backup_id)
+        summary = backupset.summarize(directory, backup_id, keys)
         summary['verified'] = False
         if params['verify']:
-            dummy, problems = backupset.verify_set(module, directory, backup_id)
-            summary['verified'] = True
-            summary['problems'] = problems
-            if problems:
-                summary['status'] = backupset.STATUS_DAMAGED
-            elif summary['verified_at']:
-                summary['status'] = backupset.STATUS_VERIFIED
+            dummy, problems, status = backupset.verify_set(module, directory, backup_id, keys)
+            summary.update(verified=True, problems=problems, status=status)
         sets.append(summary)
     return dict(sets=sets, damaged=[s['id'] for s in sets if s['status'] == backupset.STATUS_DAMAGED],
+                tampered=[s['id'] for s in sets if s['status'] == backupset.STATUS_TAMPERED],
                 incomplete=incomplete)
 
 
@@ -166,6 +184,8 @@ def main():
             backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
             backup_id=dict(type='str'),
             verify=dict(type='bool', default=False),
+            state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
+            **backupset.seal_argument_spec()
         ),
         supports_check_mode=True,
     )

@@ -20,9 +20,11 @@ description:
   - C(nginx) runs C(nginx -t) on the micropvs configuration.
   - C(databases) runs C(SELECT 1) on every external database in O(databases) with its credentials
     (passwords through a 0600 file, never on a command line); it is run only when asked for.
+    The password files live in a fresh 0700 directory under C(<state_dir>/work), removed when the
+    probe ends; one left by a killed health check is removed by the next one.
   - The probes are repeated until all pass or O(retries) attempts have been made,
     O(delay) seconds apart. The module fails naming each probe that still fails and why.
-  - Read-only; the same in check mode.
+  - Read-only; the same in check mode (the C(databases) probe creates O(state_dir) if it is missing).
 options:
   checks:
     description: Probes to run.
@@ -58,6 +60,17 @@ options:
     description: Fail the task when a probe fails; otherwise report C(healthy=false).
     type: bool
     default: true
+  state_dir:
+    description:
+      - The collection's state directory on the host (M(microimpuls.micropvr.micropvr_lock)); the
+        C(databases) probe writes its credential files in a private directory under C(<state_dir>/work).
+      - It must be a directory of the collection's own, checked before any probe runs, in check mode
+        too. That is an absolute path, not C(/) or a system directory such as C(/tmp), C(/var) or C(/home)
+        (also after symbolic links and C(..) are resolved), not a symbolic link, owned by the user the
+        module runs as, not writable by group or others, and inside directories nobody else may
+        change. An existing directory is never chmodded.
+    type: path
+    default: /var/lib/microimpuls-micropvr
 attributes:
   check_mode:
     support: full
@@ -107,17 +120,18 @@ failed_probes:
 '''
 
 import os
-import shutil
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
 
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import database_argument_spec, ping
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.state import DEFAULT_STATE_DIR
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.rpc import RPCError, call
 
 PROBES = ('rpc', 'http', 'nginx', 'databases')
+WORKDIR_PREFIX = 'health-'
 
 
 def probe_rpc(module):
@@ -157,11 +171,15 @@ def probe_nginx(module):
 
 
 def probe_databases(module):
-    work = tempfile.mkdtemp(prefix='micropvr-health-')
-    try:
-        problems = [problem for problem in (ping(module, db, work) for db in module.params['databases']) if problem]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    problems = []
+    if module.params['databases']:
+        # Credential files go to a private directory of the collection, never to the shared /tmp.
+        try:
+            with safepath.private_workdir(module.params['state_dir'], WORKDIR_PREFIX) as work:
+                problems = [problem for problem in (ping(module, db, work) for db in module.params['databases'])
+                            if problem]
+        except safepath.UnsafePathError as exc:
+            return dict(ok=False, detail='no private directory for the credentials: %s' % exc)
     if problems:
         return dict(ok=False, detail='; '.join(problems))
     return dict(ok=True, detail='%d database(s) answer' % len(module.params['databases']))
@@ -181,11 +199,16 @@ def main():
             retries=dict(type='int', default=1),
             delay=dict(type='float', default=3.0),
             fail_on_unhealthy=dict(type='bool', default=True),
+            state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
         ),
         supports_check_mode=True,
     )
     if module.params['retries'] < 1:
         module.fail_json(msg='retries must be at least 1, got %d' % module.params['retries'])
+    try:
+        module.params['state_dir'] = safepath.check_private_dir(module.params['state_dir'], 'micropvr_state_dir')
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg=str(exc))
     os.umask(0o077)
     runners = dict(rpc=probe_rpc, http=probe_http, nginx=probe_nginx, databases=probe_databases)
     attempts = 0

@@ -25,7 +25,13 @@ options:
     type: dict
     default: {}
   state_dir:
-    description: Directory holding the history (created 0700).
+    description:
+      - Directory holding the history (created 0700, its missing parents 0755, when an event is recorded).
+      - It must be a directory of the collection's own, checked before anything else, in check mode
+        too. That is an absolute path, not C(/) or a system directory such as C(/tmp), C(/var) or C(/home)
+        (also after symbolic links and C(..) are resolved), not a symbolic link, owned by the user the
+        module runs as, not writable by group or others, and inside directories nobody else may
+        change. An existing directory is never chmodded.
     type: path
     default: /var/lib/microimpuls-micropvr
 attributes:
@@ -67,6 +73,7 @@ history:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 
 
@@ -81,12 +88,17 @@ def main():
     )
     params = module.params
     result = dict(changed=False)
-    if params['event']:
-        entry = dict(params['data'], event=params['event'])
-        if not module.check_mode:
-            entry = hoststate.append_history(params['state_dir'], entry)
-        result.update(changed=True, entry=entry)
-    result['history'] = hoststate.read_history(params['state_dir'])
+    try:
+        # Checked in check mode too; a directory that does not exist yet passes (nothing to read).
+        state_dir = safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
+        if params['event']:
+            entry = dict(params['data'], event=params['event'])
+            if not module.check_mode:
+                entry = hoststate.append_history(state_dir, entry)
+            result.update(changed=True, entry=entry)
+        result['history'] = hoststate.read_history(state_dir)
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
 
 

@@ -64,7 +64,13 @@ options:
     type: bool
     default: true
   state_dir:
-    description: Directory of the host's history and lock.
+    description:
+      - Directory of the host's history and lock.
+      - It must be a directory of the collection's own, checked before anything else, in check mode
+        too. That is an absolute path, not C(/) or a system directory such as C(/tmp), C(/var) or C(/home)
+        (also after symbolic links and C(..) are resolved), not a symbolic link, owned by the user the
+        module runs as, not writable by group or others, and inside directories nobody else may
+        change. An existing directory is never chmodded.
     type: path
     default: /var/lib/microimpuls-micropvr
   lock_owner:
@@ -79,6 +85,8 @@ attributes:
 seealso:
   - module: microimpuls.micropvr.micropvr_backup
   - module: microimpuls.micropvr.micropvr_restore
+extends_documentation_fragment:
+  - microimpuls.micropvr.seal
 author:
   - microimpuls.micropvr maintainers
 '''
@@ -120,7 +128,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, gate
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, gate, safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import DEFAULT_BACKUP_ROOT, DEFAULT_PACKAGES
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import dpkg_audit, package_versions
@@ -187,10 +195,11 @@ def check_gate(module, installed):
     if not os.path.isdir(directory):
         module.fail_json(msg='refusing to install %s: no backup set %s in %s'
                              % (params['version'], params['backup_id'], params['backup_root']))
-    summary = backupset.summarize(directory, params['backup_id'])
-    dummy, problems = backupset.verify_set(module, directory, params['backup_id'])
+    keys = backupset.module_seal_keys(module)
+    summary = backupset.summarize(directory, params['backup_id'], keys)
+    dummy, problems, status = backupset.verify_set(module, directory, params['backup_id'], keys)
     if problems:
-        summary.update(status=backupset.STATUS_DAMAGED, problems=problems)
+        summary.update(status=status, problems=problems)
     reasons = gate.gate_problems(summary, dict((n, i['version']) for n, i in installed.items()), params['max_age'])
     if reasons:
         module.fail_json(msg='refusing to install %s: the backup gate is closed: %s'
@@ -228,10 +237,17 @@ def main():
             hold=dict(type='bool', default=True),
             state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
             lock_owner=dict(type='str'),
+            **backupset.seal_argument_spec()
         ),
         supports_check_mode=True,
     )
     params = module.params
+    try:
+        # Before anything else, in check mode and preflight too: the install writes its step and
+        # a gate override there.
+        params['state_dir'] = safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg='refusing to install %s: %s' % (params['version'], exc))
     installed = package_versions(module, params['packages'])
     check_version(module, installed)
     before = dict((name, info['version']) for name, info in installed.items())
@@ -264,7 +280,7 @@ def main():
                 hoststate.append_history(params['state_dir'], dict(event='gate-override', version=params['version'],
                                                                    from_versions=before, run_id=params['lock_owner']))
             install(module, installed)
-    except hoststate.LockError as exc:
+    except (hoststate.LockError, safepath.UnsafePathError) as exc:
         module.fail_json(msg='refusing to install %s: %s' % (params['version'], exc), **result)
     result['to_versions'] = dict((n, i['version']) for n, i in package_versions(module, params['packages']).items())
     module.exit_json(changed=True, **result)

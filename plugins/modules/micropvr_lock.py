@@ -44,7 +44,13 @@ options:
     type: int
     default: 7200
   state_dir:
-    description: Directory holding the lock and the history (created 0700).
+    description:
+      - Directory holding the lock and the history (created 0700, its missing parents 0755).
+      - It must be a directory of the collection's own, checked before anything else, in check mode
+        too. That is an absolute path, not C(/) or a system directory such as C(/tmp), C(/var) or C(/home)
+        (also after symbolic links and C(..) are resolved), not a symbolic link, owned by the user the
+        module runs as, not writable by group or others, and inside directories nobody else may
+        change. An existing directory is never chmodded.
     type: path
     default: /var/lib/microimpuls-micropvr
 attributes:
@@ -90,6 +96,7 @@ interrupted:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 
 
@@ -170,9 +177,13 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if module.params['state'] == 'present':
-        take(module)
-    release(module)
+    try:
+        module.params['state_dir'] = safepath.check_private_dir(module.params['state_dir'], 'micropvr_state_dir')
+        if module.params['state'] == 'present':
+            take(module)
+        release(module)
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg=str(exc))
 
 
 if __name__ == '__main__':

@@ -16,8 +16,18 @@ description:
   - Puts the host back into the state recorded in backup set O(backup_id) - the package versions,
     the configuration archive, the SQLite databases and the external databases - and starts the
     services again.
-  - Verifies the set first (every checksum, SQLite integrity, dumps, package control fields) and
-    refuses a damaged set before touching anything.
+  - Verifies the set first (its seal, every checksum, SQLite integrity, dumps, package control
+    fields, the configuration archive's members) and refuses a damaged or tampered set before
+    touching anything.
+  - "Confined: the set may only touch what this host's settings name. Its configuration paths must
+    lie under O(config_paths) (or be init scripts of O(services)); every archive member must be
+    one of the manifest's entries, of the type it says, with symbolic links that stay inside those
+    paths; its SQLite databases must be inside them or named by O(sqlite_databases) or
+    O(config_file); its packages must be in O(packages) and its external databases in
+    O(databases). Anything else fails, naming it, before anything changes."
+  - Configuration files are written beside their targets and renamed into place one by one, so
+    an interrupted restore leaves each file old or new; directories are fsynced.
+  - Free space for the files it writes is checked before the services stop.
   - Compares the host with the set first; when packages, configuration files and database
     contents already match, it changes nothing.
   - "Order: stop O(services); unpack every saved C(.deb) that differs with one C(dpkg --unpack)
@@ -49,6 +59,34 @@ options:
     description: Directory that holds the backup sets.
     type: path
     default: /var/backups/micropvr
+  packages:
+    description: The host's MicroPVR packages; a set that installs any other package is refused.
+    type: list
+    elements: str
+    default: [micropvr, micropvs]
+  config_paths:
+    description:
+      - The host's configuration paths, as given to M(microimpuls.micropvr.micropvr_backup). A set whose
+        configuration lies elsewhere is refused. A path that is a symbolic link allows the tree it leads to.
+    type: list
+    elements: path
+    default: [/etc/micropvr, /usr/local/nginx-micropvr/conf]
+  config_file:
+    description: The micropvr configuration; the SQLite databases it names may be restored.
+    type: path
+    default: /etc/micropvr/micropvr.conf
+  sqlite_databases:
+    description: SQLite databases that may be restored; empty means those O(config_file) names and C(*.db) beside it.
+    type: list
+    elements: path
+    default: []
+  allow_tampered:
+    description:
+      - Restore a set whose seal does not verify (tampered, or from another host whose key is not
+        in O(trusted_seal_keys)). Recorded in the history with a warning. Every other check still
+        applies. Only for a set whose origin you know.
+    type: bool
+    default: false
   services:
     description: Init scripts stopped before and started after the restore, in this order.
     type: list
@@ -59,7 +97,7 @@ options:
     type: bool
     default: true
   state_dir:
-    description: Directory of the host's lock.
+    description: Directory of the host's lock, history, seal key and private work files.
     type: path
     default: /var/lib/microimpuls-micropvr
   fallback_backup_id:
@@ -87,9 +125,10 @@ seealso:
   - module: microimpuls.micropvr.micropvr_install
 notes:
   - The connection settings in O(databases) are matched to the set's dumps by C(engine) and
-    C(name); a dump without settings there is restored through the local socket as root.
+    C(name); a set with a dump of a database that O(databases) does not list is refused.
 extends_documentation_fragment:
   - microimpuls.micropvr.databases
+  - microimpuls.micropvr.seal
 author:
   - microimpuls.micropvr maintainers
 '''
@@ -146,13 +185,19 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import confine
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
     DEFAULT_BACKUP_ROOT,
+    DEFAULT_CONFIG_FILE,
+    DEFAULT_CONFIG_PATHS,
+    DEFAULT_PACKAGES,
     DEFAULT_SERVICES,
     INIT_DIR,
 )
@@ -163,8 +208,11 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db i
     restore,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
+    discover_sqlite_databases,
     dpkg_audit,
+    free_space,
     package_versions,
+    read_micropvr_config,
     service_state,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import (
@@ -178,6 +226,8 @@ POLICY_RC_D = '/usr/sbin/policy-rc.d'
 # policy-rc.d's "action forbidden" answer: maintainer scripts may not start or stop daemons.
 POLICY_DENY = '#!/bin/sh\n# Written by microimpuls.micropvr.micropvr_restore while it installs packages.\nexit 101\n'
 MIB = 1024 * 1024
+# Room to leave on a filesystem beyond what the restore writes there.
+SPACE_MARGIN = 16 * MIB
 
 
 def config_differences(entries):
@@ -243,9 +293,10 @@ def differences(module, manifest, installed):
                                                           manifest['packages'][name]['version']))
     found.extend(config_differences(manifest['config']['entries']))
     found.extend(sqlite_differences(manifest))
-    work = tempfile.mkdtemp(prefix='micropvr-restore-')
-    try:
-        for saved in manifest.get('databases', []):
+    if not manifest.get('databases'):
+        return found
+    with safepath.private_workdir(module.params['state_dir'], 'restore-') as work:
+        for saved in manifest['databases']:
             label = '%s database %s' % (saved['engine'], saved['database'])
             # Sets from before content digests were recorded cannot be compared: restore them.
             if not saved.get('tables'):
@@ -253,8 +304,6 @@ def differences(module, manifest, installed):
                 continue
             live = live_digests(module, database_settings(module, saved), work)
             found.extend('%s: %s' % (label, problem) for problem in digest_differences(saved['tables'], live))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return found
 
 
@@ -355,21 +404,8 @@ def configure_packages(module, changed):
 
 
 def restore_config(set_dir, manifest):
-    with tarfile.open(os.path.join(set_dir, manifest['config']['archive'])) as archive:
-        members = archive.getmembers()
-        for member in members:
-            target = '/' + member.name
-            # tarfile does not replace a file by a symlink or a directory by a file; make room.
-            if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target)):
-                if os.path.isdir(target) and not os.path.islink(target):
-                    shutil.rmtree(target)
-                else:
-                    os.unlink(target)
-        kwargs = {}
-        if hasattr(tarfile, 'fully_trusted_filter'):
-            # Owners, modes and absolute-looking paths are exactly what must come back.
-            kwargs['filter'] = 'fully_trusted'
-        archive.extractall(path='/', members=members, numeric_owner=True, **kwargs)
+    # Member by member, only the manifest's entries, each renamed into place (module_utils/confine.py).
+    confine.extract_config(manifest, os.path.join(set_dir, manifest['config']['archive']))
 
 
 def restore_sqlite(set_dir, manifest):
@@ -378,7 +414,8 @@ def restore_sqlite(set_dir, manifest):
         directory = os.path.dirname(source)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.restore-' % os.path.basename(source))
         try:
-            with os.fdopen(fd, 'wb') as out, open(os.path.join(set_dir, saved['file']), 'rb') as copy:
+            with os.fdopen(fd, 'wb') as out, \
+                    os.fdopen(safepath.open_nofollow(os.path.join(set_dir, saved['file']), os.O_RDONLY), 'rb') as copy:
                 shutil.copyfileobj(copy, out, MIB)
                 out.flush()
                 os.fsync(out.fileno())
@@ -405,18 +442,20 @@ def restore_sqlite(set_dir, manifest):
 
 
 def database_settings(module, saved):
-    """Connection settings for a database of the set: from O(databases), else the local socket."""
+    """Connection settings for a database of the set, from O(databases) (verified_set refused a
+    set with a database that O(databases) does not list)."""
     for db in module.params['databases']:
         if (db['engine'], db['name']) == (saved['engine'], saved['database']):
             return db
-    return dict(engine=saved['engine'], name=saved['database'])
+    raise StepFailed('databases: the set\'s %s database %s is not listed' % (saved['engine'], saved['database']))
 
 
 def restore_databases(module, set_dir, manifest):
     """Restore every external database, then check its rows against the set's digests."""
-    work = tempfile.mkdtemp(prefix='micropvr-restore-')
-    try:
-        for saved in manifest.get('databases', []):
+    if not manifest.get('databases'):
+        return
+    with safepath.private_workdir(module.params['state_dir'], 'restore-') as work:
+        for saved in manifest['databases']:
             db = database_settings(module, saved)
             restore(module, db, os.path.join(set_dir, saved['file']), work)
             if saved.get('tables'):
@@ -424,8 +463,6 @@ def restore_databases(module, set_dir, manifest):
                 if problems:
                     raise StepFailed('%s database %s was restored but does not match the backup set: %s'
                                      % (saved['engine'], saved['database'], '; '.join(problems)))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def stop_services(module, services):
@@ -481,7 +518,9 @@ def apply_set(module, set_dir, manifest, services, hold):
         start_services(module, services)
     except StepFailed as exc:
         raise StepFailed('%s: %s' % (step, exc), touched)
-    except (IOError, OSError, tarfile.TarError, sqlite3.Error) as exc:
+    except Exception as exc:  # pylint: disable=broad-except
+        # Whatever goes wrong (a full disk, a member that fails its check late), the host is put
+        # back on a known state by the caller.
         raise StepFailed('%s: %s: %s' % (step, type(exc).__name__, exc), touched)
 
 
@@ -529,43 +568,126 @@ def recover(module, failure, touched, fallback, services, hold):
     return 'unfinished', failure
 
 
-def verified_set(module, backup_root, backup_id, option):
+def host_allowances(module):
+    """What this host's settings let a restore touch (see confine.host_problems)."""
+    params = module.params
+    config_paths = []
+    for path in (os.path.normpath(p) for p in params['config_paths']):
+        config_paths.append(path)
+        if os.path.islink(path):
+            config_paths.append(os.path.realpath(path))
+    init_scripts = [os.path.join(INIT_DIR, name) for name in params['services']]
+    sqlite_paths = [os.path.normpath(p) for p in params['sqlite_databases']]
+    if not sqlite_paths:
+        # A configuration that does not parse (the rollback may be what repairs it) names none.
+        info, dummy = read_micropvr_config(params['config_file'])
+        sqlite_paths = discover_sqlite_databases(params['config_file'], info['sqlite_databases'])
+    databases = [(db['engine'], db['name']) for db in params['databases']]
+    return config_paths, init_scripts, sqlite_paths, params['packages'], databases
+
+
+def verified_set(module, keys, backup_id, option, allow_tampered=False):
+    """(directory, manifest) of a set that verifies and stays within what this host may touch;
+    fails the module, changing nothing, otherwise."""
+    backup_root = module.params['backup_root']
     try:
         set_dir = backupset.set_path(backup_root, backup_id)
     except backupset.BackupSetError as exc:
         module.fail_json(msg='%s: %s' % (option, exc))
-    if not os.path.isdir(set_dir):
+    if not os.path.isdir(set_dir) or os.path.islink(set_dir):
         ids, dummy = backupset.list_set_dirs(backup_root)
         module.fail_json(msg='%s: no backup set %s in %s (sets there: %s)'
                              % (option, backup_id, backup_root, ', '.join(ids) or 'none'))
-    manifest, problems = backupset.verify_set(module, set_dir, backup_id)
-    if problems:
+    manifest, problems, status = backupset.verify_set(module, set_dir, backup_id, keys)
+    if status == backupset.STATUS_TAMPERED:
+        seal_problem = keys.problem(manifest)
+        rest = [p for p in problems if p != seal_problem and not p.startswith('manifest format_version')]
+        if not allow_tampered or rest:
+            module.fail_json(msg='refusing to restore from backup set %s: it is TAMPERED (%s), nothing was changed. '
+                                 'Restore it only if you know where it comes from: give the key it was sealed with '
+                                 '(micropvr_seal_trusted_keys), or set micropvr_rollback_allow_tampered=true, which '
+                                 'is recorded in the host history%s'
+                                 % (backup_id, seal_problem, '; it also has other problems: %s' % '; '.join(rest)
+                                    if rest else ''), problems=problems, status=status)
+        module.warn('backup set %s is tampered (%s); restoring it anyway because allow_tampered is set'
+                    % (backup_id, seal_problem))
+        if not module.check_mode:
+            hoststate.append_history(module.params['state_dir'], dict(
+                event='tampered-override', backup_id=backup_id, problem=seal_problem,
+                run_id=module.params['lock_owner']))
+    elif problems:
         module.fail_json(msg='refusing to restore from backup set %s: it does not verify, nothing was changed: %s'
-                             % (backup_id, '; '.join(problems)), problems=problems)
+                             % (backup_id, '; '.join(problems)), problems=problems, status=status)
+    problems = confine.host_problems(manifest, *host_allowances(module))
+    if problems:
+        module.fail_json(msg='refusing to restore from backup set %s: it reaches beyond what this host\'s settings '
+                             'name, nothing was changed: %s' % (backup_id, '; '.join(problems)), problems=problems)
     return set_dir, manifest
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            backup_id=dict(type='str', required=True),
-            backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
-            services=dict(type='list', elements='str', default=list(DEFAULT_SERVICES)),
-            databases=dict(type='list', elements='dict', default=[], options=database_argument_spec()),
-            hold=dict(type='bool', default=True),
-            state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
-            lock_owner=dict(type='str'),
-            fallback_backup_id=dict(type='str'),
-        ),
-        supports_check_mode=True,
+def space_problems(set_dir, manifest, changed):
+    """Where the restore would run out of space, checked before the services stop.
+
+    A file is written beside the one it replaces, so each filesystem needs room for the new
+    files put there; unpacking a package needs about three times its .deb on the root filesystem.
+    """
+    needed = {}
+
+    def add(path, size):
+        space = free_space(path)
+        key = os.stat(space['measured_at']).st_dev
+        previous = needed.get(key, (space, 0))
+        needed[key] = (space, previous[1] + size)
+
+    for entry in manifest['config']['entries']:
+        if entry['type'] == 'file':
+            add(entry['path'], entry['size'])
+    for saved in manifest['sqlite']:
+        add(saved['source'], os.path.getsize(os.path.join(set_dir, saved['file'])))
+    for name in changed:
+        add('/usr', 3 * os.path.getsize(os.path.join(set_dir, manifest['packages'][name]['file'])))
+    problems = []
+    for space, size in needed.values():
+        required = size + SPACE_MARGIN
+        if space['free_bytes'] < required:
+            problems.append('the filesystem of %s has %.1f MiB free, the restore needs about %.1f MiB there'
+                            % (space['measured_at'], space['free_bytes'] / float(MIB), required / float(MIB)))
+    return problems
+
+
+def argument_spec():
+    spec = dict(
+        backup_id=dict(type='str', required=True),
+        backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
+        services=dict(type='list', elements='str', default=list(DEFAULT_SERVICES)),
+        packages=dict(type='list', elements='str', default=list(DEFAULT_PACKAGES)),
+        config_paths=dict(type='list', elements='path', default=list(DEFAULT_CONFIG_PATHS)),
+        config_file=dict(type='path', default=DEFAULT_CONFIG_FILE),
+        sqlite_databases=dict(type='list', elements='path', default=[]),
+        databases=dict(type='list', elements='dict', default=[], options=database_argument_spec()),
+        hold=dict(type='bool', default=True),
+        state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
+        lock_owner=dict(type='str'),
+        fallback_backup_id=dict(type='str'),
+        allow_tampered=dict(type='bool', default=False),
     )
+    spec.update(backupset.seal_argument_spec())
+    return spec
+
+
+def run(module):
     params = module.params
     os.umask(0o077)
-    set_dir, manifest = verified_set(module, params['backup_root'], params['backup_id'], 'micropvr_backup_id')
+    try:
+        safepath.check_private_dir(params['backup_root'], 'micropvr_backup_root')
+        safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg=str(exc))
+    keys = backupset.module_seal_keys(module)
+    set_dir, manifest = verified_set(module, keys, params['backup_id'], 'micropvr_backup_id', params['allow_tampered'])
     fallback = None
     if params['fallback_backup_id'] and params['fallback_backup_id'] != params['backup_id']:
-        fallback_dir, fallback_manifest = verified_set(module, params['backup_root'], params['fallback_backup_id'],
-                                                       'fallback_backup_id')
+        fallback_dir, fallback_manifest = verified_set(module, keys, params['fallback_backup_id'], 'fallback_backup_id')
         fallback = (params['fallback_backup_id'], fallback_dir, fallback_manifest)
     for name in params['services']:
         script = os.path.join(INIT_DIR, name)
@@ -582,6 +704,10 @@ def main():
     )
     if not result['differences']:
         module.exit_json(changed=False, outcome='unchanged', **result)
+    space = space_problems(set_dir, manifest, changed_packages(manifest, installed))
+    if space:
+        module.fail_json(msg='refusing to restore backup set %s: not enough free space, nothing was changed and the '
+                             'services still run: %s' % (params['backup_id'], '; '.join(space)), **result)
     if module.check_mode:
         module.exit_json(changed=True, outcome='restored', **result)
 
@@ -604,9 +730,20 @@ def main():
                              'The host lock keeps this unfinished restore: the next run of playbooks/rollback.yml '
                              'or playbooks/update.yml restores a backup set again by itself (fix the cause first).'
                              % (params['backup_id'], exc, describe_state(result['host_state'])), **result)
-    except hoststate.LockError as exc:
+    except (hoststate.LockError, safepath.UnsafePathError) as exc:
         module.fail_json(msg='refusing to restore backup set %s: %s' % (params['backup_id'], exc), **result)
     module.exit_json(changed=True, outcome='restored', **result)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        run(module)
+    except Exception as exc:  # pylint: disable=broad-except
+        # Whatever the set or the host holds, the operator gets a message, not a traceback.
+        module.fail_json(msg='restore of backup set %s stopped: %s: %s' % (module.params['backup_id'],
+                                                                            type(exc).__name__, exc),
+                         exception=traceback.format_exc())
 
 
 if __name__ == '__main__':

@@ -1,5 +1,5 @@
-"""Fault 6: manifest.json is edited after the backup (a package version, a checksum); the seal
-catches it: the gate and a rollback refuse."""
+"""Fault 6: manifest.json is edited after the backup (a package version, a checksum); the keyed
+seal catches it: the set is tampered, the gate and a rollback refuse."""
 
 import json
 
@@ -41,11 +41,11 @@ def test_edited_manifest_is_refused_by_the_gate_and_the_rollback(host, edit):
     rc, result = run_module(host, 'micropvr_install', version=target(host), backup_id=backup_id,
                             **module_args(host, 'packages', 'backup_root'))
     assert rc != 0 and result.get('changed') is False, result
-    assert 'manifest.json was changed after the backup was taken (seal mismatch)' in result['msg'], result['msg']
+    assert 'manifest.json was changed after the backup was taken (its seal does not verify)' in result['msg'], \
+        result['msg']
 
     rollback = run_playbook(host, 'rollback.yml', micropvr_backup_id=backup_id)
     assert rollback.returncode != 0
-    assert 'refusing to restore from backup set %s: it does not verify, nothing was changed' % backup_id \
-        in rollback.output
-    assert 'manifest.json was changed after the backup was taken (seal mismatch)' in rollback.output
+    assert 'refusing to restore from backup set %s: it is TAMPERED' % backup_id in rollback.output, rollback.output
+    assert 'manifest.json was changed after the backup was taken (its seal does not verify)' in rollback.output
     assert host_state(host) == before

@@ -183,7 +183,8 @@ def run_module(host, module, *options, **args):
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible'),
                '-i', os.environ['MOLECULE_INVENTORY_FILE'], hostname, '--become'] + list(options) + \
               ['-m', 'microimpuls.micropvr.%s' % module, '-a', json.dumps(args)]
-    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+    # Molecule forces colour on; the result line must start with the host name.
+    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
                ANSIBLE_STDOUT_CALLBACK='ansible.builtin.minimal')
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     # minimal callback: "<host> | STATUS => {json}"; ansible-core 2.19 prints an [ERROR]

@@ -1,5 +1,7 @@
 """Unit tests for the filter plugins: deb_version_compare, micropvr_config, backup_gate and backup_pick.
 
+(backup_fetch_files has its own tests in test_backup_fetch_files.py; its documentation is checked here.)
+
 Called directly, through FilterModule().filters(), and rendered by Ansible's own templating in a
 real ansible-playbook run; their YAML documentation is checked with ansible-doc.
 """
@@ -19,6 +21,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.microimpuls.micropvr.plugins.filter import backup_gate as backup_gate_plugin
 from ansible_collections.microimpuls.micropvr.plugins.filter import deb_version_compare as compare_plugin
 from ansible_collections.microimpuls.micropvr.plugins.filter import micropvr_config as config_plugin
+from ansible_collections.microimpuls.micropvr.plugins.filter.backup_fetch_files import backup_fetch_files
 from ansible_collections.microimpuls.micropvr.plugins.filter.backup_gate import backup_gate, backup_pick
 from ansible_collections.microimpuls.micropvr.plugins.filter.deb_version_compare import deb_version_compare
 from ansible_collections.microimpuls.micropvr.plugins.filter.micropvr_config import micropvr_config
@@ -333,6 +336,7 @@ DOCS = {
     'micropvr_config': micropvr_config,
     'backup_gate': backup_gate,
     'backup_pick': backup_pick,
+    'backup_fetch_files': backup_fetch_files,
 }
 
 
@@ -360,7 +364,7 @@ def test_doc_sidecar(name):
 def test_doc_options_match_the_signature(name):
     documentation = load_doc(name)['DOCUMENTATION']
     parameters = list(inspect.signature(DOCS[name]).parameters.values())
-    positional = [p.strip() for p in documentation['positional'].split(',')]
+    positional = [p.strip() for p in documentation.get('positional', '').split(',') if p.strip()]
     assert positional == [p.name for p in parameters[1:]]
     assert sorted(documentation['options']) == sorted(['_input'] + positional)
     for parameter in parameters[1:]:

@@ -1,39 +1,68 @@
-"""Unit tests for plugins/module_utils/backupset.py: ids, seal, manifest, verification, retention."""
+"""Unit tests for plugins/module_utils/backupset.py: ids, keyed seal, seal keys, manifest, verification,
+listing and retention.
+
+Every set is a real one on disk (backup_sets.make_set: a real config.tar, SQLite copy, .deb files
+and dump, sealed with a test key), so that what passes here is what micropvr_backup writes.
+"""
 
 import copy
 import datetime
 import hashlib
+import hmac
+import io
 import json
 import os
 import random
-import sqlite3
 import stat
 import tarfile
 
 import pytest
 
+from backup_sets import (
+    DEB_FIELDS,
+    DUMP_FILE,
+    KEYS,
+    OTHER_KEY,
+    OTHER_KEY_HEX,
+    OTHER_KEYS,
+    PACKAGES,
+    SQLITE_FILE,
+    TEST_KEY,
+    TEST_KEY_HEX,
+    make_set,
+    reseal,
+    reseal_unkeyed,
+    unkeyed_seal,
+    write_raw,
+)
 from fake_module import FakeModuleBase
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, confine
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.backupset import (
     FORMAT_VERSION,
     INCOMPLETE_PREFIX,
     MANIFEST,
+    SEAL_KEY_FILE,
     STATUS_DAMAGED,
+    STATUS_TAMPERED,
     STATUS_UNVERIFIED,
     STATUS_VERIFIED,
     BackupSetError,
+    SealKeys,
     file_entry,
+    key_id,
     list_set_dirs,
     list_sets,
     load_manifest,
     new_backup_id,
-    seal,
-    seal_matches,
+    parse_key,
+    read_key_file,
+    seal_keys,
     select_for_removal,
     set_path,
     set_size,
     sha256_file,
+    status_of,
     summarize,
     utc_now_iso,
     validate_backup_id,
@@ -43,43 +72,10 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.backupset imp
 )
 
 UTC = datetime.timezone.utc
-DEFAULT_FILES = {
-    'config.tar': (b'pretend tar archive\n' * 10, 'config'),
-    'sqlite/records.db': (b'pretend sqlite database' * 3, 'sqlite'),
-    'packages/micropvr_1.9.0-1_amd64.deb': (b'!<arch>\npretend deb\n', 'package'),
-}
-
-
-def make_set(root, backup_id, files=None, pinned=False, verified=True, reason='manual', manifest_id=None):
-    """Write a complete backup set the way micropvr_backup does: files, then a sealed manifest."""
-    directory = os.path.join(str(root), backup_id)
-    os.makedirs(directory)
-    entries = []
-    for relpath, (content, kind) in sorted((files if files is not None else DEFAULT_FILES).items()):
-        full = os.path.join(directory, relpath)
-        if not os.path.isdir(os.path.dirname(full)):
-            os.makedirs(os.path.dirname(full))
-        with open(full, 'wb') as handle:
-            handle.write(content)
-        entries.append(file_entry(directory, relpath, kind))
-    manifest = dict(
-        format_version=FORMAT_VERSION,
-        backup_id=manifest_id or backup_id,
-        created_at='2026-11-26T22:15:00Z',
-        host='pvr1.example.net',
-        reason=reason,
-        pinned=pinned,
-        packages=dict(
-            micropvr=dict(version='1.9.0-1', architecture='amd64',
-                          file='packages/micropvr_1.9.0-1_amd64.deb', source='apt-cache'),
-            micropvs=dict(version='1:2.0-1', architecture='amd64',
-                          file='packages/micropvs_1%3a2.0-1_amd64.deb', source='dpkg-repack'),
-        ),
-        files=entries,
-        verified_at='2026-11-26T22:15:07Z' if verified else None,
-    )
-    write_manifest(directory, manifest)
-    return directory, manifest
+ID = '20261126T221500Z'
+CHANGED = 'manifest.json was changed after the backup was taken (its seal does not verify)'
+FORMAT_1 = ('manifest.json has only an unkeyed checksum (a set of format 1, from before keyed seals), so it '
+            'cannot be authenticated')
 
 
 def flip_byte(path, offset=0):
@@ -88,6 +84,51 @@ def flip_byte(path, offset=0):
         byte = handle.read(1)
         handle.seek(offset)
         handle.write(bytes([byte[0] ^ 0x01]))
+
+
+def files_of(directory):
+    """Relative paths of every file in ``directory``."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(str(directory)):
+        found.extend(os.path.relpath(os.path.join(dirpath, name), str(directory)) for name in filenames)
+    return sorted(found)
+
+
+def expected_hmac(manifest, key=TEST_KEY):
+    body = dict((k, v) for k, v in manifest.items() if k not in ('seal', 'manifest_sha256'))
+    return hmac.new(key, json.dumps(body, sort_keys=True, separators=(',', ':')).encode('utf-8'),
+                    hashlib.sha256).hexdigest()
+
+
+class DebModule(FakeModuleBase):
+    """dpkg-deb --field answers from {basename: fields}; nothing else runs."""
+
+    def __init__(self, fields=None, bins=None):
+        self.fields = DEB_FIELDS if fields is None else fields
+        self.bins = bins if bins is not None else {'dpkg-deb': '/usr/bin/dpkg-deb'}
+        self.commands = []
+
+    def run_command(self, args, **kwargs):
+        self.commands.append(list(args))
+        if args[0] == '/usr/bin/dpkg-deb':
+            fields = self.fields.get(os.path.basename(args[2]))
+            if fields is None:
+                return 2, '', 'dpkg-deb: error: not a Debian format archive\n'
+            return 0, ''.join('%s: %s\n' % item for item in fields.items()), ''
+        return 127, '', 'unexpected command'
+
+
+def test_sample_set_is_a_sound_format_2_set(tmp_path):
+    """The helper every test uses writes what micropvr_backup writes: it passes every check."""
+    directory, manifest = make_set(tmp_path, ID)
+    assert manifest['format_version'] == FORMAT_VERSION == 2
+    assert confine.manifest_problems(manifest) == []
+    assert confine.archive_problems(manifest, os.path.join(directory, 'config.tar')) == []
+    assert [e['type'] for e in manifest['config']['entries']] == ['directory', 'directory', 'file', 'symlink',
+                                                                  'file']
+    assert files_of(directory) == sorted(['config.tar', SQLITE_FILE, DUMP_FILE, MANIFEST] +
+                                         [path for version, path in PACKAGES.values()])
+    assert verify_set(DebModule(), directory, ID, KEYS) == (load_manifest(directory), [], STATUS_VERIFIED)
 
 
 # --- ids ---------------------------------------------------------------------------------------
@@ -199,55 +240,77 @@ def test_sha256_file_missing_raises(tmp_path):
         sha256_file(str(tmp_path / 'nope'))
 
 
-def sample_manifest():
-    return dict(
-        format_version=1,
-        backup_id='20261126T221500Z',
-        created_at='2026-11-26T22:15:00Z',
-        host='pvr1.example.net',
-        reason='pre-update to 1.10.0-1',
-        pinned=False,
-        packages=dict(micropvr=dict(version='1.9.0-1', architecture='amd64',
-                                    file='packages/micropvr_1.9.0-1_amd64.deb', source='apt-cache')),
-        files=[dict(path='config.tar', kind='config', size=10240, sha256='a' * 64),
-               dict(path='sqlite/records.db', kind='sqlite', size=8192, sha256='b' * 64)],
-        verified_at=None,
-    )
+
+# --- the keyed seal ----------------------------------------------------------------------------
+
+@pytest.fixture
+def sealed(tmp_path):
+    """(directory, manifest) of a real set sealed with the test key."""
+    return make_set(tmp_path, ID)
 
 
-def test_seal_adds_sha256_and_matches():
-    manifest = sample_manifest()
-    assert seal(manifest) is manifest
-    assert len(manifest['manifest_sha256']) == 64
-    int(manifest['manifest_sha256'], 16)
-    assert seal_matches(manifest)
+def test_sign_adds_a_keyed_seal_that_verifies(sealed):
+    directory, manifest = sealed
+    assert manifest['seal'] == dict(algorithm='hmac-sha256', key_id=key_id(TEST_KEY), hmac=expected_hmac(manifest))
+    assert 'manifest_sha256' not in manifest
+    assert KEYS.problem(manifest) is None
+    assert KEYS.problem(load_manifest(directory)) is None
 
 
-def test_seal_is_over_canonical_json_without_the_seal_itself():
-    manifest = sample_manifest()
-    expected = hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
-    seal(manifest)
-    assert manifest['manifest_sha256'] == expected
-    # re-sealing a sealed manifest gives the same seal
-    seal(manifest)
-    assert manifest['manifest_sha256'] == expected
+def test_seal_is_over_canonical_json_without_the_seal_itself(sealed):
+    directory, manifest = sealed
+    first = dict(manifest['seal'])
+    assert KEYS.sign(manifest) is manifest
+    assert manifest['seal'] == first  # re-sealing a sealed manifest gives the same seal
+    assert KEYS.sign(dict((k, v) for k, v in manifest.items() if k != 'seal'))['seal'] == first
 
 
-def test_seal_does_not_depend_on_key_order():
-    manifest = seal(sample_manifest())
+def test_seal_does_not_depend_on_key_order(sealed):
+    directory, manifest = sealed
     reordered = dict(reversed(list(manifest.items())))
     assert list(reordered) != list(manifest)
-    assert seal_matches(reordered)
-    assert seal_matches(json.loads(json.dumps(manifest, indent=2)))
+    assert KEYS.problem(reordered) is None
+    assert KEYS.problem(json.loads(json.dumps(manifest, indent=2))) is None
 
 
-def test_unsealed_manifest_does_not_match():
-    assert not seal_matches(sample_manifest())
-    manifest = seal(sample_manifest())
-    manifest['manifest_sha256'] = 'f' * 64
-    assert not seal_matches(manifest)
-    del manifest['manifest_sha256']
-    assert not seal_matches(manifest)
+def test_sign_drops_the_unkeyed_checksum_of_format_1(sealed):
+    directory, manifest = sealed
+    unkeyed_seal(manifest)
+    assert 'seal' not in manifest
+    KEYS.sign(manifest)
+    assert 'manifest_sha256' not in manifest
+    assert KEYS.problem(manifest) is None
+
+
+@pytest.mark.parametrize('seal_value, problem', [
+    (None, 'manifest.json has no seal'),
+    ('f' * 64, 'manifest.json has no seal'),
+    (dict(algorithm='sha256', key_id='x', hmac='f' * 64), "manifest.json has a seal of unknown kind 'sha256'"),
+    (dict(algorithm='hmac-sha256', key_id=key_id(TEST_KEY), hmac=5), "manifest.json has a seal of unknown kind "
+                                                                     "'hmac-sha256'"),
+    (dict(algorithm='hmac-sha256', key_id=key_id(TEST_KEY), hmac='f' * 64), CHANGED),
+    (dict(algorithm='hmac-sha256', key_id=key_id(TEST_KEY)), "manifest.json has a seal of unknown kind "
+                                                             "'hmac-sha256'"),
+])
+def test_a_missing_or_broken_seal_does_not_verify(sealed, seal_value, problem):
+    directory, manifest = sealed
+    if seal_value is None:
+        del manifest['seal']
+    else:
+        manifest['seal'] = seal_value
+    assert KEYS.problem(manifest) == problem
+
+
+def test_the_key_id_in_the_seal_is_only_a_hint(sealed):
+    """Which key sealed a set is named for the operator; the HMAC alone decides."""
+    directory, manifest = sealed
+    manifest['seal']['key_id'] = key_id(OTHER_KEY)
+    assert KEYS.problem(manifest) is None
+    assert OTHER_KEYS.problem(manifest) == CHANGED
+
+
+def _first(m, kind):
+    return [e for e in m['files'] if e['kind'] == kind][0]
 
 
 EDITS = [
@@ -258,81 +321,340 @@ EDITS = [
     ('file removed', lambda m: m['files'].pop()),
     ('package version', lambda m: m['packages']['micropvr'].__setitem__('version', '1.10.0-1')),
     ('package architecture', lambda m: m['packages']['micropvr'].__setitem__('architecture', 'arm64')),
-    ('package added', lambda m: m['packages'].__setitem__('micropvs', dict(version='1'))),
+    ('package file', lambda m: m['packages']['micropvr'].__setitem__('file', '/tmp/anything.deb')),
+    ('package added', lambda m: m['packages'].__setitem__('micropvr-control', dict(version='1'))),
+    ('config entry checksum', lambda m: m['config']['entries'][2].__setitem__('sha256', 'd' * 64)),
+    ('config entry mode', lambda m: m['config']['entries'][2].__setitem__('mode', '4755')),
+    ('config entry owner', lambda m: m['config']['entries'][2].__setitem__('uid', 1234)),
+    ('config entry link target', lambda m: m['config']['entries'][3].__setitem__('target', '/root/.ssh')),
+    ('config entry added', lambda m: m['config']['entries'].append(dict(m['config']['entries'][2], path='/x'))),
+    ('config path', lambda m: m['config']['paths'].append('/etc/cron.d')),
+    ('config archive', lambda m: m['config'].__setitem__('archive', 'other.tar')),
+    ('sqlite source', lambda m: m['sqlite'][0].__setitem__('source', '/etc/shadow')),
+    ('sqlite file', lambda m: m['sqlite'][0].__setitem__('file', 'config.tar')),
+    ('sqlite owner', lambda m: m['sqlite'][0].__setitem__('uid', 1234)),
+    ('database name', lambda m: m['databases'][0].__setitem__('database', 'mysql')),
+    ('database removed', lambda m: m['databases'].pop()),
+    ('service state', lambda m: m['services'].__setitem__('micropvr', 'stopped')),
     ('pinned', lambda m: m.__setitem__('pinned', True)),
     ('verified_at', lambda m: m.__setitem__('verified_at', '2026-11-26T22:16:00Z')),
     ('backup_id', lambda m: m.__setitem__('backup_id', '20261126T221501Z')),
     ('created_at', lambda m: m.__setitem__('created_at', '2026-11-26T22:15:01Z')),
-    ('reason', lambda m: m.__setitem__('reason', 'manual')),
+    ('reason', lambda m: m.__setitem__('reason', 'pre-update to 1.10.0-1')),
     ('host', lambda m: m.__setitem__('host', 'pvr2.example.net')),
-    ('format_version', lambda m: m.__setitem__('format_version', 2)),
+    ('format_version', lambda m: m.__setitem__('format_version', 1)),
     ('new key', lambda m: m.__setitem__('extra', None)),
     ('key removed', lambda m: m.pop('reason')),
-    ('int to string', lambda m: m['files'][0].__setitem__('size', '10240')),
+    ('int to string', lambda m: m['files'][0].__setitem__('size', str(m['files'][0]['size']))),
+    ('bool to int', lambda m: m.__setitem__('pinned', 0)),
 ]
 
 
 @pytest.mark.parametrize('edit', [e[1] for e in EDITS], ids=[e[0] for e in EDITS])
-def test_any_edit_breaks_the_seal_and_resealing_fixes_it(edit):
-    manifest = seal(sample_manifest())
+def test_any_edit_breaks_the_seal_and_only_the_key_reseals_it(sealed, edit):
+    directory, manifest = sealed
     edit(manifest)
-    assert not seal_matches(manifest)
-    seal(manifest)
-    assert seal_matches(manifest)
+    assert KEYS.problem(manifest) == CHANGED
+    # Resealed the old way (anyone can compute a sha256): not authenticated.
+    assert KEYS.problem(unkeyed_seal(copy.deepcopy(manifest))) == FORMAT_1
+    # Resealed with another key: not this host's seal.
+    other = OTHER_KEYS.sign(copy.deepcopy(manifest))
+    assert KEYS.problem(other).startswith('manifest.json is sealed with key %s, which this host does not have'
+                                          % key_id(OTHER_KEY))
+    # Only the key itself makes it verify again.
+    KEYS.sign(manifest)
+    assert KEYS.problem(manifest) is None
+
+
+# --- seal keys ---------------------------------------------------------------------------------
+
+SECRET = 'c0ffee' * 10 + 'c0f'  # 63 hex digits: almost a key, and as secret as one
+
+
+def test_key_id_is_short_stable_and_not_the_key():
+    assert key_id(TEST_KEY) == key_id(bytes(TEST_KEY))
+    assert len(key_id(TEST_KEY)) == 16
+    int(key_id(TEST_KEY), 16)
+    assert key_id(TEST_KEY) != key_id(OTHER_KEY)
+    assert key_id(TEST_KEY) not in TEST_KEY_HEX
+
+
+@pytest.mark.parametrize('text', [TEST_KEY_HEX, TEST_KEY_HEX.upper(), TEST_KEY_HEX + '\n', '  %s\n' % TEST_KEY_HEX])
+def test_parse_key_accepts_64_hex_digits(text):
+    assert parse_key(text, 'seal_key') == TEST_KEY
+
+
+@pytest.mark.parametrize('text', [SECRET, SECRET + 'g', TEST_KEY_HEX + 'ab', TEST_KEY_HEX[:-2], 'secret-passphrase',
+                                  '', 'zz' * 32, TEST_KEY_HEX[:31] + ' ' + TEST_KEY_HEX[32:]])
+def test_parse_key_refuses_bad_text_without_repeating_it(text):
+    with pytest.raises(BackupSetError) as excinfo:
+        parse_key(text, 'seal_key')
+    message = str(excinfo.value)
+    assert message.startswith('seal_key: a seal key must be 64 hex digits')
+    if text:
+        assert text.strip() not in message
+        assert text.strip()[:12] not in message
+
+
+@pytest.mark.parametrize('value', [None, 12345, b'00' * 32, ['00' * 32]])
+def test_parse_key_refuses_non_strings(value):
+    with pytest.raises(BackupSetError) as excinfo:
+        parse_key(value, 'trusted_seal_keys[0]')
+    assert str(excinfo.value) == 'trusted_seal_keys[0]: a seal key must be a string of 64 hex digits'
+
+
+def test_seal_keys_bad_seal_key_or_trusted_key_names_the_option_not_the_value(tmp_path):
+    with pytest.raises(BackupSetError) as excinfo:
+        seal_keys(str(tmp_path), seal_key=SECRET)
+    assert str(excinfo.value).startswith('seal_key: ')
+    assert SECRET not in str(excinfo.value)
+    with pytest.raises(BackupSetError) as excinfo:
+        seal_keys(str(tmp_path), seal_key=TEST_KEY_HEX, trusted_keys=[OTHER_KEY_HEX, SECRET])
+    assert str(excinfo.value).startswith('trusted_seal_keys[1]: ')
+    assert SECRET not in str(excinfo.value)
+    assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    path = tmp_path / 'state'
+    path.mkdir(mode=0o700)
+    return str(path)
+
+
+def test_the_key_file_is_created_0600_once(state_dir):
+    old_umask = os.umask(0)
+    try:
+        first = seal_keys(state_dir, create=True)
+    finally:
+        os.umask(old_umask)
+    path = os.path.join(state_dir, SEAL_KEY_FILE)
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+    assert os.lstat(path).st_uid == os.geteuid()
+    with open(path) as handle:
+        text = handle.read()
+    assert len(text) == 65 and text.endswith('\n')
+    assert first.own == bytes.fromhex(text.strip())
+    assert first.own not in (TEST_KEY, OTHER_KEY)
+    assert os.listdir(state_dir) == [SEAL_KEY_FILE]  # no temporary file left
+    # The second run uses the same key, whether it may create one or not.
+    assert seal_keys(state_dir, create=True).own == first.own
+    assert seal_keys(state_dir).own == first.own
+    assert read_key_file(path) == first.own
+    with open(path) as handle:
+        assert handle.read() == text
+
+
+def test_two_installations_get_different_keys(tmp_path):
+    first, second = tmp_path / 'a', tmp_path / 'b'
+    first.mkdir()
+    second.mkdir()
+    assert seal_keys(str(first), create=True).own != seal_keys(str(second), create=True).own
+
+
+def test_without_a_key_file_nothing_is_created_and_nothing_verifies(state_dir, tmp_path):
+    keys = seal_keys(state_dir)
+    assert keys.own is None
+    assert os.listdir(state_dir) == []
+    directory, manifest = make_set(tmp_path / 'root', ID)
+    problem = keys.problem(manifest)
+    assert problem.startswith('this host has no seal key to check the seal with: ')
+    assert 'does not exist yet' in problem
+    with pytest.raises(BackupSetError) as excinfo:
+        write_manifest(directory, dict(manifest, reason='x'), keys)
+    assert str(excinfo.value).startswith('no seal key: %s does not exist yet' % os.path.join(state_dir, SEAL_KEY_FILE))
+    assert load_manifest(directory) == manifest  # nothing written
+    assert summarize(directory, ID, keys)['status'] == STATUS_TAMPERED
+
+
+def test_seal_key_overrides_the_key_file(state_dir, tmp_path):
+    from_file = seal_keys(state_dir, create=True)
+    keys = seal_keys(state_dir, seal_key=TEST_KEY_HEX)
+    assert keys.own == TEST_KEY != from_file.own
+    assert keys.trusted == []
+    directory, manifest = make_set(tmp_path / 'root', ID, keys=from_file)
+    assert summarize(directory, ID, from_file)['status'] == STATUS_VERIFIED
+    assert summarize(directory, ID, keys)['status'] == STATUS_TAMPERED
+    # The key file is left as it was.
+    assert seal_keys(state_dir).own == from_file.own
+
+
+def test_trusted_keys_accept_another_hosts_set_and_never_seal(state_dir, tmp_path):
+    directory, manifest = make_set(tmp_path / 'root', ID, keys=OTHER_KEYS)
+    own_only = seal_keys(state_dir, seal_key=TEST_KEY_HEX)
+    summary = summarize(directory, ID, own_only)
+    assert summary['status'] == STATUS_TAMPERED
+    assert summary['problems'] == [
+        "manifest.json is sealed with key %s, which this host does not have (its keys: %s); a set from another host "
+        "needs that host's key in micropvr_seal_trusted_keys" % (key_id(OTHER_KEY), key_id(TEST_KEY))]
+    assert verify_set(DebModule(), directory, ID, own_only)[2] == STATUS_TAMPERED
+
+    keys = seal_keys(state_dir, seal_key=TEST_KEY_HEX, trusted_keys=[OTHER_KEY_HEX])
+    assert summarize(directory, ID, keys)['status'] == STATUS_VERIFIED
+    assert verify_set(DebModule(), directory, ID, keys) == (manifest, [], STATUS_VERIFIED)
+    # It trusts the other key, it does not seal with it.
+    assert keys.sign(dict(manifest))['seal']['key_id'] == key_id(TEST_KEY)
+    # Trusted keys work with the key file too.
+    from_file = seal_keys(state_dir, trusted_keys=[OTHER_KEY_HEX], create=True)
+    assert from_file.own not in (None, OTHER_KEY)
+    assert summarize(directory, ID, from_file)['status'] == STATUS_VERIFIED
+
+
+def test_the_own_key_among_the_trusted_keys_is_counted_once():
+    keys = SealKeys(TEST_KEY, [TEST_KEY, OTHER_KEY])
+    assert keys.trusted == [OTHER_KEY]
+
+
+def _valid_key_file(path, mode=0o600):
+    with open(path, 'w') as handle:
+        handle.write(TEST_KEY_HEX + '\n')
+    os.chmod(path, mode)
+
+
+def test_a_symlinked_key_file_is_refused(state_dir, tmp_path):
+    elsewhere = str(tmp_path / 'elsewhere.key')
+    _valid_key_file(elsewhere)
+    path = os.path.join(state_dir, SEAL_KEY_FILE)
+    os.symlink(elsewhere, path)
+    for create in (False, True):
+        with pytest.raises(BackupSetError) as excinfo:
+            seal_keys(state_dir, create=create)
+        assert str(excinfo.value) == 'seal key %s is a symlink; refusing to use it' % path
+    assert os.path.islink(path)
+
+
+def test_a_dangling_symlinked_key_file_is_refused_and_nothing_created_behind_it(state_dir, tmp_path):
+    target = tmp_path / 'planted.key'
+    path = os.path.join(state_dir, SEAL_KEY_FILE)
+    os.symlink(str(target), path)
+    with pytest.raises(BackupSetError) as excinfo:
+        seal_keys(state_dir, create=True)
+    assert 'symlink' in str(excinfo.value)
+    assert not target.exists()
+    assert os.listdir(state_dir) == [SEAL_KEY_FILE]
+
+
+@pytest.mark.parametrize('mode', [0o644, 0o640, 0o604, 0o660, 0o602])
+def test_a_key_file_open_to_others_is_refused(state_dir, mode):
+    path = os.path.join(state_dir, SEAL_KEY_FILE)
+    _valid_key_file(path, mode)
+    with pytest.raises(BackupSetError) as excinfo:
+        seal_keys(state_dir, create=True)
+    assert str(excinfo.value) == (
+        'seal key %s must be a regular file owned by uid %d with mode 0600 (it is uid %d, mode %04o); refusing '
+        'to use it' % (path, os.geteuid(), os.geteuid(), mode))
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode  # not "fixed" behind the operator's back
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to give the file away')
+def test_a_key_file_of_another_owner_is_refused(state_dir):
+    path = os.path.join(state_dir, SEAL_KEY_FILE)
+    _valid_key_file(path)
+    os.chown(path, 1234, 1234)
+    with pytest.raises(BackupSetError) as excinfo:
+        seal_keys(state_dir, create=True)
+    assert 'it is uid 1234, mode 0600' in str(excinfo.value)
+    assert TEST_KEY_HEX not in str(excinfo.value)
+
+
+def test_a_key_file_that_is_a_directory_is_refused(state_dir):
+    os.mkdir(os.path.join(state_dir, SEAL_KEY_FILE), 0o700)
+    with pytest.raises(BackupSetError) as excinfo:
+        seal_keys(state_dir, create=True)
+    assert 'must be a regular file' in str(excinfo.value)
+
+
+def test_a_key_file_with_bad_content_does_not_show_it(state_dir):
+    path = os.path.join(state_dir, SEAL_KEY_FILE)
+    with open(path, 'w') as handle:
+        handle.write(SECRET + '\n')
+    os.chmod(path, 0o600)
+    with pytest.raises(BackupSetError) as excinfo:
+        seal_keys(state_dir, create=True)
+    assert str(excinfo.value).startswith('seal key %s: a seal key must be 64 hex digits' % path)
+    assert SECRET not in str(excinfo.value)
+    with open(path) as handle:
+        assert handle.read() == SECRET + '\n'  # never replaced by a fresh key
 
 
 # --- write / load ------------------------------------------------------------------------------
 
-def test_write_manifest_round_trips_with_mode_0600(tmp_path):
+def test_write_manifest_round_trips_with_mode_0600(sealed, tmp_path):
+    directory, manifest = sealed
+    copy_dir = tmp_path / 'copy'
+    copy_dir.mkdir()
+    manifest = copy.deepcopy(manifest)
+    del manifest['seal']
     old_umask = os.umask(0o022)
     try:
-        manifest = sample_manifest()
-        path = write_manifest(str(tmp_path), manifest)
+        path = write_manifest(str(copy_dir), manifest, KEYS)
     finally:
         os.umask(old_umask)
-    assert path == os.path.join(str(tmp_path), MANIFEST)
+    assert path == os.path.join(str(copy_dir), MANIFEST)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert 'manifest_sha256' in manifest  # sealed in place
-    loaded = load_manifest(str(tmp_path))
+    assert manifest['seal']['hmac'] == expected_hmac(manifest)  # sealed in place
+    loaded = load_manifest(str(copy_dir))
     assert loaded == manifest
-    assert seal_matches(loaded)
-    assert sorted(os.listdir(str(tmp_path))) == [MANIFEST]  # no temp file left
+    assert KEYS.problem(loaded) is None
+    assert sorted(os.listdir(str(copy_dir))) == [MANIFEST]  # no temp file left
     with open(path) as handle:
         text = handle.read()
     assert text.endswith('}\n')
     assert text == json.dumps(manifest, indent=2, sort_keys=True) + '\n'
 
 
-def test_write_manifest_is_0600_even_with_an_open_umask(tmp_path):
+def test_write_manifest_is_0600_even_with_an_open_umask(sealed, tmp_path):
+    directory, manifest = sealed
     old_umask = os.umask(0)
     try:
-        path = write_manifest(str(tmp_path), sample_manifest())
+        path = write_manifest(str(tmp_path), manifest, KEYS)
     finally:
         os.umask(old_umask)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
-def test_write_manifest_replaces_the_previous_manifest(tmp_path):
-    first = sample_manifest()
-    write_manifest(str(tmp_path), first)
-    second = sample_manifest()
-    second['verified_at'] = '2026-11-26T22:15:07Z'
-    write_manifest(str(tmp_path), second)
-    assert load_manifest(str(tmp_path))['verified_at'] == '2026-11-26T22:15:07Z'
-    assert seal_matches(load_manifest(str(tmp_path)))
+def test_write_manifest_replaces_the_previous_manifest(sealed):
+    directory, manifest = sealed
+    manifest['verified_at'] = '2026-11-26T22:15:08Z'
+    write_manifest(directory, manifest, KEYS)
+    assert load_manifest(directory)['verified_at'] == '2026-11-26T22:15:08Z'
+    assert KEYS.problem(load_manifest(directory)) is None
 
 
-def test_write_manifest_failure_leaves_the_old_manifest_intact(tmp_path):
-    write_manifest(str(tmp_path), sample_manifest())
-    path = os.path.join(str(tmp_path), MANIFEST)
+def test_write_manifest_failure_leaves_the_old_manifest_intact(sealed):
+    directory, manifest = sealed
+    path = os.path.join(directory, MANIFEST)
     with open(path, 'rb') as handle:
         before = handle.read()
-    broken = sample_manifest()
-    broken['reason'] = object()  # not JSON serialisable: fails half-way through the write
+    broken = dict(manifest, reason=object())  # not JSON serialisable: fails before or half-way through the write
     with pytest.raises(TypeError):
-        write_manifest(str(tmp_path), broken)
+        write_manifest(directory, broken, KEYS)
     with open(path, 'rb') as handle:
         assert handle.read() == before
+
+
+def test_write_manifest_does_not_write_through_a_planted_symlink(sealed, tmp_path):
+    directory, manifest = sealed
+    victim = tmp_path / 'victim'
+    victim.write_text('untouched\n')
+    os.symlink(str(victim), os.path.join(directory, MANIFEST + '.tmp'))
+    with pytest.raises(OSError):
+        write_manifest(directory, manifest, KEYS)
+    assert victim.read_text() == 'untouched\n'
+
+
+def test_load_manifest_does_not_follow_a_symlink(sealed, tmp_path):
+    """A manifest.json that is a symbolic link (to a sealed manifest elsewhere) is not read."""
+    directory, manifest = sealed
+    elsewhere = tmp_path / 'elsewhere.json'
+    os.rename(os.path.join(directory, MANIFEST), str(elsewhere))
+    os.symlink(str(elsewhere), os.path.join(directory, MANIFEST))
+    with pytest.raises(BackupSetError) as excinfo:
+        load_manifest(directory)
+    assert str(excinfo.value) == '%s: Too many levels of symbolic links' % os.path.join(directory, MANIFEST)
+    summary = summarize(directory, ID, KEYS)
+    assert summary['status'] == STATUS_DAMAGED
+    assert verify_set(DebModule(), directory, ID, KEYS)[1:] == ([str(excinfo.value)], STATUS_DAMAGED)
 
 
 def test_load_manifest_missing_names_the_file(tmp_path):
@@ -379,47 +701,65 @@ def test_file_entry(tmp_path):
                          sha256=hashlib.sha256(b'12345').hexdigest(), source='/etc/micropvr/records.db')
 
 
+
 # --- verify_files ------------------------------------------------------------------------------
 
-def test_verify_files_intact_set(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
-    assert verify_files(directory, load_manifest(directory)) == []
-    assert verify_files(directory, manifest) == []
+def test_verify_files_intact_set(sealed):
+    directory, manifest = sealed
+    assert verify_files(directory, load_manifest(directory), KEYS) == []
+    assert verify_files(directory, manifest, KEYS) == []
 
 
-def test_verify_files_flipped_byte_is_a_sha256_problem(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
-    flip_byte(os.path.join(directory, 'sqlite', 'records.db'), offset=7)
-    assert verify_files(directory, load_manifest(directory)) == [
+def test_verify_files_flipped_byte_is_a_sha256_problem(sealed):
+    directory, manifest = sealed
+    flip_byte(os.path.join(directory, SQLITE_FILE), offset=7)
+    assert verify_files(directory, load_manifest(directory), KEYS) == [
         'sqlite/records.db: sha256 does not match the manifest']
 
 
-def test_verify_files_truncated_file_is_a_size_problem(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
+def test_verify_files_truncated_file_is_a_size_problem(sealed):
+    directory, manifest = sealed
     path = os.path.join(directory, 'config.tar')
     size = os.path.getsize(path)
     with open(path, 'r+b') as handle:
         handle.truncate(size - 10)
-    assert verify_files(directory, load_manifest(directory)) == [
+    assert verify_files(directory, load_manifest(directory), KEYS) == [
         'config.tar: size %d, manifest says %d' % (size - 10, size)]
 
 
-def test_verify_files_missing_file(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
+def test_verify_files_missing_file(sealed):
+    directory, manifest = sealed
     os.unlink(os.path.join(directory, 'packages', 'micropvr_1.9.0-1_amd64.deb'))
-    assert verify_files(directory, load_manifest(directory)) == [
+    assert verify_files(directory, load_manifest(directory), KEYS) == [
         'packages/micropvr_1.9.0-1_amd64.deb: missing']
 
 
-def test_verify_files_listed_path_that_is_a_directory_is_missing(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
+def test_verify_files_listed_path_that_is_a_directory_is_missing(sealed):
+    directory, manifest = sealed
     os.unlink(os.path.join(directory, 'config.tar'))
     os.mkdir(os.path.join(directory, 'config.tar'))
-    assert verify_files(directory, load_manifest(directory)) == ['config.tar: missing']
+    assert verify_files(directory, load_manifest(directory), KEYS) == ['config.tar: missing']
 
 
-def test_verify_files_extra_unlisted_files(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
+def test_verify_files_does_not_read_a_listed_file_through_a_symlink(sealed, tmp_path):
+    """A listed file replaced by a link to a copy elsewhere (right size and checksum) is refused."""
+    directory, manifest = sealed
+    path = os.path.join(directory, SQLITE_FILE)
+    elsewhere = str(tmp_path / 'records.db')
+    os.rename(path, elsewhere)
+    os.symlink(elsewhere, path)
+    assert verify_files(directory, manifest, KEYS) == ['sqlite/records.db: not a regular file']
+
+
+def test_verify_files_a_symlinked_directory_in_the_set_is_not_listed(sealed, tmp_path):
+    directory, manifest = sealed
+    (tmp_path / 'outside').mkdir()
+    os.symlink(str(tmp_path / 'outside'), os.path.join(directory, 'extra'))
+    assert verify_files(directory, manifest, KEYS) == ['extra: not listed in the manifest']
+
+
+def test_verify_files_extra_unlisted_files(sealed):
+    directory, manifest = sealed
     with open(os.path.join(directory, 'sqlite', 'records.db-journal'), 'wb') as handle:
         handle.write(b'x')
     with open(os.path.join(directory, 'stray.txt'), 'wb') as handle:
@@ -427,84 +767,90 @@ def test_verify_files_extra_unlisted_files(tmp_path):
     os.makedirs(os.path.join(directory, 'sub', 'deeper'))
     with open(os.path.join(directory, 'sub', 'deeper', MANIFEST), 'wb') as handle:
         handle.write(b'{}')
-    assert sorted(verify_files(directory, load_manifest(directory))) == [
+    assert sorted(verify_files(directory, load_manifest(directory), KEYS)) == [
         'sqlite/records.db-journal: not listed in the manifest',
         'stray.txt: not listed in the manifest',
         'sub/deeper/manifest.json: not listed in the manifest',
     ]
 
 
-def test_verify_files_empty_directories_are_not_problems(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
-    os.mkdir(os.path.join(directory, 'databases'))
-    assert verify_files(directory, manifest) == []
+def test_verify_files_empty_directories_are_not_problems(sealed):
+    directory, manifest = sealed
+    os.mkdir(os.path.join(directory, 'empty'))
+    assert verify_files(directory, manifest, KEYS) == []
 
 
-@pytest.mark.parametrize('bad_path', ['../outside', 'sqlite/../../outside', '/etc/hostname', '..'])
-def test_verify_files_path_escaping_the_set(tmp_path, bad_path):
-    directory, manifest = make_set(tmp_path / 'root', '20261126T221500Z')
+@pytest.mark.parametrize('bad_path, reason', [
+    ('../outside', "has a '..' component; it must stay inside the backup set"),
+    ('sqlite/../../outside', "has a '..' component; it must stay inside the backup set"),
+    ('..', "has a '..' component; it must stay inside the backup set"),
+    ('ABSOLUTE', 'is an absolute path; it must be relative to the backup set'),
+    ('./outside', "has a '.' component"),
+    ('sqlite//records.db', 'has an empty component'),
+])
+def test_verify_files_path_escaping_the_set(tmp_path, bad_path, reason):
+    directory, manifest = make_set(tmp_path / 'root', ID)
     # A file that really exists outside the set, with the right size and checksum listed.
     outside = tmp_path / 'root' / 'outside'
     outside.write_bytes(b'secret outside the set')
+    if bad_path == 'ABSOLUTE':
+        bad_path = str(outside)
+    index = len(manifest['files'])
     manifest['files'].append(dict(path=bad_path, kind='config', size=22,
                                   sha256=hashlib.sha256(b'secret outside the set').hexdigest()))
-    seal(manifest)
-    assert verify_files(directory, manifest) == ['%s: path escapes the backup set' % bad_path]
+    KEYS.sign(manifest)
+    assert verify_files(directory, manifest, KEYS) == ['files[%d]: %s %s' % (index, bad_path, reason)]
 
 
-def test_verify_files_seal_mismatch(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
+def test_verify_files_edit_without_the_key_is_a_seal_problem(sealed):
+    directory, manifest = sealed
     manifest = load_manifest(directory)
-    manifest['packages']['micropvr']['version'] = '1.10.0-1'
-    assert verify_files(directory, manifest) == [
-        'manifest.json was changed after the backup was taken (seal mismatch)']
+    manifest['reason'] = 'pre-update to 1.10.0-1'
+    assert verify_files(directory, manifest, KEYS) == [CHANGED]
 
 
-def test_verify_files_edited_checksum_on_disk_is_a_seal_mismatch(tmp_path):
+def test_verify_files_edited_checksum_on_disk_is_a_seal_problem(sealed):
     """Someone replaces a file and fixes its checksum in manifest.json: the seal catches it."""
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
-    path = os.path.join(directory, 'sqlite', 'records.db')
+    directory, manifest = sealed
+    path = os.path.join(directory, SQLITE_FILE)
     flip_byte(path)
-    with open(os.path.join(directory, MANIFEST)) as handle:
-        on_disk = json.load(handle)
+    on_disk = load_manifest(directory)
     for entry in on_disk['files']:
-        if entry['path'] == 'sqlite/records.db':
+        if entry['path'] == SQLITE_FILE:
             entry['sha256'] = sha256_file(path)
-    with open(os.path.join(directory, MANIFEST), 'w') as handle:
-        json.dump(on_disk, handle)
-    assert verify_files(directory, load_manifest(directory)) == [
-        'manifest.json was changed after the backup was taken (seal mismatch)']
+    write_raw(directory, on_disk)
+    assert verify_files(directory, load_manifest(directory), KEYS) == [CHANGED]
+    # ... and so does resealing it without the key, the way format 1 sealed it.
+    reseal_unkeyed(directory, lambda m: None)
+    assert verify_files(directory, load_manifest(directory), KEYS) == [FORMAT_1]
 
 
-@pytest.mark.parametrize('version', [2, 0, '1', None])
-def test_verify_files_wrong_format_version(tmp_path, version):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
-    if version is None:
-        del manifest['format_version']
-    else:
-        manifest['format_version'] = version
-    seal(manifest)
-    assert verify_files(directory, manifest) == ['manifest format_version %r is not 1' % (version,)]
+@pytest.mark.parametrize('version', [1, 3, 0])
+def test_verify_files_wrong_format_version(sealed, version):
+    directory, manifest = sealed
+    manifest['format_version'] = version
+    KEYS.sign(manifest)
+    assert verify_files(directory, manifest, KEYS) == ['manifest format_version %r is not 2' % (version,)]
 
 
-def test_verify_files_reports_every_problem(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
+def test_verify_files_reports_every_problem(sealed):
+    directory, manifest = sealed
     flip_byte(os.path.join(directory, 'config.tar'))
-    os.unlink(os.path.join(directory, 'sqlite', 'records.db'))
+    os.unlink(os.path.join(directory, SQLITE_FILE))
     with open(os.path.join(directory, 'extra'), 'wb') as handle:
         handle.write(b'x')
     manifest['format_version'] = 3
-    assert sorted(verify_files(directory, manifest)) == sorted([
-        'manifest.json was changed after the backup was taken (seal mismatch)',
-        'manifest format_version 3 is not 1',
+    assert sorted(verify_files(directory, manifest, KEYS)) == sorted([
+        CHANGED,
+        'manifest format_version 3 is not 2',
         'config.tar: sha256 does not match the manifest',
         'sqlite/records.db: missing',
         'extra: not listed in the manifest',
     ])
 
 
-def test_verify_files_calls_checkers_per_kind(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
+def test_verify_files_calls_checkers_per_kind(sealed):
+    directory, manifest = sealed
     calls = []
 
     def recorder(kind, problem):
@@ -515,94 +861,318 @@ def test_verify_files_calls_checkers_per_kind(tmp_path):
 
     checkers = dict(sqlite=recorder('sqlite', 'integrity_check: page 2 is never used'),
                     package=recorder('package', None),
-                    database=recorder('database', 'never called'))
-    problems = verify_files(directory, manifest, checkers)
+                    config=recorder('config', None))
+    problems = verify_files(directory, manifest, KEYS, checkers)
     assert problems == ['sqlite/records.db: integrity_check: page 2 is never used']
-    assert sorted(calls) == [
-        ('package', os.path.join(directory, 'packages/micropvr_1.9.0-1_amd64.deb'),
-         'packages/micropvr_1.9.0-1_amd64.deb'),
-        ('sqlite', os.path.join(directory, 'sqlite/records.db'), 'sqlite/records.db'),
-    ]
+    assert sorted(calls) == sorted(
+        [('config', os.path.join(directory, 'config.tar'), 'config.tar'),
+         ('sqlite', os.path.join(directory, SQLITE_FILE), SQLITE_FILE)] +
+        [('package', os.path.join(directory, path), path) for version, path in PACKAGES.values()])
 
 
-def test_verify_files_does_not_call_checker_for_a_file_failing_its_checksum(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
-    flip_byte(os.path.join(directory, 'sqlite', 'records.db'))
+def test_verify_files_does_not_call_checker_for_a_file_failing_its_checksum(sealed):
+    directory, manifest = sealed
+    flip_byte(os.path.join(directory, SQLITE_FILE))
     calls = []
-    problems = verify_files(directory, manifest, dict(sqlite=lambda full, entry: calls.append(full) or 'bad'))
+    problems = verify_files(directory, manifest, KEYS, dict(sqlite=lambda full, entry: calls.append(full) or 'bad'))
     assert problems == ['sqlite/records.db: sha256 does not match the manifest']
     assert calls == []
 
 
-def test_verify_files_empty_string_problem_from_checker_is_no_problem(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
-    assert verify_files(directory, manifest, dict(config=lambda full, entry: '')) == []
+def test_verify_files_does_not_call_checkers_on_a_manifest_of_the_wrong_shape(sealed):
+    directory, manifest = sealed
+    manifest['files'][0]['size'] = str(manifest['files'][0]['size'])
+    KEYS.sign(manifest)
+    calls = []
+    problems = verify_files(directory, manifest, KEYS, dict(config=lambda full, entry: calls.append(full)))
+    assert problems == ['files[0].size: str where int was expected']
+    assert calls == []
 
 
-def test_set_size(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
-    expected = sum(len(content) for content, kind in DEFAULT_FILES.values())
-    expected += os.path.getsize(os.path.join(directory, MANIFEST))
+def test_verify_files_empty_string_problem_from_checker_is_no_problem(sealed):
+    directory, manifest = sealed
+    assert verify_files(directory, manifest, KEYS, dict(config=lambda full, entry: '')) == []
+
+
+def test_set_size(sealed):
+    directory, manifest = sealed
+    expected = sum(os.path.getsize(os.path.join(directory, path)) for path in files_of(directory))
     assert set_size(directory) == expected
+    assert expected > os.path.getsize(os.path.join(directory, 'config.tar'))
+
+
+def test_status_of():
+    assert status_of(None, ['x: missing'], KEYS) == STATUS_DAMAGED
+
+
+def test_status_of_a_sealed_manifest(sealed):
+    directory, manifest = sealed
+    assert status_of(manifest, [], KEYS) == STATUS_VERIFIED
+    assert status_of(manifest, ['config.tar: missing'], KEYS) == STATUS_DAMAGED
+    assert status_of(manifest, [], OTHER_KEYS) == STATUS_TAMPERED
+    manifest['verified_at'] = None
+    KEYS.sign(manifest)
+    assert status_of(manifest, [], KEYS) == STATUS_UNVERIFIED
+    manifest['verified_at'] = '2026-11-26T22:15:07Z'
+    assert status_of(manifest, [], KEYS) == STATUS_TAMPERED
 
 
 # --- summarize / listing -----------------------------------------------------------------------
 
 def test_summarize_verified(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z', pinned=True, reason='pre-update to 1.10.0-1')
-    summary = summarize(directory, '20261126T221500Z')
+    directory, manifest = make_set(tmp_path, ID, pinned=True, reason='pre-update to 1.10.0-1')
+    summary = summarize(directory, ID, KEYS)
     assert summary == dict(
-        id='20261126T221500Z', path=directory, created_at='2026-11-26T22:15:00Z',
+        id=ID, path=directory, created_at='2026-11-26T22:15:00Z',
         reason='pre-update to 1.10.0-1', host='pvr1.example.net',
         packages=dict(micropvr='1.9.0-1', micropvs='1:2.0-1'), pinned=True,
         verified_at='2026-11-26T22:15:07Z', size=set_size(directory), status=STATUS_VERIFIED, problems=[])
 
 
 def test_summarize_unverified(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z', verified=False)
-    summary = summarize(directory, '20261126T221500Z')
+    directory, manifest = make_set(tmp_path, ID, verified=False)
+    summary = summarize(directory, ID, KEYS)
     assert summary['status'] == STATUS_UNVERIFIED
     assert summary['problems'] == []
     assert summary['pinned'] is False
     assert summary['verified_at'] is None
 
 
-def test_summarize_does_not_read_file_contents(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
+def test_summarize_does_not_read_file_contents(sealed):
+    directory, manifest = sealed
     flip_byte(os.path.join(directory, 'config.tar'))
-    assert summarize(directory, '20261126T221500Z')['status'] == STATUS_VERIFIED
+    assert summarize(directory, ID, KEYS)['status'] == STATUS_VERIFIED
 
 
 def test_summarize_manifest_naming_another_id_is_damaged(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z', manifest_id='20250101T000000Z')
-    summary = summarize(directory, '20261126T221500Z')
+    directory, manifest = make_set(tmp_path, ID, manifest_id='20250101T000000Z')
+    summary = summarize(directory, ID, KEYS)
     assert summary['status'] == STATUS_DAMAGED
     assert summary['problems'] == ["manifest names backup id '20250101T000000Z'"]
     # what the manifest says is still reported
     assert summary['packages'] == dict(micropvr='1.9.0-1', micropvs='1:2.0-1')
 
 
-def test_summarize_seal_mismatch_is_damaged(tmp_path):
-    directory, manifest = make_set(tmp_path, '20261126T221500Z')
+def test_summarize_edit_without_reseal_is_tampered(sealed):
+    directory, manifest = sealed
     manifest = load_manifest(directory)
     manifest['pinned'] = True  # edited without resealing
-    with open(os.path.join(directory, MANIFEST), 'w') as handle:
-        json.dump(manifest, handle)
-    summary = summarize(directory, '20261126T221500Z')
-    assert summary['status'] == STATUS_DAMAGED
-    assert summary['problems'] == ['manifest.json was changed after the backup was taken (seal mismatch)']
+    write_raw(directory, manifest)
+    summary = summarize(directory, ID, KEYS)
+    assert summary['status'] == STATUS_TAMPERED
+    assert summary['problems'] == [CHANGED]
+    # What it claims is shown (it is what an operator needs to recognize the set), never as good.
+    assert summary['pinned'] is True
 
 
 def test_summarize_without_manifest_is_damaged(tmp_path):
-    directory = tmp_path / '20261126T221500Z'
+    directory = tmp_path / ID
     directory.mkdir()
     (directory / 'config.tar').write_bytes(b'12345')
-    summary = summarize(str(directory), '20261126T221500Z')
+    summary = summarize(str(directory), ID, KEYS)
     assert summary['status'] == STATUS_DAMAGED
     assert summary['problems'] == ['%s: No such file or directory' % os.path.join(str(directory), MANIFEST)]
     assert summary['size'] == 5
     assert summary['packages'] == {}
     assert summary['pinned'] is False
+
+
+# --- tampered sets (issue 13: a seal anyone can recompute authenticates nothing) ---------------
+
+def downgrade(m):
+    m['packages']['micropvr']['version'] = '1.8.0-1'
+
+
+def test_a_manifest_resealed_with_the_old_unkeyed_sha256_is_tampered(sealed):
+    directory, manifest = sealed
+    reseal_unkeyed(directory, downgrade)
+    on_disk = load_manifest(directory)
+    assert 'seal' not in on_disk and len(on_disk['manifest_sha256']) == 64
+    summary = summarize(directory, ID, KEYS)
+    assert summary['status'] == STATUS_TAMPERED
+    assert summary['problems'] == [FORMAT_1]
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
+    assert status == STATUS_TAMPERED
+    assert problems[0] == FORMAT_1
+
+
+def test_a_manifest_resealed_with_another_key_is_tampered(sealed):
+    directory, manifest = sealed
+    reseal(directory, downgrade, keys=OTHER_KEYS)
+    summary = summarize(directory, ID, KEYS)
+    assert summary['status'] == STATUS_TAMPERED
+    assert summary['problems'][0].startswith('manifest.json is sealed with key %s, which this host does not have'
+                                             % key_id(OTHER_KEY))
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
+    assert status == STATUS_TAMPERED
+    assert problems[0] == summary['problems'][0]
+
+
+def test_a_manifest_edited_keeping_the_old_seal_is_tampered(sealed):
+    directory, manifest = sealed
+    manifest = load_manifest(directory)
+    downgrade(manifest)
+    write_raw(directory, manifest)
+    assert summarize(directory, ID, KEYS)['status'] == STATUS_TAMPERED
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
+    assert status == STATUS_TAMPERED
+    # The version no longer matches the .deb listed for it either.
+    assert problems == [CHANGED, 'packages.micropvr: the file packages/micropvr_1.9.0-1_amd64.deb is listed as '
+                                 'micropvr 1.9.0-1']
+
+
+def _set_file_entry(m, kind, **changes):
+    [e for e in m['files'] if e['kind'] == kind][0].update(changes)
+
+
+# (name, edit(manifest, outside), expected problem): OUTSIDE stands for the absolute path of a file
+# outside the set (inside tmp_path) with the content of the .deb it replaces.
+TRICKS = [
+    ('package file absolute',
+     lambda m, o: m['packages']['micropvr'].__setitem__('file', o),
+     'packages.micropvr.file: OUTSIDE is an absolute path; it must be relative to the backup set'),
+    ('package file absolute and listed',
+     lambda m, o: (m['packages']['micropvr'].__setitem__('file', o),
+                   _set_file_entry(m, 'package', path=o)),
+     'files[2]: OUTSIDE is an absolute path; it must be relative to the backup set'),
+    ('package file escaping',
+     lambda m, o: m['packages']['micropvr'].__setitem__('file', 'packages/../../anything.deb'),
+     "packages.micropvr.file: packages/../../anything.deb has a '..' component; it must stay inside the backup set"),
+    ('package file not listed',
+     lambda m, o: m['packages']['micropvr'].__setitem__('file', 'packages/anything.deb'),
+     "packages.micropvr.file: packages/anything.deb is not listed in the manifest's files"),
+    ('package file of another kind',
+     lambda m, o: m['packages']['micropvr'].__setitem__('file', SQLITE_FILE),
+     'packages.micropvr.file: sqlite/records.db is listed as a sqlite file, not package'),
+    ('sqlite file absolute',
+     lambda m, o: m['sqlite'][0].__setitem__('file', o),
+     'sqlite[0].file: OUTSIDE is an absolute path; it must be relative to the backup set'),
+    ('sqlite source relative',
+     lambda m, o: m['sqlite'][0].__setitem__('source', 'etc/shadow'),
+     "sqlite[0].source: 'etc/shadow' is not an absolute, normalized path"),
+    ('sqlite source not normalized',
+     lambda m, o: m['sqlite'][0].__setitem__('source', m['sqlite'][0]['source'] + '/../../../../shadow'),
+     'is not an absolute, normalized path'),
+    ('database file escaping',
+     lambda m, o: m['databases'][0].__setitem__('file', '../../dump.sql'),
+     "databases[0].file: ../../dump.sql has a '..' component; it must stay inside the backup set"),
+    ('config archive absolute',
+     lambda m, o: m['config'].__setitem__('archive', o),
+     'config.archive: OUTSIDE is an absolute path; it must be relative to the backup set'),
+    ('config entry outside the paths',
+     lambda m, o: m['config']['entries'].append(dict(m['config']['entries'][2], path=o)),
+     "is not under the set's configuration paths"),
+    ('config link leading outside',
+     lambda m, o: m['config']['entries'][3].__setitem__('target', '../../../../../../../../root/.ssh/authorized_keys'),
+     'add the directory it points to to micropvr_config_paths'),
+    ('config path /',
+     lambda m, o: m['config']['paths'].__setitem__(0, '/'),
+     "config.paths[0]: '/' is not an absolute, normalized path below /"),
+    ('file listed under the manifest name',
+     lambda m, o: _set_file_entry(m, 'database', path=MANIFEST),
+     'files[4]: manifest.json is listed twice'),
+]
+
+
+@pytest.mark.parametrize('edit, expected', [t[1:] for t in TRICKS], ids=[t[0] for t in TRICKS])
+def test_path_tricks_resealed_with_the_right_key_are_refused_by_verify(tmp_path, edit, expected):
+    directory, manifest = make_set(tmp_path / 'root', ID)
+    outside = str(tmp_path / 'anything.deb')
+    with open(os.path.join(directory, 'packages', 'micropvr_1.9.0-1_amd64.deb'), 'rb') as source:
+        with open(outside, 'wb') as handle:
+            handle.write(source.read())
+    reseal(directory, lambda m: edit(m, outside))
+    expected = expected.replace('OUTSIDE', outside)
+    module = DebModule()
+    loaded, problems, status = verify_set(module, directory, ID, KEYS)
+    assert status == STATUS_DAMAGED
+    assert any(expected in problem for problem in problems), problems
+    # Nothing looked at the planted file: a manifest of unsound paths says nothing about the files.
+    assert module.commands == []
+
+
+def test_an_absolute_sqlite_source_outside_the_config_is_refused_by_the_restore_checks(sealed, tmp_path):
+    """verify cannot know the host's databases; confine.host_problems (restore) refuses the source."""
+    directory, manifest = sealed
+    shadow = str(tmp_path / 'etc' / 'shadow')
+    own_source = manifest['sqlite'][0]['source']
+    manifest = reseal(directory, lambda m: m['sqlite'][0].__setitem__('source', shadow))
+    assert verify_set(DebModule(), directory, ID, KEYS)[1:] == ([], STATUS_VERIFIED)
+    problems = confine.host_problems(manifest, manifest['config']['paths'], [], [own_source],
+                                     sorted(PACKAGES), [('mysql', 'mw')])
+    assert len(problems) == 1 and shadow in problems[0]
+
+
+# --- manifests of the wrong shape: damaged, never an exception ---------------------------------
+
+def _replace(m, new):
+    m.clear()
+    m.update(new)
+
+
+SHAPES = [
+    ('only packages list', lambda m: _replace(m, {'packages': [1]})),
+    ('packages list', lambda m: m.__setitem__('packages', [1])),
+    ('package not an object', lambda m: m['packages'].__setitem__('micropvr', 'x')),
+    ('package version number', lambda m: m['packages']['micropvr'].__setitem__('version', 1.9)),
+    ('files string', lambda m: m.__setitem__('files', 'x')),
+    ('files of numbers', lambda m: m.__setitem__('files', [1])),
+    ('file size string', lambda m: m['files'][0].__setitem__('size', str(m['files'][0]['size']))),
+    ('file size bool', lambda m: m['files'][0].__setitem__('size', True)),
+    ('config entries only', lambda m: m.__setitem__('config', {'entries': [1]})),
+    ('config entries numbers', lambda m: m['config'].__setitem__('entries', [1])),
+    ('config entry uid string', lambda m: m['config']['entries'][0].__setitem__('uid', '0')),
+    ('config entry file without sha256', lambda m: m['config']['entries'][2].pop('sha256')),
+    ('config paths string', lambda m: m['config'].__setitem__('paths', m['config']['paths'][0])),
+    ('config paths numbers', lambda m: m['config'].__setitem__('paths', [1])),
+    ('config list', lambda m: m.__setitem__('config', [])),
+    ('sqlite object', lambda m: m.__setitem__('sqlite', {})),
+    ('sqlite entry null', lambda m: m['sqlite'].__setitem__(0, None)),
+    ('sqlite user_version bool', lambda m: m['sqlite'][0].__setitem__('user_version', True)),
+    ('databases of null', lambda m: m.__setitem__('databases', [None])),
+    ('database file number', lambda m: m['databases'][0].__setitem__('file', 3)),
+    ('format_version string', lambda m: m.__setitem__('format_version', '2')),
+    ('format_version bool', lambda m: m.__setitem__('format_version', True)),
+    ('format_version missing', lambda m: m.pop('format_version')),
+    ('pinned int', lambda m: m.__setitem__('pinned', 1)),
+    ('verified_at number', lambda m: m.__setitem__('verified_at', 5)),
+    ('created_at number', lambda m: m.__setitem__('created_at', 20261126)),
+    ('backup_id list', lambda m: m.__setitem__('backup_id', [ID])),
+]
+
+
+@pytest.mark.parametrize('edit', [s[1] for s in SHAPES], ids=[s[0] for s in SHAPES])
+def test_a_manifest_of_the_wrong_shape_is_damaged_everywhere(tmp_path, edit):
+    root = tmp_path / 'root'
+    make_set(root, '20261125T000000Z')
+    directory, manifest = make_set(root, ID, pinned=True)
+    reseal(directory, edit)  # sealed with the right key: only its shape is wrong
+    summary = summarize(directory, ID, KEYS)
+    assert summary['status'] == STATUS_DAMAGED
+    assert summary['problems'] and all(p.startswith('manifest.json: ') for p in summary['problems'])
+    assert summary['pinned'] is False  # a pin of a manifest that cannot be read protects nothing
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
+    assert status == STATUS_DAMAGED
+    assert problems
+    sets = list_sets(str(root), KEYS)
+    assert [(s['id'], s['status']) for s in sets] == [('20261125T000000Z', STATUS_VERIFIED), (ID, STATUS_DAMAGED)]
+    # The older verified set is kept (the newest verified one); the damaged one may go.
+    assert select_for_removal(sets, 1) == []
+    assert select_for_removal(sets, 1, keep_pinned=5, protect=()) == []
+    make_set(root, '20261127T000000Z')
+    assert select_for_removal(list_sets(str(root), KEYS), 1) == [ID, '20261125T000000Z']
+
+
+@pytest.mark.parametrize('edit', [s[1] for s in SHAPES[:6]], ids=[s[0] for s in SHAPES[:6]])
+def test_an_unsealed_manifest_of_the_wrong_shape_does_not_raise(sealed, edit):
+    directory, manifest = sealed
+    manifest = load_manifest(directory)
+    edit(manifest)
+    write_raw(directory, manifest)
+    assert summarize(directory, ID, KEYS)['status'] in (STATUS_DAMAGED, STATUS_TAMPERED)
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
+    assert status == STATUS_TAMPERED
+    assert problems
 
 
 def test_list_set_dirs(tmp_path):
@@ -627,23 +1197,38 @@ def test_list_set_dirs_empty_root(tmp_path):
     assert list_set_dirs(str(tmp_path)) == ([], [])
 
 
+
+def test_list_set_dirs_skips_a_symlink_named_like_a_set(tmp_path):
+    root = tmp_path / 'root'
+    root.mkdir()
+    elsewhere = tmp_path / 'elsewhere'
+    make_set(elsewhere, '20200101T000000Z')
+    os.symlink(str(elsewhere / '20200101T000000Z'), str(root / '20200101T000000Z'))
+    os.symlink(str(elsewhere), str(root / (INCOMPLETE_PREFIX + '20200101T000000Z')))
+    make_set(root, ID)
+    assert list_set_dirs(str(root)) == ([ID], [])
+    assert [s['id'] for s in list_sets(str(root), KEYS)] == [ID]
+
+
 def test_list_sets_oldest_first_with_status(tmp_path):
-    make_set(tmp_path, '20261126T221500Z')
+    make_set(tmp_path, ID)
     make_set(tmp_path, '20250101T000000Z', verified=False)
-    make_set(tmp_path, '20261127T000000Z', manifest_id='20261126T221500Z')
+    make_set(tmp_path, '20261127T000000Z', manifest_id=ID)
+    make_set(tmp_path, '20261127T000000Z-2', keys=OTHER_KEYS)
     (tmp_path / (INCOMPLETE_PREFIX + '20261128T000000Z')).mkdir()
     (tmp_path / 'junk').mkdir()
-    sets = list_sets(str(tmp_path))
+    sets = list_sets(str(tmp_path), KEYS)
     assert [(s['id'], s['status']) for s in sets] == [
         ('20250101T000000Z', STATUS_UNVERIFIED),
-        ('20261126T221500Z', STATUS_VERIFIED),
+        (ID, STATUS_VERIFIED),
         ('20261127T000000Z', STATUS_DAMAGED),
+        ('20261127T000000Z-2', STATUS_TAMPERED),
     ]
     assert [s['path'] for s in sets] == [os.path.join(str(tmp_path), s['id']) for s in sets]
 
 
 def test_list_sets_missing_root(tmp_path):
-    assert list_sets(str(tmp_path / 'nope')) == []
+    assert list_sets(str(tmp_path / 'nope'), KEYS) == []
 
 
 # --- retention ---------------------------------------------------------------------------------
@@ -684,7 +1269,7 @@ def test_retention_orders_counters_numerically():
     assert select_for_removal([s(i) for i in ids], 1) == [i for i in reversed(ids) if i != '20261126T221500Z-10']
 
 
-def test_retention_never_removes_pinned_sets():
+def test_retention_keeps_the_newest_two_pinned_sets_by_default():
     sets = [s(IDS[0], pinned=True), s(IDS[1]), s(IDS[2], pinned=True), s(IDS[3]), s(IDS[4])]
     assert select_for_removal(sets, 1) == [IDS[3], IDS[1]]
 
@@ -707,13 +1292,63 @@ def test_retention_protects_only_the_newest_verified_set():
     assert select_for_removal(sets, 2) == [IDS[1], IDS[0]]
 
 
+def test_retention_a_tampered_set_is_never_the_protected_verified_one():
+    sets = [s(IDS[0]), s(IDS[1], STATUS_TAMPERED), s(IDS[2], STATUS_DAMAGED)]
+    assert select_for_removal(sets, 1) == [IDS[1]]
+
+
 def test_retention_without_any_verified_set():
     sets = [s(i, STATUS_UNVERIFIED) for i in IDS]
     assert select_for_removal(sets, 4) == [IDS[0]]
 
 
-def test_retention_all_pinned_removes_nothing():
-    assert select_for_removal([s(i, pinned=True) for i in IDS], 1) == []
+def test_retention_pinned_sets_never_unpinned_no_longer_fill_the_root():
+    """Every update pins its pre-update set: only the newest keep_pinned of them stay protected."""
+    sets = [s(i, pinned=True) for i in IDS]
+    assert select_for_removal(sets, 1) == [IDS[2], IDS[1], IDS[0]]
+    assert select_for_removal(sets, 1, keep_pinned=2) == [IDS[2], IDS[1], IDS[0]]
+    assert select_for_removal(sets, 1, keep_pinned=3) == [IDS[1], IDS[0]]
+    assert select_for_removal(sets, 1, keep_pinned=5) == []
+    assert select_for_removal(sets, 1, keep_pinned=50) == []
+    assert select_for_removal(sets, 1, keep_pinned=0) == [IDS[3], IDS[2], IDS[1], IDS[0]]
+
+
+def test_retention_keep_pinned_counts_the_newest_pinned_sets_not_the_newest_sets():
+    sets = [s(IDS[0], pinned=True), s(IDS[1], pinned=True), s(IDS[2]), s(IDS[3], pinned=True), s(IDS[4])]
+    # keep=1 keeps IDS[4]; the newest pinned are IDS[3] and IDS[1]; IDS[0] is an old pin.
+    assert select_for_removal(sets, 1, keep_pinned=2) == [IDS[2], IDS[0]]
+    assert select_for_removal(sets, 1, keep_pinned=1) == [IDS[2], IDS[1], IDS[0]]
+
+
+def test_retention_a_tampered_pin_protects_nothing():
+    sets = [s(IDS[0], STATUS_TAMPERED, pinned=True), s(IDS[1]), s(IDS[2])]
+    assert select_for_removal(sets, 1, keep_pinned=2) == [IDS[1], IDS[0]]
+    # ... nor does it take the place of a real pin.
+    sets = [s(IDS[0], pinned=True), s(IDS[1], STATUS_TAMPERED, pinned=True), s(IDS[2]), s(IDS[3])]
+    assert select_for_removal(sets, 1, keep_pinned=1) == [IDS[2], IDS[1]]
+
+
+@pytest.mark.parametrize('keep_pinned', [-1, -5])
+def test_retention_negative_keep_pinned_raises(keep_pinned):
+    with pytest.raises(BackupSetError) as excinfo:
+        select_for_removal([s(i) for i in IDS], 1, keep_pinned)
+    assert str(excinfo.value) == 'keep_pinned must not be negative, got %r' % keep_pinned
+
+
+def test_retention_never_removes_a_protected_set_after_the_clock_was_stepped_back():
+    """The set just taken has an older id than the sets taken before the clock went back."""
+    new = '20261001T000000Z'
+    sets = [s(i) for i in IDS] + [s(new)]
+    assert new in select_for_removal(sets, 2)  # by id alone it is the oldest
+    removed = select_for_removal(sets, 2, protect=[new])
+    assert new not in removed
+    assert removed == [IDS[2], IDS[1], IDS[0]]
+    assert select_for_removal(sets, 1, protect=[new, IDS[0]]) == [IDS[3], IDS[2], IDS[1]]
+
+
+def test_retention_protect_of_an_unknown_id_changes_nothing():
+    sets = [s(i) for i in IDS]
+    assert select_for_removal(sets, 2, protect=['20200101T000000Z']) == select_for_removal(sets, 2)
 
 
 @pytest.mark.parametrize('keep', [0, -1, -100])
@@ -731,6 +1366,7 @@ def test_retention_keep_below_one_raises_even_without_sets():
 def test_retention_empty_input():
     assert select_for_removal([], 1) == []
     assert select_for_removal([], 10) == []
+    assert select_for_removal([], 1, keep_pinned=0, protect=[IDS[0]]) == []
 
 
 def test_retention_on_real_sets_from_disk(tmp_path):
@@ -739,13 +1375,24 @@ def test_retention_on_real_sets_from_disk(tmp_path):
     make_set(tmp_path, IDS[2])
     make_set(tmp_path, IDS[3], verified=False)
     make_set(tmp_path, IDS[4], manifest_id=IDS[0])  # damaged
-    assert select_for_removal(list_sets(str(tmp_path)), 2) == [IDS[1]]
+    assert select_for_removal(list_sets(str(tmp_path), KEYS), 2) == [IDS[1]]
+
+
+def test_retention_on_real_sets_a_pin_edited_in_without_the_key_protects_nothing(tmp_path):
+    make_set(tmp_path, IDS[0])
+    make_set(tmp_path, IDS[1])
+    make_set(tmp_path, IDS[2])
+    make_set(tmp_path, IDS[3])
+    reseal_unkeyed(os.path.join(str(tmp_path), IDS[1]), lambda m: m.__setitem__('pinned', True))
+    sets = list_sets(str(tmp_path), KEYS)
+    assert [x['status'] for x in sets] == [STATUS_VERIFIED, STATUS_TAMPERED, STATUS_VERIFIED, STATUS_VERIFIED]
+    assert select_for_removal(sets, 1) == [IDS[2], IDS[1], IDS[0]]
 
 
 def test_retention_does_not_modify_its_input():
     sets = [s(i) for i in reversed(IDS)]
     before = copy.deepcopy(sets)
-    select_for_removal(sets, 2)
+    select_for_removal(sets, 2, keep_pinned=1, protect=[IDS[0]])
     assert sets == before
 
 
@@ -758,138 +1405,161 @@ def test_utc_now_iso():
 
 # --- verify_set with the real content checkers (fake module for dpkg-deb / pg_restore) ---------
 
-class FakeModule(FakeModuleBase):
-    def __init__(self, fields=None, bins=None):
-        self.fields = fields or {}
-        self.bins = bins if bins is not None else {'dpkg-deb': '/usr/bin/dpkg-deb'}
-        self.commands = []
-
-
-    def run_command(self, args, **kwargs):
-        self.commands.append(list(args))
-        if args[0] == '/usr/bin/dpkg-deb':
-            fields = self.fields.get(os.path.basename(args[2]))
-            if fields is None:
-                return 2, '', 'dpkg-deb: error: not a Debian format archive\n'
-            return 0, ''.join('%s: %s\n' % item for item in fields.items()), ''
-        return 127, '', 'unexpected command'
-
-
-
-def make_real_set(tmp_path, backup_id='20261126T221500Z'):
-    """A set with a real SQLite database, a real tar, a .deb and a mysqldump file."""
-    directory = str(tmp_path / backup_id)
-    os.makedirs(os.path.join(directory, 'sqlite'))
-    os.makedirs(os.path.join(directory, 'packages'))
-    os.makedirs(os.path.join(directory, 'databases'))
-    conn = sqlite3.connect(os.path.join(directory, 'sqlite', 'records.db'))
-    conn.execute('CREATE TABLE records (id INTEGER PRIMARY KEY, name TEXT)')
-    conn.executemany('INSERT INTO records (name) VALUES (?)', [('r%d' % i,) for i in range(50)])
-    conn.commit()
-    conn.close()
-    source = tmp_path / 'micropvr.conf'
-    source.write_text('{}\n')
-    with tarfile.open(os.path.join(directory, 'config.tar'), 'w') as archive:
-        archive.add(str(source), arcname='etc/micropvr/micropvr.conf')
-    with open(os.path.join(directory, 'packages', 'micropvr_1.9.0-1_amd64.deb'), 'wb') as handle:
-        handle.write(b'!<arch>\n')
-    with open(os.path.join(directory, 'databases', 'mysql-mw.sql'), 'wb') as handle:
-        handle.write(b'CREATE TABLE x (id int);\n-- Dump completed on 2026-11-26 22:15:03\n')
-    files = [
-        file_entry(directory, 'config.tar', 'config'),
-        file_entry(directory, 'sqlite/records.db', 'sqlite', source='/etc/micropvr/records.db'),
-        file_entry(directory, 'packages/micropvr_1.9.0-1_amd64.deb', 'package', package='micropvr',
-                   version='1.9.0-1', architecture='amd64'),
-        file_entry(directory, 'databases/mysql-mw.sql', 'database', format='sql'),
-    ]
-    manifest = dict(format_version=1, backup_id=backup_id, created_at='2026-11-26T22:15:00Z', host='h',
-                    reason='manual', pinned=False, packages={}, files=files, verified_at=None)
-    write_manifest(directory, manifest)
-    return directory, manifest
-
-
-GOOD_FIELDS = {'micropvr_1.9.0-1_amd64.deb': dict(Package='micropvr', Version='1.9.0-1', Architecture='amd64')}
-
-
-def test_verify_set_intact(tmp_path):
-    directory, manifest = make_real_set(tmp_path)
-    module = FakeModule(GOOD_FIELDS)
-    loaded, problems = verify_set(module, directory, '20261126T221500Z')
+def test_verify_set_intact(sealed):
+    directory, manifest = sealed
+    module = DebModule()
+    loaded, problems, status = verify_set(module, directory, ID, KEYS)
     assert problems == []
+    assert status == STATUS_VERIFIED
     assert loaded == manifest
-    assert [c[0] for c in module.commands] == ['/usr/bin/dpkg-deb']
+    assert sorted(c[2] for c in module.commands) == sorted(
+        os.path.join(directory, path) for version, path in PACKAGES.values())
+    assert [c[0] for c in module.commands] == ['/usr/bin/dpkg-deb'] * 2
 
 
-def test_verify_set_wrong_id(tmp_path):
-    directory, manifest = make_real_set(tmp_path)
-    loaded, problems = verify_set(FakeModule(GOOD_FIELDS), directory, '20261126T221500Z-2')
+def test_verify_set_of_an_unverified_set(tmp_path):
+    directory, manifest = make_set(tmp_path, ID, verified=False)
+    assert verify_set(DebModule(), directory, ID, KEYS)[1:] == ([], STATUS_UNVERIFIED)
+
+
+def test_verify_set_wrong_id(sealed):
+    directory, manifest = sealed
+    loaded, problems, status = verify_set(DebModule(), directory, '20261126T221500Z-2', KEYS)
     assert problems == ["manifest names backup id '20261126T221500Z', not '20261126T221500Z-2'"]
+    assert status == STATUS_DAMAGED
 
 
 def test_verify_set_without_manifest(tmp_path):
-    directory = tmp_path / '20261126T221500Z'
+    directory = tmp_path / ID
     directory.mkdir()
-    loaded, problems = verify_set(FakeModule(), str(directory), '20261126T221500Z')
+    loaded, problems, status = verify_set(DebModule(), str(directory), ID, KEYS)
     assert loaded is None
     assert problems == ['%s: No such file or directory' % os.path.join(str(directory), MANIFEST)]
+    assert status == STATUS_DAMAGED
 
 
-def test_verify_set_package_control_fields_differ(tmp_path):
-    directory, manifest = make_real_set(tmp_path)
-    fields = {'micropvr_1.9.0-1_amd64.deb': dict(Package='micropvr', Version='1.10.0-1', Architecture='amd64')}
-    loaded, problems = verify_set(FakeModule(fields), directory, '20261126T221500Z')
+def test_verify_set_package_control_fields_differ(sealed):
+    directory, manifest = sealed
+    fields = dict(DEB_FIELDS)
+    fields['micropvr_1.9.0-1_amd64.deb'] = dict(Package='micropvr', Version='1.10.0-1', Architecture='amd64')
+    loaded, problems, status = verify_set(DebModule(fields), directory, ID, KEYS)
     assert len(problems) == 1
     assert problems[0].startswith('packages/micropvr_1.9.0-1_amd64.deb: control fields ')
     assert "'Version': '1.10.0-1'" in problems[0]
     assert "manifest says {'Package': 'micropvr', 'Version': '1.9.0-1', 'Architecture': 'amd64'}" in problems[0]
+    assert status == STATUS_DAMAGED
 
 
-def test_verify_set_unreadable_package(tmp_path):
-    directory, manifest = make_real_set(tmp_path)
-    loaded, problems = verify_set(FakeModule({}), directory, '20261126T221500Z')
-    assert problems == ["packages/micropvr_1.9.0-1_amd64.deb: control fields None, manifest says "
-                        "{'Package': 'micropvr', 'Version': '1.9.0-1', 'Architecture': 'amd64'}"]
+def test_verify_set_unreadable_package(sealed):
+    directory, manifest = sealed
+    loaded, problems, status = verify_set(DebModule({}), directory, ID, KEYS)
+    assert problems == [
+        "packages/micropvr_1.9.0-1_amd64.deb: control fields None, manifest says "
+        "{'Package': 'micropvr', 'Version': '1.9.0-1', 'Architecture': 'amd64'}",
+        "packages/micropvs_1%3a2.0-1_amd64.deb: control fields None, manifest says "
+        "{'Package': 'micropvs', 'Version': '1:2.0-1', 'Architecture': 'amd64'}"]
 
 
 def rewrite_and_reseal(directory, relpath, content):
-    """Replace a file and fix its manifest entry, as if it had been backed up that way."""
+    """Replace a file and fix its manifest entry with the key, as if it had been backed up that way."""
     with open(os.path.join(directory, relpath), 'wb') as handle:
         handle.write(content)
-    manifest = load_manifest(directory)
-    for entry in manifest['files']:
-        if entry['path'] == relpath:
-            entry.update(size=len(content), sha256=hashlib.sha256(content).hexdigest())
-    write_manifest(directory, manifest)
+
+    def fix(manifest):
+        for entry in manifest['files']:
+            if entry['path'] == relpath:
+                entry.update(size=len(content), sha256=hashlib.sha256(content).hexdigest())
+    reseal(directory, fix)
 
 
-def test_verify_set_sqlite_file_that_is_not_a_database(tmp_path):
-    directory, manifest = make_real_set(tmp_path)
-    rewrite_and_reseal(directory, 'sqlite/records.db', b'this is not a database at all' * 100)
-    loaded, problems = verify_set(FakeModule(GOOD_FIELDS), directory, '20261126T221500Z')
+def test_verify_set_sqlite_file_that_is_not_a_database(sealed):
+    directory, manifest = sealed
+    rewrite_and_reseal(directory, SQLITE_FILE, b'this is not a database at all' * 100)
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
     assert problems == ['sqlite/records.db: not a usable SQLite database: file is not a database']
+    assert status == STATUS_DAMAGED
 
 
-def test_verify_set_incomplete_mysql_dump(tmp_path):
-    directory, manifest = make_real_set(tmp_path)
-    rewrite_and_reseal(directory, 'databases/mysql-mw.sql', b'CREATE TABLE x (id int);\n')
-    loaded, problems = verify_set(FakeModule(GOOD_FIELDS), directory, '20261126T221500Z')
+def test_verify_set_incomplete_mysql_dump(sealed):
+    directory, manifest = sealed
+    rewrite_and_reseal(directory, DUMP_FILE, b'CREATE TABLE x (id int);\n')
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
     assert problems == ['databases/mysql-mw.sql: dump is incomplete (no "-- Dump completed" trailer)']
 
 
-def test_verify_set_unreadable_config_archive(tmp_path):
-    directory, manifest = make_real_set(tmp_path)
+def test_verify_set_unreadable_config_archive(sealed):
+    directory, manifest = sealed
     rewrite_and_reseal(directory, 'config.tar', b'\x00garbage' * 3)
-    loaded, problems = verify_set(FakeModule(GOOD_FIELDS), directory, '20261126T221500Z')
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
     assert len(problems) == 1
     assert problems[0].startswith('config.tar: not a readable tar archive: ')
+    assert status == STATUS_DAMAGED
 
 
-def test_verify_set_custom_dump_without_pg_restore(tmp_path):
-    directory, manifest = make_real_set(tmp_path)
-    manifest = load_manifest(directory)
-    manifest['files'][3]['format'] = 'custom'
-    write_manifest(directory, manifest)
-    loaded, problems = verify_set(FakeModule(GOOD_FIELDS), directory, '20261126T221500Z')
+def _archive_with(directory, manifest, extra):
+    """config.tar as it is plus ``extra(archive)`` at the end, as bytes."""
+    path = os.path.join(directory, 'config.tar')
+    rebuilt = path + '.new'
+    with tarfile.open(path) as source, tarfile.open(rebuilt, 'w', format=tarfile.PAX_FORMAT) as target:
+        for member in source.getmembers():
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        extra(target)
+    with open(rebuilt, 'rb') as handle:
+        data = handle.read()
+    os.unlink(rebuilt)
+    return data
+
+
+@pytest.mark.parametrize('name, reason', [
+    ('/zz-extra.conf', 'is not in the manifest'),
+    ('/../../cron.d/evil', "has a '..' component"),
+])
+def test_verify_set_config_archive_with_a_member_not_in_the_manifest(sealed, name, reason):
+    """config.tar is checked member by member against config.entries, not only by its checksum."""
+    directory, manifest = sealed
+    name = manifest['config']['paths'][0].lstrip('/') + name
+
+    def extra(archive):
+        info = tarfile.TarInfo(name)
+        info.size = 4
+        archive.addfile(info, io.BytesIO(b'evil'))
+    rewrite_and_reseal(directory, 'config.tar', _archive_with(directory, manifest, extra))
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
+    assert status == STATUS_DAMAGED
+    assert len(problems) == 1
+    assert problems[0].startswith('config.tar: config.tar member')
+    assert name in problems[0] and reason in problems[0]
+
+
+def test_verify_set_config_archive_with_a_member_of_another_type(sealed):
+    directory, manifest = sealed
+    entry = manifest['config']['entries'][4]  # micropvr.conf, a file
+    path = os.path.join(directory, 'config.tar')
+    with tarfile.open(path) as source:
+        members = source.getmembers()
+        contents = dict((m.name, source.extractfile(m).read()) for m in members if m.isfile())
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w', format=tarfile.PAX_FORMAT) as target:
+        for member in members:
+            if '/' + member.name == entry['path']:
+                member.type, member.linkname, member.size = tarfile.SYMTYPE, '/root/.ssh/authorized_keys', 0
+                target.addfile(member)
+            else:
+                target.addfile(member, io.BytesIO(contents[member.name]) if member.isfile() else None)
+    rewrite_and_reseal(directory, 'config.tar', buffer.getvalue())
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
+    assert problems == ['config.tar: config.tar member %s is a symlink, the manifest says file'
+                        % entry['path'].lstrip('/')]
+    assert status == STATUS_DAMAGED
+
+
+def test_verify_set_custom_dump_without_pg_restore(sealed):
+    directory, manifest = sealed
+
+    def custom(m):
+        [e for e in m['files'] if e['kind'] == 'database'][0]['format'] = 'custom'
+    reseal(directory, custom)
+    loaded, problems, status = verify_set(DebModule(), directory, ID, KEYS)
     assert problems == ['databases/mysql-mw.sql: pg_restore not found (install postgresql-client)']
 
 

@@ -186,8 +186,8 @@ def test_mysql_defaults_file(tmp_path):
     assert os.path.dirname(path) == str(tmp_path)
     assert os.path.basename(path).startswith('.my-cnf-')
     assert mode(path) == 0o600
-    assert read(path) == ('[client]\nuser=pvr\nhost=db.example.net\nport=3307\nsocket=/run/mysqld/mysqld.sock\n'
-                          'password="S3cr:et\\\\pa\\"ss word"\n')
+    assert read(path) == ('[client]\nuser="pvr"\nhost="db.example.net"\nport="3307"\n'
+                          'socket="/run/mysqld/mysqld.sock"\npassword="S3cr:et\\\\pa\\"ss word"\n')
     assert SECRET not in path
 
 
@@ -348,8 +348,8 @@ def test_dump_mysql_passes_the_password_only_in_a_private_file(tmp_path):
     defaults = call['args'][1].split('=', 1)[1]
     assert os.path.dirname(defaults) == str(tmp_path) and os.path.basename(defaults).startswith('.my-cnf-')
     assert call['args'] == ['/usr/bin/mysqldump', '--defaults-extra-file=%s' % defaults, '--single-transaction',
-                            '--routines', '--triggers', '--events', '--result-file=%s' % destination, 'mw']
-    assert call['secrets'] == {defaults: '[client]\nuser=pvr\npassword="S3cr:et\\\\pa\\"ss word"\n'}
+                            '--routines', '--triggers', '--events', '--result-file=%s' % destination, '--', 'mw']
+    assert call['secrets'] == {defaults: '[client]\nuser="pvr"\npassword="S3cr:et\\\\pa\\"ss word"\n'}
     assert call['modes'] == {defaults: 0o600}
     assert not any(SECRET in a for a in call['args'])
     assert not os.path.exists(defaults)

@@ -10,6 +10,7 @@ import pytest
 
 from step_holder import start_step_holder
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.safepath import UnsafePathError
 
 NOW = datetime.datetime(2026, 11, 26, 22, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -35,10 +36,116 @@ def test_missing_history_is_empty(tmp_path):
     assert state.read_history(str(tmp_path / 'none')) == []
 
 
-def test_ensure_dir_tightens_an_open_directory(tmp_path):
+def test_ensure_dir_creates_the_state_dir_private(tmp_path):
+    assert state.ensure_dir(str(tmp_path / 'lib' / 'state')) is True
+    assert stat.S_IMODE(os.stat(tmp_path / 'lib' / 'state').st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / 'lib').st_mode) == 0o755
+    assert state.ensure_dir(str(tmp_path / 'lib' / 'state')) is False
+
+
+def test_ensure_dir_never_chmods_a_directory_it_did_not_create(tmp_path):
+    """It used to chmod 0700 whatever it was given: /tmp lost its sticky bit."""
     os.chmod(tmp_path, 0o755)
     state.ensure_dir(str(tmp_path))
-    assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o755
+    os.chmod(tmp_path, 0o775)
+    with pytest.raises(UnsafePathError, match=r'^state_dir: \S+ is writable by group or others \(mode 0775\)'):
+        state.ensure_dir(str(tmp_path))
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o775
+
+
+@pytest.mark.parametrize('path', ['', 'relative/state'])
+def test_nothing_is_written_without_an_absolute_state_dir(path, tmp_path, monkeypatch):
+    """System directories are refused the same way (test_safepath.py); not tried here for real."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsafePathError, match='^state_dir: '):
+        state.create_lock(path, dict(owner='run-1'))
+    with pytest.raises(UnsafePathError, match='^state_dir: '):
+        state.append_history(path, dict(event='update'))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nothing_is_written_into_a_directory_of_another_user(tmp_path):
+    os.chmod(tmp_path, 0o700)
+    os.chown(tmp_path, 54321, -1)
+    with pytest.raises(UnsafePathError, match='is owned by uid 54321'):
+        state.create_lock(str(tmp_path), dict(owner='run-1'))
+    with pytest.raises(UnsafePathError, match='is owned by uid 54321'):
+        state.append_history(str(tmp_path), dict(event='update'))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- symbolic links in the state directory are never followed ------------------------------------
+
+@pytest.fixture
+def planted(tmp_path):
+    """A private state dir and, outside it, a file that a link in it points to."""
+    state_dir = tmp_path / 'state'
+    state_dir.mkdir(mode=0o700)
+    target = tmp_path / 'victim'
+    target.write_text('precious\n')
+
+    def plant(name, to=target):
+        (state_dir / name).symlink_to(to)
+        return str(state_dir)
+    plant.target = target
+    return plant
+
+
+def test_a_symlinked_lock_file_is_not_followed(planted):
+    state_dir = planted(state.LOCK_FILE)
+    with pytest.raises(UnsafePathError, match=r'update.lock is a symbolic link; refusing to follow it'):
+        state.read_lock(state_dir)
+    assert state.create_lock(state_dir, dict(owner='run-1')) is False
+    assert planted.target.read_text() == 'precious\n'
+    assert state.remove_lock(state_dir) is True  # the link, not its target
+    assert planted.target.read_text() == 'precious\n'
+
+
+def test_a_symlinked_dangling_lock_file_is_removed_as_a_link(planted, tmp_path):
+    state_dir = planted(state.LOCK_FILE, to=tmp_path / 'nowhere')
+    assert state.create_lock(state_dir, dict(owner='run-1')) is False
+    assert not (tmp_path / 'nowhere').exists()
+    assert state.remove_lock(state_dir) is True
+    assert state.create_lock(state_dir, dict(owner='run-1')) is True
+
+
+def test_a_symlinked_new_lock_file_is_not_written_through(planted):
+    state_dir = planted(state.LOCK_FILE + '.new')
+    state.create_lock(state_dir, dict(owner='run-1', purpose='update', acquired_at='2026-11-26T22:00:00Z'))
+    with pytest.raises(UnsafePathError, match=r'update.lock.new is a symbolic link'):
+        state.write_lock(state_dir, dict(owner='run-1', step=dict(name='install')))
+    assert planted.target.read_text() == 'precious\n'
+    assert state.read_lock(state_dir)['owner'] == 'run-1' and 'step' not in state.read_lock(state_dir)
+
+
+def test_a_step_does_not_write_through_a_symlinked_new_lock_file(planted):
+    state_dir = planted(state.LOCK_FILE + '.new')
+    state.create_lock(state_dir, dict(owner='run-1', purpose='update', acquired_at='2026-11-26T22:00:00Z'))
+    with pytest.raises(UnsafePathError):
+        with state.step(state_dir, 'run-1', 'install'):
+            pytest.fail('the step ran')
+    assert planted.target.read_text() == 'precious\n'
+
+
+def test_a_symlinked_history_is_not_appended_to_or_read(planted):
+    state_dir = planted(state.HISTORY_FILE)
+    with pytest.raises(UnsafePathError, match=r'history.jsonl is a symbolic link'):
+        state.append_history(state_dir, dict(event='update'))
+    with pytest.raises(UnsafePathError, match=r'history.jsonl is a symbolic link'):
+        state.read_history(state_dir)
+    assert planted.target.read_text() == 'precious\n'
+
+
+def test_a_symlinked_step_file_is_not_followed(planted, tmp_path):
+    state_dir = planted(state.STEP_FILE, to=tmp_path / 'created-elsewhere')
+    state.create_lock(state_dir, dict(owner='run-1', purpose='update', acquired_at='2026-11-26T22:00:00Z'))
+    with pytest.raises(UnsafePathError, match=r'step.flock is a symbolic link'):
+        with state.step(state_dir, 'run-1', 'install'):
+            pytest.fail('the step ran')
+    with pytest.raises(UnsafePathError, match=r'step.flock is a symbolic link'):
+        state.step_in_progress(state_dir)
+    assert not (tmp_path / 'created-elsewhere').exists()
 
 
 def test_lock_is_exclusive_and_removable(tmp_path):

@@ -3,6 +3,7 @@
 import datetime
 import hashlib
 import io
+import json
 import os
 import sqlite3
 import stat
@@ -11,9 +12,13 @@ import tarfile
 import pytest
 import yaml
 
+from backup_sets import KEYS, OTHER_KEYS, TEST_KEY_HEX, make_set, reseal
+from module_runner import run_main
+
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import belongs_to_database
 
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import databases as databases_fragment
+from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import seal as seal_fragment
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -21,12 +26,13 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils import backup
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_backup
 from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_backup import (
     RootLock,
-    _ensure_root,
     _restrict,
     _tar_entries,
     _walk_files,
     _write_config_archive,
     argument_spec,
+    check_roots,
+    public_manifest,
 )
 
 
@@ -167,7 +173,8 @@ def test_tar_entries(tmp_path):
              sha256=hashlib.sha256(b'').hexdigest()),
         dict(path='/etc/micropvr/current', mode='0777', uid=0, gid=0, mtime=1764195300, type='symlink',
              target='micropvr.conf'),
-        dict(path='/etc/micropvr/hard', mode='0644', uid=0, gid=0, mtime=1764195300, type='other'),
+        dict(path='/etc/micropvr/hard', mode='0644', uid=0, gid=0, mtime=1764195300, type='hardlink',
+             target='/etc/micropvr/micropvr.conf'),
         dict(path='/etc/micropvr/fifo', mode='0644', uid=0, gid=0, mtime=1764195300, type='other'),
     ]
 
@@ -226,6 +233,15 @@ def test_argument_spec_hides_login_password():
     assert not any(o.get('no_log') for k, o in databases['options'].items() if k != 'login_password')
 
 
+def test_argument_spec_hides_the_seal_keys():
+    spec = argument_spec()
+    assert spec['seal_key'] == dict(type='str', no_log=True)
+    assert spec['trusted_seal_keys'] == dict(type='list', elements='str', default=[], no_log=True)
+    result = ArgumentSpecValidator(spec).validate(dict(seal_key=TEST_KEY_HEX, trusted_seal_keys=['ab' * 32]))
+    assert result.errors.errors == []
+    assert TEST_KEY_HEX in result._no_log_values and 'ab' * 32 in result._no_log_values
+
+
 def test_argument_spec_validates_and_collects_the_password_as_no_log():
     result = ArgumentSpecValidator(argument_spec()).validate(dict(
         databases=[dict(engine='postgresql', name='mw', login_password='s3cret-value')], keep=3))
@@ -233,6 +249,9 @@ def test_argument_spec_validates_and_collects_the_password_as_no_log():
     assert 's3cret-value' in result._no_log_values
     params = result.validated_parameters
     assert params['keep'] == 3
+    assert params['keep_pinned'] == 2
+    assert params['seal_key'] is None
+    assert params['trusted_seal_keys'] == []
     assert params['pin'] is False
     assert params['reason'] == 'manual'
     assert params['space_margin_mb'] == 64
@@ -255,8 +274,10 @@ def test_argument_spec_defaults_are_fresh_lists():
 
 def test_documentation_matches_argument_spec():
     doc = yaml.safe_load(micropvr_backup.DOCUMENTATION)['options']
-    assert 'microimpuls.micropvr.databases' in yaml.safe_load(micropvr_backup.DOCUMENTATION)['extends_documentation_fragment']
+    fragments = yaml.safe_load(micropvr_backup.DOCUMENTATION)['extends_documentation_fragment']
+    assert 'microimpuls.micropvr.databases' in fragments and 'microimpuls.micropvr.seal' in fragments
     doc.update(yaml.safe_load(databases_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
+    doc.update(yaml.safe_load(seal_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     spec = argument_spec()
     assert sorted(doc) == sorted(spec)
     for name, option in spec.items():
@@ -272,21 +293,6 @@ def test_documentation_matches_argument_spec():
 
 
 # --- small helpers -----------------------------------------------------------------------------
-
-def test_ensure_root_creates_0700(tmp_path):
-    root = str(tmp_path / 'backups' / 'micropvr')
-    assert _ensure_root(root) is True
-    assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
-    assert _ensure_root(root) is False
-
-
-def test_ensure_root_closes_an_open_root(tmp_path):
-    root = tmp_path / 'backups'
-    root.mkdir()
-    os.chmod(str(root), 0o755)
-    assert _ensure_root(str(root)) is True
-    assert stat.S_IMODE(os.stat(str(root)).st_mode) == 0o700
-
 
 def test_restrict(tmp_path):
     top = tmp_path / 'set'
@@ -367,8 +373,8 @@ def make_plan(conf):
 
 
 def backup_params(root, **extra):
-    params = dict(backup_root=root, lock_timeout=0, keep=None, reason='unit test', pin=False, databases=[],
-                  services=[])
+    params = dict(backup_root=root, lock_timeout=0, keep=None, keep_pinned=2, reason='unit test', pin=False,
+                  databases=[], services=[])
     params.update(extra)
     return params
 
@@ -383,7 +389,7 @@ def test_run_backup_writes_a_verified_set(tmp_path, fixed_host):
     root = str(tmp_path / 'backups')
     leftover = os.path.join(root, backupset.INCOMPLETE_PREFIX + '20200101T000000Z')
     os.makedirs(leftover)
-    result = micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {})
+    result = micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
     backup_id = result['backup_id']
     assert backupset.validate_backup_id(backup_id) == backup_id
     assert result['changed'] is True
@@ -394,16 +400,17 @@ def test_run_backup_writes_a_verified_set(tmp_path, fixed_host):
     assert backupset.list_set_dirs(root) == ([backup_id], [])
     directory = result['backup_path']
     manifest = backupset.load_manifest(directory)
-    assert manifest == result['manifest']
-    assert backupset.seal_matches(manifest)
+    assert public_manifest(manifest) == result['manifest']
+    assert KEYS.problem(manifest) is None
+    assert OTHER_KEYS.problem(manifest) is not None
     assert manifest['verified_at'] is not None
     assert manifest['reason'] == 'unit test' and manifest['host'] == 'pvr1.example.net'
     assert sorted(f['path'] for f in manifest['files']) == ['config.tar', 'sqlite/records.db', 'sqlite/tasks.db']
-    assert backupset.verify_files(directory, manifest) == []
+    assert backupset.verify_files(directory, manifest, KEYS) == []
     assert [e['path'] for e in manifest['config']['entries']] == [str(conf), str(conf / 'micropvr.conf')]
     assert [s['tables'] for s in manifest['sqlite']] == [
         sqlite_tables(conf / 'records.db'), sqlite_tables(conf / 'tasks.db')]
-    assert backupset.summarize(directory, backup_id)['status'] == backupset.STATUS_VERIFIED
+    assert backupset.summarize(directory, backup_id, KEYS)['status'] == backupset.STATUS_VERIFIED
     assert result['size'] == backupset.set_size(directory)
     for dirpath, dirnames, filenames in os.walk(directory):
         assert stat.S_IMODE(os.stat(dirpath).st_mode) == 0o700
@@ -419,9 +426,9 @@ def sqlite_tables(path):
 def test_run_backup_retention_after_a_new_set(tmp_path, fixed_host):
     conf = make_micropvr_tree(tmp_path)
     root = str(tmp_path / 'backups')
-    first = micropvr_backup.run_backup(FakeModule(backup_params(root, pin=True)), make_plan(conf), {})
-    second = micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {})
-    third = micropvr_backup.run_backup(FakeModule(backup_params(root, keep=1)), make_plan(conf), {})
+    first = micropvr_backup.run_backup(FakeModule(backup_params(root, pin=True)), make_plan(conf), {}, KEYS)
+    second = micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+    third = micropvr_backup.run_backup(FakeModule(backup_params(root, keep=1)), make_plan(conf), {}, KEYS)
     assert len({first['backup_id'], second['backup_id'], third['backup_id']}) == 3
     assert third['removed'] == [second['backup_id']]  # the first one is pinned
     assert backupset.list_set_dirs(root)[0] == sorted([first['backup_id'], third['backup_id']])
@@ -433,7 +440,7 @@ def test_run_backup_failure_leaves_nothing_behind(tmp_path, fixed_host):
     plan = make_plan(conf)
     os.unlink(str(conf / 'tasks.db'))  # vanished between plan and run
     with pytest.raises(FailJson) as excinfo:
-        micropvr_backup.run_backup(FakeModule(backup_params(root)), plan, {})
+        micropvr_backup.run_backup(FakeModule(backup_params(root)), plan, {}, KEYS)
     assert excinfo.value.kwargs['msg'] == (
         'backup failed, the partial set was removed: ValueError: SQLite database %s does not exist'
         % (conf / 'tasks.db'))
@@ -444,7 +451,7 @@ def test_run_backup_failure_leaves_nothing_behind(tmp_path, fixed_host):
 def test_new_backup_ids_are_utc(fixed_host, tmp_path):
     before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     conf = make_micropvr_tree(tmp_path)
-    result = micropvr_backup.run_backup(FakeModule(backup_params(str(tmp_path / 'b'))), make_plan(conf), {})
+    result = micropvr_backup.run_backup(FakeModule(backup_params(str(tmp_path / 'b'))), make_plan(conf), {}, KEYS)
     taken = datetime.datetime.strptime(result['backup_id'][:16], '%Y%m%dT%H%M%SZ').replace(
         tzinfo=datetime.timezone.utc)
     assert before <= taken <= datetime.datetime.now(datetime.timezone.utc)
@@ -466,8 +473,9 @@ class InstalledPackages(FakeModule):
 
 
 def plan_params(tmp_path, conf, **extra):
-    params = dict(keep=None, space_margin_mb=0, packages=['micropvr'], config_paths=[str(conf.parent)], services=[],
-                  config_file=str(conf), sqlite_databases=[], databases=[], backup_root=str(tmp_path / 'backups'))
+    params = dict(keep=None, keep_pinned=2, space_margin_mb=0, packages=['micropvr'], config_paths=[str(conf.parent)],
+                  services=[], config_file=str(conf), sqlite_databases=[], databases=[],
+                  backup_root=str(tmp_path / 'backups'))
     params.update(extra)
     return params
 
@@ -516,3 +524,419 @@ def test_backup_refuses_while_another_run_holds_the_host_lock(tmp_path):
     assert 'backup set 20261129T000000Z' in excinfo.value.kwargs['msg']
     state.remove_lock(state_dir)
     micropvr_backup.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner=None, lock_timeout=0)))
+
+
+# --- the module end to end (main) on a host without packages or services -------------------------
+
+@pytest.fixture
+def run(capsys):
+    """run(**args) -> (exit code, result) of micropvr_backup.main(); the umask it sets is undone."""
+    def call(**args):
+        umask = os.umask(0o022)
+        try:
+            return run_main(micropvr_backup.main, capsys, **args)
+        finally:
+            os.umask(umask)
+    return call
+
+
+def main_args(tmp_path, conf, **extra):
+    args = dict(packages=[], services=[], config_paths=[str(conf)], config_file=str(conf / 'micropvr.conf'),
+                sqlite_databases=[str(conf / 'records.db'), str(conf / 'tasks.db')],
+                backup_root=str(tmp_path / 'backups'), state_dir=str(tmp_path / 'state'), lock_timeout=0,
+                reason='unit test')
+    args.update(extra)
+    return args
+
+
+def test_main_first_backup_creates_the_state_dir_and_the_seal_key(tmp_path, run, fixed_host):
+    conf = make_micropvr_tree(tmp_path)
+    rc, result = run(**main_args(tmp_path, conf))
+    assert rc == 0, result
+    state_dir = str(tmp_path / 'state')
+    key_file = os.path.join(state_dir, backupset.SEAL_KEY_FILE)
+    assert stat.S_IMODE(os.stat(state_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.lstat(key_file).st_mode) == 0o600
+    keys = backupset.seal_keys(state_dir)
+    directory = result['backup_path']
+    assert backupset.summarize(directory, result['backup_id'], keys)['status'] == backupset.STATUS_VERIFIED
+    with open(key_file) as handle:
+        key_text = handle.read()
+    # The second backup seals with the same key.
+    rc, second = run(**main_args(tmp_path, conf))
+    assert rc == 0, second
+    with open(key_file) as handle:
+        assert handle.read() == key_text
+    assert (backupset.load_manifest(second['backup_path'])['seal']['key_id']
+            == backupset.load_manifest(directory)['seal']['key_id'] == backupset.key_id(keys.own))
+
+
+def test_main_with_a_seal_key_creates_no_key_file_and_does_not_show_the_key(tmp_path, run, fixed_host):
+    conf = make_micropvr_tree(tmp_path)
+    rc, result = run(**main_args(tmp_path, conf, seal_key=TEST_KEY_HEX))
+    assert rc == 0, result
+    assert not os.path.exists(str(tmp_path / 'state' / backupset.SEAL_KEY_FILE))
+    assert KEYS.problem(backupset.load_manifest(result['backup_path'])) is None
+    assert TEST_KEY_HEX not in json.dumps(result)
+
+
+def test_main_with_a_bad_seal_key_fails_without_showing_it(tmp_path, run):
+    conf = make_micropvr_tree(tmp_path)
+    secret = 'not-a-key-but-a-passphrase-0123456789'
+    rc, result = run(**main_args(tmp_path, conf, seal_key=secret))
+    assert rc == 1
+    assert result['msg'].startswith('seal_key: a seal key must be 64 hex digits')
+    assert secret not in json.dumps(result)
+    assert backupset.list_set_dirs(str(tmp_path / 'backups')) == ([], [])
+
+
+def test_the_returned_manifest_has_no_checksum_of_every_config_file(tmp_path, run, fixed_host):
+    """AWX keeps module results in its job events: the per-file sha256 list stays in manifest.json."""
+    conf = make_micropvr_tree(tmp_path)
+    rc, result = run(**main_args(tmp_path, conf, seal_key=TEST_KEY_HEX))
+    assert rc == 0, result
+    on_disk = backupset.load_manifest(result['backup_path'])
+    entries = on_disk['config']['entries']
+    assert len(entries) == 2
+    assert 'entries' not in result['manifest']['config']
+    assert result['manifest']['config'] == dict(archive='config.tar', paths=[str(conf)], entry_count=2)
+    conf_sha256 = hashlib.sha256((conf / 'micropvr.conf').read_bytes()).hexdigest()
+    assert [e.get('sha256') for e in entries] == [None, conf_sha256]
+    assert conf_sha256 not in json.dumps(result)
+    # Everything else is as in manifest.json, including the seal over the full manifest.
+    assert dict(result['manifest'], config=on_disk['config']) == on_disk
+
+
+def test_public_manifest_does_not_change_the_manifest():
+    manifest = dict(backup_id='x', config=dict(archive='config.tar', paths=['/etc/micropvr'],
+                                               entries=[dict(path='/etc/micropvr')]))
+    public = public_manifest(manifest)
+    assert public['config'] == dict(archive='config.tar', paths=['/etc/micropvr'], entry_count=1)
+    assert manifest['config']['entries'] == [dict(path='/etc/micropvr')]
+
+
+# --- safe roots: refused before anything is written, also in check mode --------------------------
+
+def _mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode) if os.path.lexists(path) else None
+
+
+def _unsafe_root(tmp_path, kind):
+    """A backup root of the given kind (made under tmp_path when it is a directory of the test)."""
+    if kind in ('/tmp', '/', ''):
+        return kind
+    if kind == 'relative':
+        return 'var/backups/micropvr'
+    if kind == 'tmp-dotdot':
+        return '/tmp/../tmp'
+    if kind in ('other-owner', 'below-other-owner') and os.geteuid() != 0:
+        pytest.skip('needs root to give a directory away')
+    path = tmp_path / kind
+    if kind == 'group-writable':
+        path.mkdir()
+        os.chmod(str(path), 0o775)
+    elif kind == 'world-writable':
+        path.mkdir()
+        os.chmod(str(path), 0o1777)
+    elif kind == 'other-owner':
+        path.mkdir(mode=0o700)
+        os.chown(str(path), 1234, 1234)
+    elif kind == 'below-other-owner':
+        (tmp_path / 'theirs').mkdir(mode=0o755)
+        os.chown(str(tmp_path / 'theirs'), 1234, 1234)
+        path = tmp_path / 'theirs' / 'backups'
+    elif kind == 'symlink':
+        (tmp_path / 'real').mkdir(mode=0o700)
+        os.symlink(str(tmp_path / 'real'), str(path))
+    elif kind == 'file':
+        path.write_text('not a directory')
+    return str(path)
+
+
+UNSAFE_ROOTS = ['/tmp', '/', '', 'relative', 'tmp-dotdot', 'group-writable', 'world-writable', 'other-owner',
+                'below-other-owner', 'symlink', 'file']
+
+
+@pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
+@pytest.mark.parametrize('kind', UNSAFE_ROOTS)
+def test_an_unsafe_backup_root_is_refused_and_left_alone(tmp_path, run, kind, check_mode):
+    root = _unsafe_root(tmp_path, kind)
+    conf = make_micropvr_tree(tmp_path)
+    watched = [p for p in (root, '/tmp', os.path.join(str(tmp_path), root)) if p.startswith('/')]
+    before = dict((p, _mode(p)) for p in watched)
+    # The entries of a directory of the test; /tmp and / change under other processes: only the lock there.
+    mine = root.startswith(str(tmp_path)) and os.path.isdir(root)
+    entries = sorted(os.listdir(root)) if mine else None
+    lock = os.path.lexists(os.path.join(root, backupset.LOCK_FILE)) if root.startswith('/') else None
+    # config_paths does not exist: whatever comes after the root check would fail differently.
+    rc, result = run(**main_args(tmp_path, conf, backup_root=root, config_paths=[str(tmp_path / 'missing')],
+                                 _ansible_check_mode=check_mode))
+    assert rc == 1
+    assert 'backup_root' in result['msg'], result['msg']
+    assert dict((p, _mode(p)) for p in watched) == before
+    if entries is not None:
+        assert sorted(os.listdir(root)) == entries
+    if lock is not None:
+        assert os.path.lexists(os.path.join(root, backupset.LOCK_FILE)) == lock
+    assert not os.path.exists(str(tmp_path / 'state'))
+
+
+@pytest.mark.parametrize('kind', UNSAFE_ROOTS)
+def test_check_roots_and_run_backup_refuse_an_unsafe_backup_root(tmp_path, kind, fixed_host):
+    root = _unsafe_root(tmp_path, kind)
+    tmp_mode = _mode('/tmp')
+    with pytest.raises(FailJson) as excinfo:
+        check_roots(FakeModule(dict(backup_root=root, state_dir=str(tmp_path / 'state'))))
+    assert 'backup_root' in excinfo.value.kwargs['msg']
+    conf = make_micropvr_tree(tmp_path)
+    with pytest.raises(FailJson) as excinfo:
+        micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+    assert 'backup_root' in excinfo.value.kwargs['msg']
+    assert _mode('/tmp') == tmp_mode
+    if kind not in ('/tmp', '/'):
+        assert not os.path.lexists(os.path.join(root, backupset.LOCK_FILE))
+    if kind == 'relative':
+        assert not os.path.lexists(root)  # nothing made relative to the working directory
+
+
+@pytest.mark.parametrize('kind', ['/tmp', '', 'relative', 'group-writable', 'other-owner'])
+def test_an_unsafe_state_dir_is_refused(tmp_path, run, kind):
+    state_dir = _unsafe_root(tmp_path, kind)
+    conf = make_micropvr_tree(tmp_path)
+    tmp_mode = _mode('/tmp')
+    rc, result = run(**main_args(tmp_path, conf, state_dir=state_dir, config_paths=[str(tmp_path / 'missing')],
+                                 _ansible_check_mode=True))
+    assert rc == 1
+    assert 'state_dir' in result['msg'], result['msg']
+    assert _mode('/tmp') == tmp_mode
+    assert not os.path.exists(str(tmp_path / 'backups'))
+
+
+@pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
+def test_an_existing_0755_backup_root_is_used_and_not_chmodded(tmp_path, run, fixed_host, check_mode):
+    root = tmp_path / 'backups'
+    root.mkdir()
+    os.chmod(str(root), 0o755)
+    conf = make_micropvr_tree(tmp_path)
+    rc, result = run(**main_args(tmp_path, conf, seal_key=TEST_KEY_HEX, _ansible_check_mode=check_mode))
+    assert rc == 0, result
+    assert result['changed'] is True
+    assert stat.S_IMODE(os.stat(str(root)).st_mode) == 0o755
+    if check_mode:
+        assert os.listdir(str(root)) == []
+    else:
+        assert backupset.list_set_dirs(str(root))[0] == [result['backup_id']]
+        # The set itself is private whatever the root's mode.
+        assert stat.S_IMODE(os.stat(result['backup_path']).st_mode) == 0o700
+
+
+def test_a_missing_backup_root_is_created_0700(tmp_path, fixed_host):
+    root = tmp_path / 'var' / 'backups' / 'micropvr'
+    conf = make_micropvr_tree(tmp_path)
+    old_umask = os.umask(0)
+    try:
+        result = micropvr_backup.run_backup(FakeModule(backup_params(str(root))), make_plan(conf), {}, KEYS)
+    finally:
+        os.umask(old_umask)
+    assert result['changed'] is True
+    assert stat.S_IMODE(os.stat(str(root)).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(str(root.parent)).st_mode) == 0o755
+
+
+@pytest.mark.parametrize('inside', ['state in root', 'root in state', 'same'])
+def test_the_state_dir_and_the_backup_root_must_not_contain_each_other(tmp_path, run, inside):
+    conf = make_micropvr_tree(tmp_path)
+    root, state_dir = str(tmp_path / 'backups'), str(tmp_path / 'state')
+    if inside == 'state in root':
+        state_dir = os.path.join(root, 'state')
+    elif inside == 'root in state':
+        root = os.path.join(state_dir, 'backups')
+    else:
+        state_dir = root
+    with pytest.raises(FailJson) as excinfo:
+        check_roots(FakeModule(dict(backup_root=root, state_dir=state_dir)))
+    assert 'must not contain each other' in excinfo.value.kwargs['msg']
+    for check_mode in (True, False):
+        rc, result = run(**main_args(tmp_path, conf, backup_root=root, state_dir=state_dir,
+                                     _ansible_check_mode=check_mode))
+        assert rc == 1
+        assert result['msg'] == excinfo.value.kwargs['msg']
+    assert not os.path.exists(root) and not os.path.exists(state_dir)
+
+
+def test_check_roots_accepts_private_directories(tmp_path):
+    (tmp_path / 'backups').mkdir(mode=0o755)
+    check_roots(FakeModule(dict(backup_root=str(tmp_path / 'backups'), state_dir=str(tmp_path / 'lib' / 'state'))))
+    assert not os.path.exists(str(tmp_path / 'lib'))  # only reads
+
+
+# --- symbolic links in the configuration ------------------------------------------------------------
+
+@pytest.mark.parametrize('relative', [False, True], ids=['absolute', 'relative'])
+def test_a_config_path_that_is_a_symlink_saves_the_tree_behind_it(tmp_path, run, fixed_host, relative):
+    conf = make_micropvr_tree(tmp_path)
+    target = tmp_path / 'srv' / 'nginx-conf'
+    (target / 'sites').mkdir(parents=True)
+    (target / 'nginx.conf').write_text('worker_processes 4;\n')
+    (target / 'sites' / 'pvr.conf').write_text('server { listen 8080; }\n')
+    link = tmp_path / 'usr' / 'local' / 'nginx-micropvr' / 'conf'
+    link.parent.mkdir(parents=True)
+    os.symlink(os.path.relpath(str(target), str(link.parent)) if relative else str(target), str(link))
+    rc, result = run(**main_args(tmp_path, conf, config_paths=[str(conf), str(link)], seal_key=TEST_KEY_HEX))
+    assert rc == 0, result
+    assert result['plan']['config_paths'] == [str(conf), str(link), str(target)]
+    manifest = backupset.load_manifest(result['backup_path'])
+    assert manifest['config']['paths'] == [str(conf), str(link), str(target)]
+    by_path = dict((e['path'], e) for e in manifest['config']['entries'])
+    assert by_path[str(link)]['type'] == 'symlink'
+    assert by_path[str(target / 'nginx.conf')]['sha256'] == hashlib.sha256(b'worker_processes 4;\n').hexdigest()
+    assert by_path[str(target / 'sites' / 'pvr.conf')]['type'] == 'file'
+    with tarfile.open(os.path.join(result['backup_path'], 'config.tar')) as archive:
+        assert archive.extractfile(str(target / 'sites' / 'pvr.conf').lstrip('/')).read() == \
+            b'server { listen 8080; }\n'
+    assert backupset.verify_set(FakeModule(), result['backup_path'], result['backup_id'], KEYS)[1:] == (
+        [], backupset.STATUS_VERIFIED)
+
+
+@pytest.mark.parametrize('points_to', ['directory', 'file', 'escaping relative'])
+def test_a_symlink_in_the_config_leading_outside_fails_the_backup(tmp_path, fixed_host, points_to):
+    conf = make_micropvr_tree(tmp_path)
+    elsewhere = tmp_path / 'elsewhere'
+    (elsewhere / 'keys').mkdir(parents=True)
+    (elsewhere / 'keys' / 'id_rsa').write_text('secret\n')
+    link = conf / 'shared'
+    target = {'directory': str(elsewhere / 'keys'), 'file': str(elsewhere / 'keys' / 'id_rsa'),
+              'escaping relative': '../../elsewhere/keys'}[points_to]
+    os.symlink(target, str(link))
+    root = str(tmp_path / 'backups')
+    with pytest.raises(FailJson) as excinfo:
+        micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+    msg = excinfo.value.kwargs['msg']
+    assert msg.startswith('the new backup set did not verify; it was removed: ')
+    assert 'symbolic link %s points to %r' % (link, target) in msg
+    assert 'add the directory it points to to micropvr_config_paths' in msg
+    assert sorted(os.listdir(root)) == [backupset.LOCK_FILE]
+
+
+def test_a_hard_link_in_the_config_is_saved_as_a_link_to_the_earlier_file(tmp_path, fixed_host):
+    conf = make_micropvr_tree(tmp_path)
+    os.link(str(conf / 'micropvr.conf'), str(conf / 'z-hard.conf'))
+    result = micropvr_backup.run_backup(FakeModule(backup_params(str(tmp_path / 'backups'))), make_plan(conf), {},
+                                        KEYS)
+    entries = backupset.load_manifest(result['backup_path'])['config']['entries']
+    st = os.lstat(str(conf / 'z-hard.conf'))
+    assert entries[-1] == dict(path=str(conf / 'z-hard.conf'), mode='%04o' % stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                               gid=st.st_gid, mtime=int(st.st_mtime), type='hardlink',
+                               target=str(conf / 'micropvr.conf'))
+    assert backupset.verify_set(FakeModule(), result['backup_path'], result['backup_id'], KEYS)[1:] == (
+        [], backupset.STATUS_VERIFIED)
+
+
+# --- retention, end to end -------------------------------------------------------------------------
+
+class SteppedClock(object):
+    """Stands in for the datetime module in micropvr_backup; ``at`` is the time its now() gives."""
+
+    timezone = datetime.timezone
+
+    def __init__(self):
+        clock = self
+        self.at = None
+
+        class FixedDateTime(datetime.datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return clock.at
+
+        self.datetime = FixedDateTime
+
+    def set(self, text):
+        self.at = datetime.datetime.strptime(text, '%Y%m%dT%H%M%SZ').replace(tzinfo=datetime.timezone.utc)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    stepped = SteppedClock()
+    monkeypatch.setattr(micropvr_backup, 'datetime', stepped)
+    return stepped
+
+
+def backup_at(clock, when, root, conf, **params):
+    clock.set(when)
+    result = micropvr_backup.run_backup(FakeModule(backup_params(root, **params)), make_plan(conf), {}, KEYS)
+    assert result['backup_id'] == when
+    return result
+
+
+def test_retention_after_the_clock_was_stepped_back_keeps_the_set_just_taken(tmp_path, fixed_host, clock):
+    conf = make_micropvr_tree(tmp_path)
+    root = str(tmp_path / 'backups')
+    for when in ('20300101T000000Z', '20300102T000000Z', '20300103T000000Z'):
+        backup_at(clock, when, root, conf)
+    # NTP stepped the clock back by years: the new set has the oldest id.
+    result = backup_at(clock, '20261126T221500Z', root, conf, keep=1)
+    assert os.path.isdir(result['backup_path'])
+    assert result['removed'] == ['20300102T000000Z', '20300101T000000Z']
+    # The newest verified set by id stays too: retention never leaves only an unproven set.
+    assert backupset.list_set_dirs(root)[0] == ['20261126T221500Z', '20300103T000000Z']
+    assert backupset.verify_set(FakeModule(), result['backup_path'], result['backup_id'], KEYS)[2] == \
+        backupset.STATUS_VERIFIED
+
+
+def test_retention_keeps_only_the_newest_keep_pinned_pinned_sets(tmp_path, fixed_host, clock):
+    """Every update pins its pre-update set and nothing unpins it: old pins must not fill the root."""
+    conf = make_micropvr_tree(tmp_path)
+    root = str(tmp_path / 'backups')
+    ids = ['20261101T000000Z', '20261102T000000Z', '20261103T000000Z', '20261104T000000Z', '20261105T000000Z']
+    removed = []
+    for when in ids:
+        removed.extend(backup_at(clock, when, root, conf, pin=True, keep=1, keep_pinned=2)['removed'])
+    assert removed == ids[:3]
+    assert backupset.list_set_dirs(root)[0] == ids[3:]
+    backup_at(clock, '20261106T000000Z', root, conf, keep=1, keep_pinned=2)
+    assert backupset.list_set_dirs(root)[0] == ids[3:] + ['20261106T000000Z']
+    result = backup_at(clock, '20261107T000000Z', root, conf, keep=1, keep_pinned=0)
+    assert result['removed'] == ['20261106T000000Z', ids[4], ids[3]]
+    assert backupset.list_set_dirs(root)[0] == ['20261107T000000Z']
+
+
+def test_a_symlink_named_like_a_set_is_neither_listed_nor_removed(tmp_path, fixed_host, clock):
+    conf = make_micropvr_tree(tmp_path)
+    root = tmp_path / 'backups'
+    root.mkdir(mode=0o700)
+    elsewhere = tmp_path / 'elsewhere'
+    target, manifest = make_set(elsewhere, '20200101T000000Z')
+    os.symlink(target, str(root / '20200101T000000Z'))
+    os.symlink(str(elsewhere), str(root / (backupset.INCOMPLETE_PREFIX + '20200101T000000Z')))
+
+    def snapshot():
+        found = {}
+        for dirpath, dirnames, filenames in os.walk(str(elsewhere)):
+            for name in filenames:
+                with open(os.path.join(dirpath, name), 'rb') as handle:
+                    found[os.path.join(dirpath, name)] = (handle.read(), _mode(os.path.join(dirpath, name)))
+        return found
+
+    before = snapshot()
+    backup_at(clock, '20261101T000000Z', str(root), conf)
+    result = backup_at(clock, '20261102T000000Z', str(root), conf, keep=1)
+    assert result['removed'] == ['20261101T000000Z']
+    assert result['removed_incomplete'] == []
+    assert os.path.islink(str(root / '20200101T000000Z'))
+    assert os.path.islink(str(root / (backupset.INCOMPLETE_PREFIX + '20200101T000000Z')))
+    assert snapshot() == before
+    assert backupset.list_set_dirs(str(root)) == (['20261102T000000Z'], [])
+
+
+def test_retention_removes_a_set_of_the_wrong_shape_without_crashing(tmp_path, fixed_host, clock):
+    conf = make_micropvr_tree(tmp_path)
+    root = tmp_path / 'backups'
+    root.mkdir(mode=0o700)
+    broken, manifest = make_set(root, '20261101T000000Z', pinned=True)
+    reseal(broken, lambda m: m.__setitem__('packages', [1]))
+    other, manifest = make_set(root, '20261102T000000Z')
+    reseal(other, lambda m: m.__setitem__('files', 'x'))
+    backup_at(clock, '20261103T000000Z', str(root), conf)
+    result = backup_at(clock, '20261104T000000Z', str(root), conf, keep=2)
+    assert result['removed'] == ['20261102T000000Z', '20261101T000000Z']
+    assert backupset.list_set_dirs(str(root))[0] == ['20261103T000000Z', '20261104T000000Z']

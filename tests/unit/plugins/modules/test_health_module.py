@@ -122,12 +122,13 @@ def nginx_conf(tmp_path):
 
 DEFAULTS = dict(checks=['rpc', 'http', 'nginx'], rpc_host='127.0.0.1', rpc_port=4089,
                 http_url='http://127.0.0.1:8080/nginx-stats', nginx_config='/usr/local/nginx-micropvr/conf/nginx.conf',
-                nginx_binary='/usr/sbin/nginx', timeout=5.0, retries=1, delay=3.0, fail_on_unhealthy=True)
+                nginx_binary='/usr/sbin/nginx', timeout=5.0, retries=1, delay=3.0, fail_on_unhealthy=True,
+                state_dir='/var/lib/microimpuls-micropvr')
 
 
 class FakeModule(object):
     def __init__(self, tmp_path, **params):
-        self.params = dict(DEFAULTS, **params)
+        self.params = dict(DEFAULTS, state_dir=str(tmp_path / 'state'), **params)
         self.tmpdir = str(tmp_path)
         self.commands = []
 
@@ -269,7 +270,8 @@ def make_psql(tmp_path, rc=0, stderr=''):
     script = directory / 'psql'
     script.write_text('#!/bin/sh\n'
                       'printf "%%s\\n" "$@" > "%(dir)s/psql-args.txt"\n'
-                      'if [ -n "$PGPASSFILE" ]; then cat "$PGPASSFILE" > "%(dir)s/pgpass.txt"; fi\n'
+                      'if [ -n "$PGPASSFILE" ]; then cat "$PGPASSFILE" > "%(dir)s/pgpass.txt"; '
+                      'echo "$PGPASSFILE" > "%(dir)s/pgpassfile.txt"; fi\n'
                       'printf "%%s" "%(stderr)s" >&2\n'
                       'exit %(rc)d\n' % dict(dir=directory, stderr=stderr.replace('"', '\\"'), rc=rc))
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -283,6 +285,7 @@ PSQL_REFUSED = 'psql: error: connection to server at "db1", port 5432 failed: Co
 
 @pytest.fixture
 def private_tmp(tmp_path, monkeypatch):
+    """The shared temporary directory, which the probe must not use any more."""
     work = tmp_path / 'tmp'
     work.mkdir()
     monkeypatch.setattr(tempfile, 'tempdir', str(work))
@@ -296,7 +299,13 @@ def test_probe_databases_answers(tmp_path, private_tmp):
     assert module.commands == [[psql, '--no-psqlrc', '--no-password', '--tuples-only', '--command', 'SELECT 1',
                                 '--host', 'db1', '--port', '5432', '--username', 'pvr', '--dbname', 'micropvr']]
     assert (tmp_path / 'bin' / 'pgpass.txt').read_text() == '*:*:*:*:s3cret\n'
-    assert list(private_tmp.iterdir()) == []  # the private work directory is gone
+    # The password file was in a private directory under <state_dir>/work, now gone; nothing in /tmp.
+    workdir = os.path.dirname((tmp_path / 'bin' / 'pgpassfile.txt').read_text().strip())
+    assert os.path.dirname(workdir) == str(tmp_path / 'state' / 'work')
+    assert os.path.basename(workdir).startswith('health-%d-' % os.getpid())
+    assert list((tmp_path / 'state' / 'work').iterdir()) == []
+    assert stat.S_IMODE(os.stat(str(tmp_path / 'state')).st_mode) == 0o700
+    assert list(private_tmp.iterdir()) == []
 
 
 def test_probe_databases_does_not_answer(tmp_path, private_tmp):
@@ -307,6 +316,33 @@ def test_probe_databases_does_not_answer(tmp_path, private_tmp):
         'detail': 'postgresql database micropvr does not answer: %s; postgresql database other does not answer: %s'
                   % (PSQL_REFUSED, PSQL_REFUSED)}
     assert list(private_tmp.iterdir()) == []
+    assert list((tmp_path / 'state' / 'work').iterdir()) == []
+
+
+def test_probe_databases_removes_the_credentials_a_killed_health_check_left(tmp_path, private_tmp):
+    work_root = tmp_path / 'state' / 'work'
+    work_root.mkdir(parents=True, mode=0o700)
+    os.chmod(str(tmp_path / 'state'), 0o700)
+    proc = subprocess.Popen(['true'])
+    proc.wait()
+    leftover = work_root / ('health-%d-x1y2z3' % proc.pid)
+    leftover.mkdir(mode=0o700)
+    (leftover / 'pgpass').write_text('*:*:*:*:old-secret\n')
+    make_psql(tmp_path, rc=0)
+    assert micropvr_health.probe_databases(FakeModule(tmp_path, databases=[DB]))['ok'] is True
+    assert list(work_root.iterdir()) == []
+
+
+def test_probe_databases_without_a_private_state_dir(tmp_path, private_tmp):
+    make_psql(tmp_path, rc=0)
+    os.chmod(str(tmp_path), 0o777)
+    try:
+        result = micropvr_health.probe_databases(FakeModule(tmp_path, databases=[DB]))
+    finally:
+        os.chmod(str(tmp_path), 0o700)
+    assert result['ok'] is False
+    assert result['detail'].startswith('no private directory for the credentials: state_dir: %s' % (tmp_path / 'state'))
+    assert not (tmp_path / 'state').exists() and not (tmp_path / 'bin' / 'pgpass.txt').exists()
 
 
 def test_probe_databases_without_client(tmp_path, private_tmp):
@@ -318,6 +354,7 @@ def test_probe_databases_without_client(tmp_path, private_tmp):
 def test_probe_databases_none_configured(tmp_path, private_tmp):
     assert micropvr_health.probe_databases(FakeModule(tmp_path, databases=[])) == {
         'ok': True, 'detail': '0 database(s) answer'}
+    assert not (tmp_path / 'state').exists()  # nothing to write, nothing created
 
 
 # --- main() --------------------------------------------------------------------------------------
@@ -335,6 +372,7 @@ def keep_umask():
 def run_module(tmp_path, capsys, keep_umask):
     def run(**args):
         args.setdefault('_ansible_tmpdir', str(tmp_path))
+        args.setdefault('state_dir', str(tmp_path / 'state'))
         return run_main(main, capsys, **args)
     return run
 
@@ -512,3 +550,30 @@ def test_examples_and_return_parse():
     assert all('microimpuls.micropvr.micropvr_health' in task for task in examples)
     returns = yaml.safe_load(micropvr_health.RETURN)
     assert sorted(returns) == ['attempts', 'failed_probes', 'healthy', 'probes']
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+@pytest.mark.parametrize('path, reason', [
+    ('/tmp', '/tmp is a system directory'),
+    ('/', '/ is a system directory'),
+    ('', "'' is not set"),
+    ('state', 'state is not an absolute path'),
+])
+def test_main_refuses_a_bad_state_dir_before_any_probe(run_module, rpc, path, reason, check_mode):
+    server = rpc(ALIVE)
+    rc, result = run_module(checks=['rpc', 'databases'], rpc_port=server.port, state_dir=path,
+                            _ansible_check_mode=check_mode)
+    assert rc == 1
+    assert result['msg'].startswith('micropvr_state_dir: %s' % reason)
+    assert server.requests == []
+
+
+def test_main_databases_probe_leaves_nothing_in_the_state_dir(run_module, tmp_path, monkeypatch):
+    make_psql(tmp_path, rc=0)
+    monkeypatch.setenv('PATH', '%s:%s' % (tmp_path / 'bin', os.environ.get('PATH', '')))
+    db = dict((key, value) for key, value in DB.items() if value is not None)
+    rc, result = run_module(checks=['databases'], databases=[db])
+    assert rc == 0 and result['healthy'] is True
+    assert os.path.dirname(os.path.dirname((tmp_path / 'bin' / 'pgpassfile.txt').read_text().strip())) == \
+        str(tmp_path / 'state' / 'work')
+    assert list((tmp_path / 'state' / 'work').iterdir()) == []

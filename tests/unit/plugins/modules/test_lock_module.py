@@ -1,6 +1,9 @@
 """micropvr_lock: who may take the host lock, and what a taken-over lock reports."""
 
 import datetime
+import json
+import os
+import stat
 
 import pytest
 from ansible.module_utils import basic
@@ -108,3 +111,68 @@ def test_release_keeps_a_lock_with_an_unfinished_step_for_the_next_run(tmp_path,
     # the next run takes it over at once and is told what to recover
     code, result = run(capsys, owner='run-2', state_dir=str(tmp_path), ttl=7200)
     assert code == 0 and result['interrupted']['step'] == step
+
+
+# --- the state directory must be the collection's own --------------------------------------------
+
+@pytest.mark.parametrize('path, reason', [
+    ('/tmp', '/tmp is a system directory'),
+    ('/', '/ is a system directory'),
+    ('/home', '/home is a system directory'),
+    ('/var/lib/../../tmp', '/var/lib/../../tmp is /tmp, a system directory'),
+    ('', "'' is not set"),
+    ('relative/state', 'relative/state is not an absolute path'),
+])
+@pytest.mark.parametrize('lock_state', ['present', 'absent'])
+def test_check_mode_reports_a_bad_state_dir(capsys, path, reason, lock_state):
+    """--check already says the state dir is wrong, before a real run would write into it."""
+    tmp_mode = os.lstat('/tmp').st_mode
+    code, result = run(capsys, owner='run-2', state=lock_state, state_dir=path, _ansible_check_mode=True)
+    assert code == 1 and result['failed'] is True
+    assert result['msg'].startswith('micropvr_state_dir: %s' % reason)
+    assert os.lstat('/tmp').st_mode == tmp_mode
+
+
+def test_a_state_dir_of_another_user_is_refused_and_left_untouched(tmp_path, capsys):
+    state_dir = tmp_path / 'state'
+    state_dir.mkdir(mode=0o700)
+    os.chown(str(state_dir), 54321, -1)
+    for check_mode in (True, False):
+        code, result = run(capsys, owner='run-2', state_dir=str(state_dir), _ansible_check_mode=check_mode)
+        assert code == 1
+        assert result['msg'] == ('micropvr_state_dir: %s is owned by uid 54321, not by user root (uid 0) that the '
+                                 'module runs as; give the collection a directory of its own' % state_dir)
+    assert list(state_dir.iterdir()) == [] and os.lstat(str(state_dir)).st_uid == 54321
+
+
+def test_a_group_writable_state_dir_is_refused_and_not_chmodded(tmp_path, capsys):
+    state_dir = tmp_path / 'state'
+    state_dir.mkdir()
+    os.chmod(str(state_dir), 0o770)
+    code, result = run(capsys, owner='run-2', state_dir=str(state_dir))
+    assert code == 1
+    assert result['msg'].startswith('micropvr_state_dir: %s is writable by group or others (mode 0770)' % state_dir)
+    assert stat.S_IMODE(os.lstat(str(state_dir)).st_mode) == 0o770
+    assert list(state_dir.iterdir()) == []
+
+
+def test_a_missing_state_dir_is_created_private(tmp_path, capsys):
+    state_dir = tmp_path / 'lib' / 'state'
+    code, result = run(capsys, owner='run-2', state_dir=str(state_dir) + '/')
+    assert code == 0 and state.read_lock(str(state_dir))['owner'] == 'run-2'
+    assert stat.S_IMODE(os.lstat(str(state_dir)).st_mode) == 0o700
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(tmp_path, capsys, check_mode):
+    state_dir = tmp_path / 'state'
+    state_dir.mkdir(mode=0o700)
+    target = tmp_path / 'victim'
+    target.write_text(json.dumps(lock_of('run-1', 9000)))
+    before = target.read_text()
+    (state_dir / state.LOCK_FILE).symlink_to(target)
+    code, result = run(capsys, owner='run-2', state_dir=str(state_dir), ttl=7200, _ansible_check_mode=check_mode)
+    assert code == 1
+    assert result['msg'] == '%s/update.lock is a symbolic link; refusing to follow it' % state_dir
+    assert target.read_text() == before
+    assert os.path.islink(str(state_dir / state.LOCK_FILE))
