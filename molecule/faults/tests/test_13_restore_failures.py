@@ -136,11 +136,13 @@ def test_configuration_failure_is_recovered_by_the_next_rollback(host):
 def test_external_database_failure_is_recovered_by_the_next_rollback(host):
     strict_only(host)
     new_data(host)
-    # The account may still read and dump its database, but no longer drop and create it.
+    # The account may still read and dump its database, but no longer drop and create it: the
+    # restore imports into a scratch database, but cannot swap it in, and says the old one stays.
     host.check_output("mysql -e \"REVOKE DROP, CREATE ON middleware.* FROM 'micropvr'@'localhost'\"")
     try:
         result = rollback(host)
-        assert_unfinished(host, result, 'restore the external databases: mysql database middleware: ')
+        assert_unfinished(host, result, 'restore the external databases: mysql database middleware was not restored, '
+                                        'its old contents are still in place: the swap of middleware failed')
     finally:
         host.check_output("mysql -e \"GRANT ALL ON middleware.* TO 'micropvr'@'localhost'\"")
     assert_recovered_by_rollback(host)
