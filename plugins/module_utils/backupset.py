@@ -42,6 +42,7 @@ LOCK_FILE = '.lock'
 BACKUP_ID_PATTERN = r'[0-9]{8}T[0-9]{6}Z(-[1-9][0-9]*)?'
 _BACKUP_ID_RE = re.compile(BACKUP_ID_PATTERN)
 _CHUNK = 1024 * 1024
+_HMAC_HEX = re.compile(r'[0-9a-f]{64}')
 
 STATUS_VERIFIED = 'verified'
 STATUS_UNVERIFIED = 'unverified'
@@ -201,6 +202,9 @@ class SealKeys(object):
             return 'manifest.json has no seal'
         if seal_entry.get('algorithm') != SEAL_ALGORITHM or not isinstance(seal_entry.get('hmac'), str):
             return 'manifest.json has a seal of unknown kind %r' % (seal_entry.get('algorithm'),)
+        if not _HMAC_HEX.fullmatch(seal_entry['hmac']):
+            # compare_digest() refuses non-ASCII text: decide before comparing.
+            return 'manifest.json has a seal that is not 64 hex digits'
         body = _canonical(manifest)
         for key in [k for k in [self.own] + self.trusted if k is not None]:
             if hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), seal_entry['hmac']):

@@ -226,6 +226,12 @@ def config_problems(config):
         if not _absolute(path) or not within(path, paths):
             problems.append('%s: %r is not under the set\'s configuration paths (%s)' % (where, path, ', '.join(paths)))
             continue
+        try:
+            # the rule for its config.tar member (member_problem): refused here too, naming the entry
+            check_relpath(path[1:], where)
+        except UnsafePathError as exc:
+            problems.append(str(exc))
+            continue
         if path in seen:
             problems.append('%s: %s is listed twice' % (where, path))
             continue
@@ -443,7 +449,7 @@ def _host_path(root, path):
     return os.path.join(root, path.lstrip('/')) if root != '/' else path
 
 
-def _check_parents(root, path, tops):
+def check_parents(root, path, tops):
     """Refuse to write ``path`` below anything but a real directory inside the configuration
     paths: a symbolic link there (the set's or the host's own) would take the write elsewhere."""
     parent = os.path.dirname(path)
@@ -472,6 +478,17 @@ def _make_room(target, want_directory):
         os.unlink(target)
 
 
+def _put_in_place(tmp, target):
+    """Rename ``tmp`` over ``target``; remove ``tmp`` instead when anything fails."""
+    try:
+        _make_room(target, False)
+        os.rename(tmp, target)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _write_file(archive, member, entry, target):
     directory = os.path.dirname(target)
     fd, tmp = tempfile.mkstemp(dir=directory,
@@ -490,12 +507,10 @@ def _write_file(archive, member, entry, target):
             out.flush()
             os.fsync(out.fileno())
         os.utime(tmp, (entry['mtime'], entry['mtime']))
-        _make_room(target, False)
-        os.rename(tmp, target)
     except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
+    _put_in_place(tmp, target)
 
 
 def _write_link(entry, target, root):
@@ -510,12 +525,11 @@ def _write_link(entry, target, root):
             os.lchown(tmp, entry['uid'], entry['gid'])
         else:
             os.link(_host_path(root, entry['target']), tmp, follow_symlinks=False)
-        _make_room(target, False)
-        os.rename(tmp, target)
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+    _put_in_place(tmp, target)
 
 
 def extract_config(manifest, archive_path, root='/'):
@@ -534,7 +548,7 @@ def extract_config(manifest, archive_path, root='/'):
             problem = member_problem(member, entry)
             if problem:
                 raise ConfinementError(problem)
-            _check_parents(root, entry['path'], tops)
+            check_parents(root, entry['path'], tops)
             target = _host_path(root, entry['path'])
             parent = os.path.dirname(target)
             if entry['path'] in tops and not os.path.isdir(parent):

@@ -108,10 +108,6 @@ options:
         release it. A set taken while packages change would save a half-installed host.
     type: int
     default: 600
-  state_dir:
-    description: Directory of the host lock and of the host's seal key C(seal.key).
-    type: path
-    default: /var/lib/microimpuls-micropvr
   lock_owner:
     description:
       - Run id that holds the host lock; the backup is then a step of that run (the update's
@@ -136,6 +132,7 @@ notes:
 seealso:
   - module: microimpuls.micropvr.micropvr_backup_info
 extends_documentation_fragment:
+  - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.databases
   - microimpuls.micropvr.seal
 author:

@@ -40,10 +40,6 @@ options:
     description: Verify the content of the selected sets, not only their manifests.
     type: bool
     default: false
-  state_dir:
-    description: Directory that holds the host's seal key C(seal.key).
-    type: path
-    default: /var/lib/microimpuls-micropvr
 attributes:
   check_mode:
     support: full
@@ -52,6 +48,7 @@ attributes:
 seealso:
   - module: microimpuls.micropvr.micropvr_backup
 extends_documentation_fragment:
+  - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.seal
 author:
   - microimpuls.micropvr maintainers

@@ -60,23 +60,13 @@ options:
     description: Fail the task when a probe fails; otherwise report C(healthy=false).
     type: bool
     default: true
-  state_dir:
-    description:
-      - The collection's state directory on the host (M(microimpuls.micropvr.micropvr_lock)); the
-        C(databases) probe writes its credential files in a private directory under C(<state_dir>/work).
-      - It must be a directory of the collection's own, checked before any probe runs, in check mode
-        too. That is an absolute path, not C(/) or a system directory such as C(/tmp), C(/var) or C(/home)
-        (also after symbolic links and C(..) are resolved), not a symbolic link, owned by the user the
-        module runs as, not writable by group or others, and inside directories nobody else may
-        change. An existing directory is never chmodded.
-    type: path
-    default: /var/lib/microimpuls-micropvr
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
 extends_documentation_fragment:
+  - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.rpc
   - microimpuls.micropvr.databases
 author:

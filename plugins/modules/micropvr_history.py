@@ -24,22 +24,14 @@ options:
     description: What to record with the event (versions, backup id, result, message).
     type: dict
     default: {}
-  state_dir:
-    description:
-      - Directory holding the history (created 0700, its missing parents 0755, when an event is recorded).
-      - It must be a directory of the collection's own, checked before anything else, in check mode
-        too. That is an absolute path, not C(/) or a system directory such as C(/tmp), C(/var) or C(/home)
-        (also after symbolic links and C(..) are resolved), not a symbolic link, owned by the user the
-        module runs as, not writable by group or others, and inside directories nobody else may
-        change. An existing directory is never chmodded.
-    type: path
-    default: /var/lib/microimpuls-micropvr
 attributes:
   check_mode:
     support: full
     details: Nothing is written in check mode.
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - microimpuls.micropvr.state_dir
 author:
   - microimpuls.micropvr maintainers
 '''

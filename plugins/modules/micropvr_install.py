@@ -63,16 +63,6 @@ options:
     description: Hold the packages after installing, so that a routine C(apt upgrade) cannot move them.
     type: bool
     default: true
-  state_dir:
-    description:
-      - Directory of the host's history and lock.
-      - It must be a directory of the collection's own, checked before anything else, in check mode
-        too. That is an absolute path, not C(/) or a system directory such as C(/tmp), C(/var) or C(/home)
-        (also after symbolic links and C(..) are resolved), not a symbolic link, owned by the user the
-        module runs as, not writable by group or others, and inside directories nobody else may
-        change. An existing directory is never chmodded.
-    type: path
-    default: /var/lib/microimpuls-micropvr
   lock_owner:
     description: Run id that holds the host lock (M(microimpuls.micropvr.micropvr_lock)) for this install.
     type: str
@@ -86,6 +76,7 @@ seealso:
   - module: microimpuls.micropvr.micropvr_backup
   - module: microimpuls.micropvr.micropvr_restore
 extends_documentation_fragment:
+  - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.seal
 author:
   - microimpuls.micropvr maintainers

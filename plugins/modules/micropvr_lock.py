@@ -43,21 +43,13 @@ options:
     description: Seconds after which a lock is considered abandoned and may be taken over.
     type: int
     default: 7200
-  state_dir:
-    description:
-      - Directory holding the lock and the history (created 0700, its missing parents 0755).
-      - It must be a directory of the collection's own, checked before anything else, in check mode
-        too. That is an absolute path, not C(/) or a system directory such as C(/tmp), C(/var) or C(/home)
-        (also after symbolic links and C(..) are resolved), not a symbolic link, owned by the user the
-        module runs as, not writable by group or others, and inside directories nobody else may
-        change. An existing directory is never chmodded.
-    type: path
-    default: /var/lib/microimpuls-micropvr
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - microimpuls.micropvr.state_dir
 author:
   - microimpuls.micropvr maintainers
 '''

@@ -96,10 +96,6 @@ options:
     description: Hold the restored packages so that a routine C(apt upgrade) cannot move them.
     type: bool
     default: true
-  state_dir:
-    description: Directory of the host's lock, history, seal key and private work files.
-    type: path
-    default: /var/lib/microimpuls-micropvr
   fallback_backup_id:
     description:
       - Backup set to put the host back on when the restore of O(backup_id) fails at any step;
@@ -132,6 +128,7 @@ notes:
     database. The login needs C(ALL) on both work databases. PostgreSQL is restored with
     C(pg_restore --single-transaction).
 extends_documentation_fragment:
+  - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.databases
   - microimpuls.micropvr.seal
 author:
@@ -417,6 +414,8 @@ def restore_sqlite(set_dir, manifest):
     for saved in manifest['sqlite']:
         source = saved['source']
         directory = os.path.dirname(source)
+        # Inside the configuration paths, never through a symbolic link (the config was just restored).
+        confine.check_parents('/', source, manifest['config']['paths'])
         fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.restore-' % os.path.basename(source))
         try:
             with os.fdopen(fd, 'wb') as out, \

@@ -24,6 +24,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.backupset imp
     write_manifest,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import describe
+from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_backup import _tar_entries
 
 TEST_KEY = bytes(range(32))
 OTHER_KEY = bytes(range(100, 132))
@@ -61,25 +62,8 @@ def config_tree(host_dir):
 
 
 def tar_entries(path):
-    """The manifest's config.entries for the archive at ``path`` (as micropvr_backup records them)."""
-    entries = []
-    with tarfile.open(path) as archive:
-        for member in archive.getmembers():
-            entry = dict(path='/' + member.name, mode='%04o' % member.mode, uid=member.uid, gid=member.gid,
-                         mtime=int(member.mtime))
-            if member.isfile():
-                data = archive.extractfile(member).read()
-                entry.update(type='file', size=len(data), sha256=hashlib.sha256(data).hexdigest())
-            elif member.isdir():
-                entry['type'] = 'directory'
-            elif member.issym():
-                entry.update(type='symlink', target=member.linkname)
-            elif member.islnk():
-                entry.update(type='hardlink', target='/' + member.linkname)
-            else:
-                entry['type'] = 'other'
-            entries.append(entry)
-    return entries
+    """The manifest's config.entries for the archive at ``path``: micropvr_backup's own record."""
+    return _tar_entries(str(path))
 
 
 def _write(path, content):

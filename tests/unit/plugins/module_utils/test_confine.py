@@ -26,8 +26,9 @@ import pytest
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import confine
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.confine import ConfinementError
+from backup_sets import tar_entries
 
-# --- what the sandboxed host allows ------------------------------------------------------------------------------------
+# --- what the sandboxed host allows -----------------------------------------------------------------------------------
 
 HOST_CONFIG_PATHS = ['/etc/micropvr', '/usr/local/nginx-micropvr/conf']
 INIT_SCRIPTS = ['/etc/init.d/micropvr', '/etc/init.d/micropvs']
@@ -90,7 +91,7 @@ def build_host(root):
     return root
 
 
-# --- archives and manifests --------------------------------------------------------------------------------------------
+# --- archives and manifests -------------------------------------------------------------------------------------------
 
 def member(name, kind='file', data=b'', target=None, mode=None, uid=0, gid=0, mtime=MTIME):
     """One member of a config.tar to forge: kind file, directory, symlink, hardlink, fifo, chr, blk."""
@@ -133,28 +134,6 @@ class _Bytes(object):
         chunk = self.data[self.offset:self.offset + size]
         self.offset += len(chunk)
         return chunk
-
-
-def tar_entries(path):
-    """config.entries as micropvr_backup records them for the archive at ``path``."""
-    entries = []
-    with tarfile.open(str(path)) as archive:
-        for info in archive.getmembers():
-            entry = dict(path='/' + info.name, mode='%04o' % info.mode, uid=info.uid, gid=info.gid,
-                         mtime=int(info.mtime))
-            if info.isfile():
-                data = archive.extractfile(info).read()
-                entry.update(type='file', size=len(data), sha256=hashlib.sha256(data).hexdigest())
-            elif info.isdir():
-                entry['type'] = 'directory'
-            elif info.issym():
-                entry.update(type='symlink', target=info.linkname)
-            elif info.islnk():
-                entry.update(type='hardlink', target='/' + info.linkname)
-            else:
-                entry['type'] = 'other'
-            entries.append(entry)
-    return entries
 
 
 # The new configuration a legitimate set brings back (names relative to /, in archive order).
@@ -251,7 +230,7 @@ def confined_restore(set_dir, manifest, root, host=HOST):
     return []
 
 
-# --- snapshots ---------------------------------------------------------------------------------------------------------
+# --- snapshots --------------------------------------------------------------------------------------------------------
 
 def snapshot(root, exclude=(), dir_mtimes=True):
     """{host path: (type, mode, uid, gid, content or link target, mtime)} of everything in ``root``.
@@ -299,7 +278,7 @@ def temp_leftovers(root):
     return found
 
 
-# --- 1. every finding of issue 13, item 1: refused, naming the member or path, nothing changed ---------------------------
+# --- 1. every finding of issue 13, item 1: refused, naming the member or path, nothing changed ------------------------
 
 def _legit():
     return list(LEGIT_MEMBERS)
@@ -350,8 +329,9 @@ MEMBER_CASES = [
      '/etc/micropvr/sda'),
     ('fifo-member', _legit() + [member('etc/micropvr/fifo', 'fifo')], 'legit', 'etc/micropvr/fifo'),
     ('fifo-member-listed', _legit() + [member('etc/micropvr/fifo', 'fifo')], 'forged', '/etc/micropvr/fifo'),
-    ('symlink-entry-absolute-outside', _legit() + [member('etc/micropvr/shadow', 'symlink', target='{root}/etc/shadow')],
-     'forged', '/etc/micropvr/shadow'),
+    ('symlink-entry-absolute-outside',
+     _legit() + [member('etc/micropvr/shadow', 'symlink', target='{root}/etc/shadow')], 'forged',
+     '/etc/micropvr/shadow'),
     ('symlink-entry-relative-outside',
      _legit() + [member('etc/micropvr/conf.d/keys', 'symlink', target='../../../root/.ssh')],
      'forged', '/etc/micropvr/conf.d/keys'),
@@ -551,7 +531,7 @@ def test_the_legitimate_set_of_these_tests_passes_every_check(sandbox):
     assert all_problems(manifest, os.path.join(set_dir, 'config.tar')) == []
 
 
-# --- found while writing these tests (see the report of issue 13): each a regression test ---------------------------------
+# --- found while writing these tests (see the report of issue 13): each a regression test -----------------------------
 
 def _forged_manifest_problems(sets, members, paths=None):
     set_dir, manifest = make_set(os.path.join(str(sets), 'set'), members, paths=paths)
@@ -615,6 +595,38 @@ def test_extraction_never_writes_through_a_symlink_on_the_host(sandbox):
     assert temp_leftovers(root) == []
 
 
+def test_a_configuration_path_below_one_of_the_hosts_is_refused(sandbox):
+    """Below one of the host's configuration paths but without it: what lies between them is the
+    host's, and extract_config does not look at it (here a link to a victim directory)."""
+    root, sets = sandbox
+    victim = make_dir(os.path.join(root, 'victim'))
+    write_file(os.path.join(victim, 'keep'), b'keep\n')
+    os.symlink(victim, host_path(root, '/etc/micropvr/elsewhere'))
+    members = [member('etc/micropvr/elsewhere/keep', data=b'EVIL\n')]
+    set_dir, manifest = make_set(os.path.join(str(sets), 'set'), members, paths=['/etc/micropvr/elsewhere/keep'])
+    before = snapshot(root)
+    problems = confined_restore(set_dir, manifest, root)
+    assert any('/etc/micropvr/elsewhere/keep, which lies below micropvr_config_paths' in p for p in problems), problems
+    assert snapshot(root) == before
+    # one of the host's paths itself, or below another path of the set, is fine
+    assert confine.host_problems(dict(manifest, config=dict(manifest['config'], paths=['/etc/micropvr'])),
+                                 *HOST) == []
+    assert confine.host_problems(dict(manifest, config=dict(
+        manifest['config'], paths=['/etc/micropvr', '/etc/micropvr/elsewhere/keep'])), *HOST) == []
+
+
+@pytest.mark.parametrize('name', ['etc/micropvr/a\\b', 'etc/micropvr/new\nline', 'etc/micropvr/tab\there',
+                                  'etc/micropvr/del\x7f'])
+def test_an_entry_its_member_could_never_match_is_refused_by_the_manifest_check(sandbox, name):
+    """Found by test_confine_fuzz: manifest_problems let an entry through whose config.tar member
+    archive_problems always refuses (check_relpath: no backslash, no control character)."""
+    root, sets = sandbox
+    set_dir, manifest = make_set(os.path.join(str(sets), 'set'), LEGIT_MEMBERS + [member(name, data=b'x')])
+    problems = confine.manifest_problems(manifest)
+    assert any(p.startswith('config.entries[8]: ') for p in problems), problems
+    assert confine.archive_problems(manifest, os.path.join(set_dir, 'config.tar'))
+
+
 @pytest.mark.parametrize('field, value', [
     ('uid', 2 ** 32), ('gid', 2 ** 32), ('uid', 2 ** 32 - 1), ('gid', 2 ** 64), ('mtime', 2 ** 70),
     ('mtime', -2 ** 70),
@@ -662,7 +674,7 @@ def test_a_long_file_name_is_restored(sandbox):
     assert temp_leftovers(root) == []
 
 
-# --- 2. a legitimate tree comes back exactly ---------------------------------------------------------------------------
+# --- 2. a legitimate tree comes back exactly --------------------------------------------------------------------------
 
 def build_source_tree(source):
     """The host at backup time: owners, modes, mtimes, symlinks inside, a hard link."""

@@ -19,6 +19,7 @@ from backup_sets import (
 from module_runner import run_main
 
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import seal as seal_fragment
+from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import state_dir as state_dir_fragment
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.backupset import (
     STATUS_DAMAGED,
@@ -188,6 +189,7 @@ def test_documentation_matches_argument_spec():
     assert 'microimpuls.micropvr.seal' in documentation['extends_documentation_fragment']
     doc = documentation['options']
     doc.update(yaml.safe_load(seal_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
+    doc.update(yaml.safe_load(state_dir_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     assert sorted(doc) == ['backup_id', 'backup_root', 'seal_key', 'state_dir', 'trusted_seal_keys', 'verify']
     assert doc['state_dir']['default'] == '/var/lib/microimpuls-micropvr'
     returned = yaml.safe_load(micropvr_backup_info.RETURN)

@@ -19,6 +19,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapsh
 
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import databases as databases_fragment
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import seal as seal_fragment
+from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import state_dir as state_dir_fragment
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -278,6 +279,7 @@ def test_documentation_matches_argument_spec():
     assert 'microimpuls.micropvr.databases' in fragments and 'microimpuls.micropvr.seal' in fragments
     doc.update(yaml.safe_load(databases_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     doc.update(yaml.safe_load(seal_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
+    doc.update(yaml.safe_load(state_dir_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     spec = argument_spec()
     assert sorted(doc) == sorted(spec)
     for name, option in spec.items():

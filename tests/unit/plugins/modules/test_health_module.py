@@ -18,6 +18,7 @@ import yaml
 
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import databases as databases_fragment
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import rpc as rpc_fragment
+from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import state_dir as state_dir_fragment
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_health
 from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_health import (
     main,
@@ -534,6 +535,7 @@ def test_documentation_matches_argument_spec(monkeypatch):
     options = yaml.safe_load(micropvr_health.DOCUMENTATION)['options']
     options.update(yaml.safe_load(databases_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     options.update(yaml.safe_load(rpc_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
+    options.update(yaml.safe_load(state_dir_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     assert sorted(options) == sorted(spec)
     for name, option in options.items():
         assert option['type'] == spec[name]['type'], name

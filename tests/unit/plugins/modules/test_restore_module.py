@@ -1,12 +1,23 @@
-"""Pure parts of micropvr_restore: how the host is compared with a backup set."""
+"""micropvr_restore: how the host is compared with a backup set, the order of a restore and what
+a failure leaves, and (issue 13) run() on a real small set: tampered sets, confinement, ENOSPC,
+free space."""
 
+import errno
 import hashlib
+import json
 import os
+import shutil
+import sqlite3
+import tarfile
 
 import pytest
 
-from fake_module import FakeModuleBase
+from backup_sets import KEYS, TEST_KEY_HEX, make_set, reseal_unkeyed, write_raw
+from fake_module import FailJson, FakeModuleBase
+from module_runner import run_main
 
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, confine
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_restore
 
 
@@ -170,6 +181,7 @@ def test_restore_of_data_only_touches_no_package(fake_host):
 
 @pytest.mark.parametrize('fail, step', [
     ('dpkg --unpack', 'unpack the saved packages'),
+    ('config', 'restore the configuration'),
     ('sqlite', 'restore the SQLite databases'),
     ('databases', 'restore the external databases'),
     ('dpkg --configure', 'configure the packages'),
@@ -232,3 +244,368 @@ def test_step_module_turns_fail_json_into_step_failed():
         steps.fail_json(msg='mysql database middleware: import failed (rc=1): boom')
     assert str(excinfo.value) == 'mysql database middleware: import failed (rc=1): boom'
     assert steps.bins['dpkg'] == '/usr/bin/dpkg'
+
+
+# --- issue 13: a real (small) set restored by run(), into a host tree under tmp_path ----------------------------------
+#
+# The set's configuration path is <tmp_path>/host/etc/micropvr (a real absolute path: the module
+# restores to '/', so everything it writes stays in tmp_path). Commands are faked (Recorder),
+# policy-rc.d is not touched (NoPolicy), the init scripts are files under tmp_path.
+
+SET_ID = '20261126T221500Z'
+
+
+class ExitJson(BaseException):
+    def __init__(self, kwargs):
+        super(ExitJson, self).__init__(kwargs.get('msg'))
+        self.kwargs = kwargs
+
+
+class SetModule(Recorder):
+    """A module for run(): params, warnings, check mode, exit_json; commands recorded."""
+
+    def __init__(self, params, check_mode=False):
+        super(SetModule, self).__init__({})
+        self.params, self.check_mode, self.warnings, self.pending = params, check_mode, [], {}
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+    def run_command(self, args, **kwargs):
+        if args[0].startswith(micropvr_restore.INIT_DIR + '/'):
+            args = ['/etc/init.d/' + os.path.basename(args[0])] + list(args[1:])
+        return super(SetModule, self).run_command(args, **kwargs)
+
+    def exit_json(self, **kwargs):
+        raise ExitJson(kwargs)
+
+
+def tree_state(top):
+    """{path: (type, mode, uid, gid, content or target)} below ``top`` (links not followed)."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(str(top)):
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                content = os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, 'rb') as handle:
+                    content = hashlib.sha256(handle.read()).hexdigest()
+            else:
+                content = None
+            found[os.path.relpath(path, str(top))] = (st.st_mode, st.st_uid, st.st_gid, content)
+    return found
+
+
+class SetHost(object):
+    """A backup root with one sealed set of <tmp>/host/etc/micropvr, that host tree, its state dir."""
+
+    def __init__(self, tmp_path, monkeypatch):
+        self.tmp = tmp_path
+        self.backup_root = str(tmp_path / 'backups')
+        os.makedirs(self.backup_root, 0o700)
+        self.host = str(tmp_path / 'host')
+        self.state_dir = str(tmp_path / 'state')
+        self.set_dir, self.manifest = make_set(self.backup_root, SET_ID, packages=False, databases=False,
+                                               host_dir=self.host)
+        self.top = self.manifest['config']['paths'][0]
+        self.db = self.manifest['sqlite'][0]['source']
+        # the host now: an edited configuration and an older database
+        with open(os.path.join(self.top, 'micropvr.conf'), 'w') as handle:
+            handle.write('{"edited": "after the backup"}\n')
+        conn = sqlite3.connect(self.db)
+        conn.execute('CREATE TABLE records (id INTEGER PRIMARY KEY, name TEXT)')
+        conn.execute("INSERT INTO records (name) VALUES ('live')")
+        conn.commit()
+        conn.close()
+        init_dir = str(tmp_path / 'init.d')
+        os.makedirs(init_dir)
+        with open(os.path.join(init_dir, 'micropvr'), 'w') as handle:
+            handle.write('#!/bin/sh\nexit 0\n')
+        os.chmod(os.path.join(init_dir, 'micropvr'), 0o755)
+        monkeypatch.setattr(micropvr_restore, 'INIT_DIR', init_dir)
+        monkeypatch.setattr(micropvr_restore, 'PolicyDeny', NoPolicy)
+        self.before = self.snapshot()
+
+    def params(self, **change):
+        params = dict(backup_id=SET_ID, backup_root=self.backup_root, services=['micropvr'],
+                      packages=['micropvr', 'micropvs'], config_paths=[self.top],
+                      config_file=os.path.join(self.top, 'micropvr.conf'), sqlite_databases=[self.db], databases=[],
+                      hold=False, state_dir=self.state_dir, lock_owner=None, fallback_backup_id=None,
+                      allow_tampered=False, seal_key=TEST_KEY_HEX, trusted_seal_keys=[])
+        params.update(change)
+        return params
+
+    def module(self, **change):
+        return SetModule(self.params(**change))
+
+    def snapshot(self):
+        return tree_state(self.host)
+
+    def history(self):
+        return hoststate.read_history(self.state_dir)
+
+    def run(self, module):
+        """run(module): ('exit' | 'fail', kwargs); a traceback (any other exception) fails the test."""
+        try:
+            micropvr_restore.run(module)
+        except ExitJson as exc:
+            return 'exit', exc.kwargs
+        except FailJson as exc:
+            return 'fail', exc.kwargs
+        raise AssertionError('run() returned without exit_json or fail_json')
+
+    def stopped(self, module):
+        return [call for call in module.calls if call.endswith(' stop')]
+
+
+@pytest.fixture
+def set_host(tmp_path, monkeypatch):
+    return SetHost(tmp_path, monkeypatch)
+
+
+def test_a_verified_set_is_restored(set_host):
+    module = set_host.module()
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert module.calls == ['micropvr stop', 'micropvr start']
+    assert micropvr_restore.config_differences(set_host.manifest['config']['entries']) == []
+    assert micropvr_restore.sqlite_differences(set_host.manifest) == []
+    # and once more: nothing to do
+    outcome, result = set_host.run(set_host.module())
+    assert (outcome, result['outcome']) == ('exit', 'unchanged'), result
+
+
+def test_verified_set_returns_the_set_of_a_good_id(set_host):
+    set_dir, manifest = micropvr_restore.verified_set(set_host.module(), KEYS, SET_ID, 'micropvr_backup_id')
+    assert set_dir == set_host.set_dir and manifest['backup_id'] == SET_ID
+
+
+@pytest.mark.parametrize('backup_id, named', [
+    ('20261231T000000Z', 'micropvr_backup_id: no backup set 20261231T000000Z'),
+    ('../20261126T221500Z', 'micropvr_backup_id: backup id'),
+])
+def test_verified_set_names_the_option_of_a_bad_id(set_host, backup_id, named):
+    with pytest.raises(FailJson) as excinfo:
+        micropvr_restore.verified_set(set_host.module(), KEYS, backup_id, 'micropvr_backup_id')
+    assert named in excinfo.value.kwargs['msg']
+
+
+def _tamper(set_host, edit=lambda manifest: manifest.update(reason='edited')):
+    """Edit the manifest the way someone without the key can: resealed with the unkeyed sha256."""
+    return reseal_unkeyed(set_host.set_dir, edit)
+
+
+def test_a_tampered_set_is_refused_and_nothing_changes(set_host):
+    _tamper(set_host)
+    module = set_host.module()
+    with pytest.raises(FailJson) as excinfo:
+        micropvr_restore.verified_set(module, KEYS, SET_ID, 'micropvr_backup_id')
+    assert 'TAMPERED' in excinfo.value.kwargs['msg'] and excinfo.value.kwargs['status'] == 'tampered'
+    outcome, result = set_host.run(set_host.module())
+    assert outcome == 'fail' and 'TAMPERED' in result['msg'] and 'nothing was changed' in result['msg']
+    assert module.calls == [] and set_host.snapshot() == set_host.before
+    assert set_host.history() == []
+
+
+def test_a_set_sealed_with_another_key_is_tampered(set_host):
+    other = backupset.SealKeys(bytes(range(200, 232)))
+    manifest = backupset.load_manifest(set_host.set_dir)
+    backupset.write_manifest(set_host.set_dir, manifest, other)
+    outcome, result = set_host.run(set_host.module())
+    assert outcome == 'fail' and 'TAMPERED' in result['msg'] and 'does not have' in result['msg']
+    assert set_host.snapshot() == set_host.before
+
+
+def test_allow_tampered_restores_it_with_a_warning_and_a_history_event(set_host):
+    _tamper(set_host)
+    module = set_host.module(allow_tampered=True, lock_owner=None)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert any('tampered' in warning and SET_ID in warning for warning in module.warnings), module.warnings
+    events = [event for event in set_host.history() if event.get('event') == 'tampered-override']
+    assert len(events) == 1 and events[0]['backup_id'] == SET_ID and events[0]['problem']
+    assert micropvr_restore.config_differences(set_host.manifest['config']['entries']) == []
+
+
+def test_allow_tampered_in_check_mode_records_nothing(set_host):
+    _tamper(set_host)
+    module = SetModule(set_host.params(allow_tampered=True), check_mode=True)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored')
+    assert set_host.history() == [] and set_host.snapshot() == set_host.before and module.calls == []
+
+
+@pytest.mark.parametrize('edit, named', [
+    # a path of the manifest leaves the set (manifest_problems)
+    (lambda m: m['sqlite'][0].update(file='/etc/shadow'), 'sqlite[0].file'),
+    # the manifest reaches beyond what this host's settings name (host_problems)
+    (lambda m: m['config']['paths'].append('/etc/cron.d'), 'the set restores /etc/cron.d'),
+    (lambda m: m['sqlite'][0].update(source='/var/lib/other/records.db'), '/var/lib/other/records.db'),
+])
+def test_allow_tampered_does_not_lift_the_other_checks(set_host, edit, named):
+    _tamper(set_host, edit)
+    module = set_host.module(allow_tampered=True)
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail' and named in result['msg'], result['msg']
+    assert module.calls == [] and set_host.snapshot() == set_host.before
+
+
+def test_a_forged_archive_in_a_resealed_set_is_refused(set_host, tmp_path):
+    """The key holder (or allow_tampered) cannot smuggle a member in either: the archive must be
+    the manifest's entries."""
+    archive = os.path.join(set_host.set_dir, 'config.tar')
+    evil = str(tmp_path / 'evil')
+    with open(evil, 'w') as handle:
+        handle.write('* * * * * root id > /tmp/pwned\n')
+    with tarfile.open(archive, 'a', format=tarfile.PAX_FORMAT) as tar:
+        tar.add(evil, arcname=os.path.join(set_host.top.lstrip('/'), '..', '..', 'cron.d', 'evil'))
+
+    def edit(manifest):
+        manifest['files'][0].update(size=os.path.getsize(archive), sha256=backupset.sha256_file(archive))
+    _tamper(set_host, edit)
+    module = set_host.module(allow_tampered=True)
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail' and 'cron.d/evil' in result['msg'], result['msg']
+    assert module.calls == [] and set_host.snapshot() == set_host.before
+    assert not os.path.exists(str(tmp_path / 'host' / 'cron.d'))
+
+
+def _fail_rename_in(directory):
+    real = os.rename
+
+    def rename(source, target, *args, **kwargs):
+        if str(target).startswith(directory + '/'):
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real(source, target, *args, **kwargs)
+    return rename
+
+
+def test_enospc_while_restoring_the_configuration_is_a_clean_failure(set_host, monkeypatch):
+    monkeypatch.setattr(os, 'rename', _fail_rename_in(set_host.top))
+    module = set_host.module()
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail', result
+    assert 'restore the configuration: OSError: [Errno 28] No space left on device' in result['msg'], result['msg']
+    assert result['outcome'] == 'unfinished'
+    # the services were started again, and every file is the old one (no temporary file left)
+    assert module.calls == ['micropvr stop', 'micropvr start']
+    now = set_host.snapshot()
+    assert [p for p in now if 'micropvr-restore' in p] == []
+    for path, state in set_host.before.items():
+        if not os.path.isdir(os.path.join(set_host.host, path)):
+            assert now[path] == state, path
+
+
+def test_enospc_while_restoring_sqlite_is_a_clean_failure(set_host, monkeypatch):
+    real = shutil.copyfileobj
+
+    def copyfileobj(source, target, *args, **kwargs):
+        target.write(source.read(100))
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(shutil, 'copyfileobj', copyfileobj)
+    live = set_host.snapshot()['etc/micropvr/records.db']
+    module = set_host.module()
+    outcome, result = set_host.run(module)
+    monkeypatch.setattr(shutil, 'copyfileobj', real)
+    assert outcome == 'fail', result
+    assert 'restore the SQLite databases: OSError: [Errno 28] No space left on device' in result['msg'], result['msg']
+    assert set_host.snapshot()['etc/micropvr/records.db'] == live
+    assert [p for p in os.listdir(set_host.top) if '.restore-' in p] == []
+    assert module.calls[-1] == 'micropvr start'
+
+
+def test_enospc_through_main_is_a_failure_message_not_a_traceback(set_host, monkeypatch, capsys):
+    """main() as Ansible runs it: a failed module result (rc 1, msg), no traceback on stderr."""
+    monkeypatch.setattr(os, 'rename', _fail_rename_in(set_host.top))
+    monkeypatch.setattr(micropvr_restore.AnsibleModule, 'run_command',
+                        lambda self, args, **kwargs: (0, '', ''))
+    params = set_host.params()
+    code, result = run_main(micropvr_restore.main, capsys, **params)
+    assert code == 1 and result['failed'] is True
+    assert 'restore the configuration: OSError: [Errno 28]' in result['msg']
+    assert 'exception' not in result
+
+
+def test_an_unexpected_error_in_main_is_a_failure_message(set_host, monkeypatch, capsys):
+    def boom(module):
+        raise KeyError('whatever a set could hold')
+    monkeypatch.setattr(micropvr_restore, 'run', boom)
+    code, result = run_main(micropvr_restore.main, capsys, **set_host.params())
+    assert code == 1 and result['failed'] is True
+    assert result['msg'].startswith('restore of backup set %s stopped: KeyError' % SET_ID)
+
+
+def _free(free_bytes):
+    def free_space(path):
+        probe = path
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        return dict(path=path, exists=os.path.isdir(path), measured_at=probe, free_bytes=free_bytes,
+                    total_bytes=10 * free_bytes + 1)
+    return free_space
+
+
+def test_space_problems_names_a_filesystem_that_is_too_small(set_host, monkeypatch):
+    monkeypatch.setattr(micropvr_restore, 'free_space', _free(1024))
+    problems = micropvr_restore.space_problems(set_host.set_dir, set_host.manifest, [])
+    assert len(problems) == 1 and 'MiB free, the restore needs about' in problems[0]
+    monkeypatch.setattr(micropvr_restore, 'free_space', _free(10 ** 12))
+    assert micropvr_restore.space_problems(set_host.set_dir, set_host.manifest, []) == []
+
+
+def test_space_problems_counts_three_times_each_changed_package(set_host, monkeypatch):
+    deb = os.path.join(set_host.set_dir, 'micropvr.deb')
+    with open(deb, 'wb') as handle:
+        handle.write(b'x' * 1024)
+    manifest = dict(set_host.manifest, packages=dict(micropvr=dict(file='micropvr.deb')))
+    needed = micropvr_restore.SPACE_MARGIN + 3 * 1024 + sum(
+        e['size'] for e in manifest['config']['entries'] if e['type'] == 'file') + os.path.getsize(
+        os.path.join(set_host.set_dir, manifest['sqlite'][0]['file']))
+    monkeypatch.setattr(micropvr_restore, 'free_space', _free(needed))
+    assert micropvr_restore.space_problems(set_host.set_dir, manifest, ['micropvr']) == []
+    monkeypatch.setattr(micropvr_restore, 'free_space', _free(needed - 1))
+    assert micropvr_restore.space_problems(set_host.set_dir, manifest, ['micropvr'])
+
+
+def test_too_little_space_refuses_before_the_services_stop(set_host, monkeypatch):
+    monkeypatch.setattr(micropvr_restore, 'free_space', _free(1024))
+    module = set_host.module()
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail' and 'not enough free space' in result['msg'] and 'services still run' in result['msg']
+    assert set_host.stopped(module) == [] and module.calls == []
+    assert set_host.snapshot() == set_host.before
+
+
+def test_restore_config_writes_only_the_sets_entries(set_host):
+    """The real restore_config (confine.extract_config to '/'): the set's entries come back, a
+    file of the host's own in the configuration path stays."""
+    mine = os.path.join(set_host.top, 'conf.d', 'mine.json')
+    with open(mine, 'w') as handle:
+        handle.write('{}\n')
+    micropvr_restore.restore_config(set_host.set_dir, set_host.manifest)
+    assert micropvr_restore.config_differences(set_host.manifest['config']['entries']) == []
+    assert os.path.exists(mine)
+    assert micropvr_restore.extra_config_files(set_host.manifest) == [mine]
+
+
+def test_a_host_config_that_does_not_parse_allows_only_the_sets_own_paths(set_host):
+    """Without sqlite_databases, the SQLite databases allowed are those micropvr.conf names (none
+    when it does not parse): a database inside the configuration paths is still allowed."""
+    with open(os.path.join(set_host.top, 'micropvr.conf'), 'w') as handle:
+        handle.write('{not json')
+    module = set_host.module(sqlite_databases=[])
+    config_paths, init_scripts, sqlite_paths, packages, databases = micropvr_restore.host_allowances(module)
+    assert config_paths == [set_host.top]
+    assert confine.host_problems(set_host.manifest, config_paths, init_scripts, sqlite_paths, packages,
+                                 databases) == []
+
+
+def test_a_raw_manifest_of_the_wrong_shape_is_refused_not_a_crash(set_host):
+    manifest = json.load(open(os.path.join(set_host.set_dir, 'manifest.json')))
+    manifest['packages'] = [1]
+    write_raw(set_host.set_dir, manifest)
+    outcome, result = set_host.run(set_host.module(allow_tampered=True))
+    assert outcome == 'fail' and 'packages' in result['msg']
+    assert set_host.snapshot() == set_host.before
