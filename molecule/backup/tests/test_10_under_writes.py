@@ -50,7 +50,9 @@ def test_daemon_kept_writing_during_the_backup(backup):
 
 def test_manifest_describes_the_set(host, backup):
     data = manifest(host, backup['new'][0])
-    assert data['format_version'] == 1
+    assert data['format_version'] == 2
+    # Sealed with the host's key, not an unkeyed checksum anyone could recompute.
+    assert data['seal']['algorithm'] == 'hmac-sha256' and 'manifest_sha256' not in data
     assert data['backup_id'] == backup['new'][0]
     assert data['reason'] == 'molecule under writes'
     assert data['host'] == host.check_output('hostname -f')
