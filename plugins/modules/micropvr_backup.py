@@ -460,18 +460,25 @@ def _tar_entries(path):
     return entries
 
 
+def _add_tree(archive, path, sqlite_paths):
+    """Add ``path`` and what is below it, in tarfile's own order, leaving out the SQLite databases
+    and their side files before they are even stat'ed: a -journal comes and goes while MicroPVR
+    writes, and tarfile's recursive add fails when one vanishes between listdir and lstat."""
+    if belongs_to_database(path, sqlite_paths):
+        return
+    archive.add(path, arcname=path.lstrip('/'), recursive=False)
+    if os.path.isdir(path) and not os.path.islink(path):
+        for name in sorted(os.listdir(path)):
+            _add_tree(archive, os.path.join(path, name), sqlite_paths)
+
+
 def _write_config_archive(work, plan):
-    sqlite_paths = plan['sqlite_databases']
     path = os.path.join(work, 'config.tar')
-
-    def leave_out_sqlite(info):
-        return None if belongs_to_database('/' + info.name, sqlite_paths) else info
-
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, 'wb') as handle:
         with tarfile.open(fileobj=handle, mode='w', format=tarfile.PAX_FORMAT) as archive:
             for source in plan['config_paths']:
-                archive.add(source, arcname=source.lstrip('/'), recursive=True, filter=leave_out_sqlite)
+                _add_tree(archive, source, plan['sqlite_databases'])
         handle.flush()
         os.fsync(handle.fileno())
     return 'config.tar'

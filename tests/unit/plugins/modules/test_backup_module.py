@@ -224,6 +224,29 @@ def test_write_config_archive_leaves_out_sqlite_files(tmp_path):
         _write_config_archive(str(work), plan)
 
 
+def test_write_config_archive_survives_a_journal_that_vanishes_while_the_tree_is_listed(tmp_path, monkeypatch):
+    """MicroPVR creates and deletes records.db-journal while it writes: a journal listed by
+    listdir may be gone before it is stat'ed. It is never stat'ed (tarfile's recursive add
+    failed with ENOENT here)."""
+    conf = tmp_path / 'etc' / 'micropvr'
+    conf.mkdir(parents=True)
+    (conf / 'micropvr.conf').write_text('{}\n')
+    (conf / 'records.db').write_bytes(b'sqlite stuff')
+    real_listdir = os.listdir
+
+    def listdir_with_a_vanished_journal(path):
+        names = real_listdir(path)
+        return names + ['records.db-journal'] if str(path) == str(conf) else names
+
+    monkeypatch.setattr(os, 'listdir', listdir_with_a_vanished_journal)
+    work = tmp_path / 'work'
+    work.mkdir()
+    plan = dict(config_paths=[str(conf)], sqlite_databases=[str(conf / 'records.db')])
+    assert _write_config_archive(str(work), plan) == 'config.tar'
+    archived = sorted(e['path'] for e in _tar_entries(str(work / 'config.tar')))
+    assert archived == [str(conf), str(conf / 'micropvr.conf')]
+
+
 # --- argument spec -----------------------------------------------------------------------------
 
 def test_argument_spec_hides_login_password():
