@@ -23,7 +23,7 @@ export MICROPVR_STANDIN_REPO := $(STANDIN_REPO)
 export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
 
-.PHONY: help host venv collection images standin testbed demo unit lint build-test standin-check molecule molecule-all test clean bench
+.PHONY: help host venv collection images standin testbed demo unit lint tarball sanity importer build-test standin-check molecule molecule-all test clean bench
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -59,9 +59,24 @@ unit: venv collection
 	$(BIN)/pytest -p no:cacheprovider tests/unit
 
 lint: venv collection
+	$(BIN)/ruff check .
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
 	shellcheck $(SHELL_SCRIPTS)
+	$(MAKE) sanity importer
+
+# The collection as Galaxy would receive it (galaxy.yml build_ignore decides what is in it).
+tarball: venv
+	rm -rf build/collection && mkdir -p build/collection
+	$(BIN)/ansible-galaxy collection build --output-path build/collection .
+
+# ansible-test sanity over the shipped content (the installed tarball), in its own venvs.
+sanity: tarball
+	tests/tools/sanity.sh build/collection
+
+# galaxy-importer: what Galaxy and Automation Hub run on upload.
+importer: tarball
+	tests/tools/galaxy-importer.sh build/collection
 
 build-test: venv collection
 	$(BIN)/pytest -p no:cacheprovider tests/integration

@@ -48,4 +48,9 @@ options:
       login_password_file:
         description: File on the host that holds the password, instead of O(databases[].login_password).
         type: path
+requirements:
+  - For a PostgreSQL database in O(databases), the PostgreSQL client tools C(pg_dump), C(pg_restore)
+    and C(psql) on the host (Debian package C(postgresql-client)).
+  - For a MySQL or MariaDB database in O(databases), C(mysqldump) and C(mysql) on the host (Debian
+    package C(mariadb-client)).
 '''

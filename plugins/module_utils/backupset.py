@@ -149,8 +149,8 @@ def read_key_file(path, create=False):
     if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
         os.close(fd)
         raise BackupSetError('seal key %s must be a regular file owned by uid %d with mode 0600 (it is uid %d, '
-                             'mode %04o); refusing to use it' % (path, os.geteuid(), st.st_uid,
-                                                                stat.S_IMODE(st.st_mode)))
+                             'mode %04o); refusing to use it'
+                             % (path, os.geteuid(), st.st_uid, stat.S_IMODE(st.st_mode)))
     with os.fdopen(fd, 'rb') as handle:
         content = handle.read(1024).decode('ascii', 'replace')
     return parse_key(content, 'seal key %s' % path)
@@ -349,7 +349,7 @@ def status_of(manifest, problems, keys):
 
 def set_size(directory):
     total = 0
-    for dirpath, dirnames, filenames in os.walk(directory):
+    for dirpath, _dirnames, filenames in os.walk(directory):
         for name in filenames:
             total += os.path.getsize(os.path.join(dirpath, name))
     return total

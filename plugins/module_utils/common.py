@@ -30,3 +30,16 @@ def host_argument_spec():
         sqlite_databases=dict(type='list', elements='path', default=[]),
         backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
     )
+
+
+def version_lines(versions):
+    """``name version`` lines, sorted by package name, for a diff of package versions."""
+    return ['%s %s' % (name, versions[name] or '(not installed)') for name in sorted(versions)]
+
+
+def text_diff(before_lines, after_lines, before_header, after_header):
+    """A module's ``diff`` result as Ansible's diff callback shows it: a unified diff of two
+    texts, one line per item, under a header for each side."""
+    return dict(before=''.join(line + '\n' for line in before_lines),
+                after=''.join(line + '\n' for line in after_lines),
+                before_header=before_header, after_header=after_header)

@@ -170,8 +170,8 @@ def _mode_problem(entry, where):
     if entry['type'] == 'file' and mode & (stat.S_ISUID | stat.S_ISGID):
         return '%s: %s would be restored set-uid or set-gid (mode %s)' % (where, entry['path'], entry['mode'])
     if not (0 <= entry['uid'] <= _MAX_ID and 0 <= entry['gid'] <= _MAX_ID):
-        return '%s: owner %d:%d of %s is no uid:gid the system can set' % (where, entry['uid'], entry['gid'],
-                                                                          entry['path'])
+        return ('%s: owner %d:%d of %s is no uid:gid the system can set'
+                % (where, entry['uid'], entry['gid'], entry['path']))
     if abs(entry['mtime']) > _MAX_TIME:
         return '%s: mtime %d of %s is out of range' % (where, entry['mtime'], entry['path'])
     return None
@@ -515,8 +515,8 @@ def _write_file(archive, member, entry, target):
 
 def _write_link(entry, target, root):
     directory = os.path.dirname(target)
-    tmp = os.path.join(directory, '.%s.micropvr-restore-%d' % (os.path.basename(target)[:_TEMP_NAME_PART],
-                                                                os.getpid()))
+    tmp = os.path.join(directory, '.%s.micropvr-restore-%d'
+                       % (os.path.basename(target)[:_TEMP_NAME_PART], os.getpid()))
     if os.path.lexists(tmp):
         os.unlink(tmp)
     try:

@@ -72,10 +72,6 @@ options:
     type: list
     elements: path
     default: []
-  backup_root:
-    description: Directory that holds the backup sets; created with mode 0700.
-    type: path
-    default: /var/backups/micropvr
   reason:
     description: Why the set is taken, recorded in the manifest (e.g. C(pre-update to 1.10.0-1)).
     type: str
@@ -126,17 +122,26 @@ attributes:
     details: Reports what would be saved, the estimate and the free space; writes nothing.
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 notes:
   - All SQLite databases are read in one read transaction while they are copied; MicroPVR's
     writers wait on SQLite's lock (their busy timeout) for that time. At most 10 databases.
+requirements:
+  - C(dpkg-query) and C(dpkg-deb) on the host (Debian's C(dpkg)).
+  - C(apt-get) to download a C(.deb) that is not in apt's cache, else C(dpkg-repack) (Debian package
+    C(dpkg-repack)) to rebuild it from the installed files; one of the two must succeed for every package.
 seealso:
   - module: microimpuls.micropvr.micropvr_backup_info
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - microimpuls.micropvr.attributes.action_group
+  - microimpuls.micropvr.backup_root
   - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.databases
   - microimpuls.micropvr.seal
 author:
-  - microimpuls.micropvr maintainers
+  - Microimpuls (@microimpuls)
 '''
 
 EXAMPLES = r'''
@@ -145,6 +150,21 @@ EXAMPLES = r'''
     reason: pre-update to 1.10.0-1
     pin: true
     keep: 5
+  register: backup_set
+
+- name: Install behind exactly that set
+  microimpuls.micropvr.micropvr_install:
+    version: 1.10.0-1
+    backup_id: "{{ backup_set.backup_id }}"
+
+- name: See what a backup would save and whether it fits, without writing anything
+  microimpuls.micropvr.micropvr_backup:
+  check_mode: true
+  register: plan
+
+- name: Show the estimate
+  ansible.builtin.debug:
+    msg: "{{ plan.plan.estimated_bytes | human_readable }} of {{ plan.plan.free_bytes | human_readable }} free"
 
 - name: Back up with an external PostgreSQL database
   microimpuls.micropvr.micropvr_backup:
@@ -172,6 +192,7 @@ size:
   description: Bytes the set takes.
   returned: success, not in check mode
   type: int
+  sample: 182044
 manifest:
   description:
     - The set's manifest (see C(manifest.json)), without the per-file list of the configuration
@@ -179,6 +200,23 @@ manifest:
       a checksum of every configuration file.
   returned: success, not in check mode
   type: dict
+  sample:
+    format_version: 2
+    backup_id: 20261126T221500Z
+    created_at: '2026-11-26T22:15:00Z'
+    host: pvr1.example.net
+    reason: pre-update to 1.10.0-1
+    pinned: true
+    packages:
+      micropvr: {version: 1.9.0-1, architecture: amd64, file: packages/micropvr_1.9.0-1_amd64.deb, source: apt-cache}
+    services: {micropvr: running, micropvs: running}
+    config: {archive: config.tar, paths: [/etc/micropvr, /usr/local/nginx-micropvr/conf], entry_count: 14}
+    sqlite:
+      - {source: /etc/micropvr/tasks.db, file: sqlite/tasks.db, mode: '0640', uid: 0, gid: 0}
+    databases: []
+    files:
+      - {path: config.tar, kind: config, size: 40960, sha256: 5d41402abc4b2a76b9719d911017c592...}
+    verified_at: '2026-11-26T22:15:04Z'
 plan:
   description: What is (or would be) saved, the size estimate and the free space.
   returned: always
@@ -196,16 +234,19 @@ removed:
   returned: success
   type: list
   elements: str
+  sample: [20261001T030000Z]
 removed_incomplete:
   description: Leftover C(.incomplete-*) directories of crashed runs that were removed.
   returned: success
   type: list
   elements: str
+  sample: []
 '''
 
 import datetime
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
@@ -445,7 +486,7 @@ def _tar_entries(path):
             if member.isfile():
                 digest = hashlib.sha256()
                 handle = archive.extractfile(member)
-                for chunk in iter(lambda: handle.read(MIB), b''):
+                for chunk in iter(functools.partial(handle.read, MIB), b''):
                     digest.update(chunk)
                 entry.update(type='file', size=member.size, sha256=digest.hexdigest())
             elif member.isdir():
@@ -485,7 +526,7 @@ def _write_config_archive(work, plan):
 
 
 def _fsync_tree(top):
-    for dirpath, dirnames, filenames in os.walk(top):
+    for dirpath, _dirnames, filenames in os.walk(top):
         for name in filenames:
             fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
             try:
@@ -497,7 +538,7 @@ def _fsync_tree(top):
 
 def _restrict(top):
     """Directories 0700, files 0600: a backup set holds secrets (configs, dumps)."""
-    for dirpath, dirnames, filenames in os.walk(top):
+    for dirpath, _dirnames, filenames in os.walk(top):
         os.chmod(dirpath, 0o700)
         for name in filenames:
             os.chmod(os.path.join(dirpath, name), 0o600)

@@ -27,10 +27,6 @@ description:
     set was verified when it was taken and its seal verifies).
   - Read-only; it never changes a set.
 options:
-  backup_root:
-    description: Directory that holds the backup sets.
-    type: path
-    default: /var/backups/micropvr
   backup_id:
     description:
       - Only this set. It must exist; an id that is not of the form C(YYYYMMDDTHHMMSSZ), or that
@@ -45,19 +41,29 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 seealso:
   - module: microimpuls.micropvr.micropvr_backup
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - microimpuls.micropvr.attributes.action_group
+  - microimpuls.micropvr.backup_root
   - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.seal
 author:
-  - microimpuls.micropvr maintainers
+  - Microimpuls (@microimpuls)
 '''
 
 EXAMPLES = r'''
 - name: List the backup sets
   microimpuls.micropvr.micropvr_backup_info:
   register: backups
+
+- name: Show the newest set
+  ansible.builtin.debug:
+    msg: "{{ backups.sets[0].id }}: {{ backups.sets[0].reason }}, {{ backups.sets[0].status }}"
+  when: backups.sets | length > 0
 
 - name: Verify one set
   microimpuls.micropvr.micropvr_backup_info:
@@ -81,6 +87,7 @@ sets:
     path:
       description: Directory of the set.
       type: str
+      sample: /var/backups/micropvr/20261126T221500Z
     created_at:
       description: UTC creation time from the manifest.
       type: str
@@ -92,6 +99,7 @@ sets:
     host:
       description: Host name recorded in the manifest.
       type: str
+      sample: pvr1.example.net
     packages:
       description: Package versions saved in the set.
       type: dict
@@ -99,37 +107,46 @@ sets:
     size:
       description: Bytes the set takes.
       type: int
+      sample: 182044
     pinned:
       description: Whether retention keeps the set whatever its age.
       type: bool
+      sample: true
     verified_at:
       description: When the set was verified at backup time.
       type: str
+      sample: '2026-11-26T22:15:04Z'
     status:
       description: C(verified), C(unverified), C(damaged) or C(tampered).
       type: str
+      sample: verified
     verified:
       description: Whether the content was verified by this run (O(verify=true)).
       type: bool
+      sample: false
     problems:
       description: What is wrong with a damaged set.
       type: list
       elements: str
+      sample: ["sqlite/tasks.db: sha256 does not match the manifest"]
 damaged:
   description: Ids of the sets found damaged.
   returned: always
   type: list
   elements: str
+  sample: [20261120T030000Z]
 tampered:
   description: Ids of the sets whose seal does not verify.
   returned: always
   type: list
   elements: str
+  sample: []
 incomplete:
   description: Leftover C(.incomplete-*) directories (a backup that is running or crashed).
   returned: always
   type: list
   elements: str
+  sample: [.incomplete-20261126T230000Z]
 '''
 
 import os

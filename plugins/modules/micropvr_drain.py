@@ -37,10 +37,14 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - microimpuls.micropvr.attributes.action_group
   - microimpuls.micropvr.rpc
 author:
-  - microimpuls.micropvr maintainers
+  - Microimpuls (@microimpuls)
 '''
 
 EXAMPLES = r'''
@@ -48,6 +52,12 @@ EXAMPLES = r'''
   microimpuls.micropvr.micropvr_drain:
     sessions: 5
     timeout: 600
+  register: drain
+
+- name: Say when the update goes ahead with sessions still open
+  ansible.builtin.debug:
+    msg: "{{ drain.session_count }} sessions still open after {{ drain.waited | round }} s"
+  when: not drain.drained
 '''
 
 RETURN = r'''
@@ -55,14 +65,17 @@ drained:
   description: Whether the session count fell below O(sessions) in time.
   returned: always
   type: bool
+  sample: true
 session_count:
   description: Sessions at the last poll.
   returned: always
   type: int
+  sample: 0
 waited:
   description: Seconds spent waiting.
   returned: always
   type: float
+  sample: 42.5
 '''
 
 import time

@@ -15,8 +15,8 @@ version_added: 0.1.0
 description:
   - Reports the installed versions of the MicroPVR packages (full Debian versions, epoch
     included), the state of their init.d services, the paths of C(micropvr.conf), its
-    SQLite databases and the micropvs nginx configuration, and the free space under the
-    backup root.
+    SQLite databases and the micropvs nginx configuration, and the free space under
+    O(backup_root) (or under its nearest existing parent).
   - Reads the host only; it never changes anything.
   - "An unreadable or invalid C(micropvr.conf) is reported in C(config.error) as
     C(<file>:<line>: <reason>) rather than failing the module, so that callers can decide."
@@ -47,19 +47,24 @@ options:
     type: list
     elements: path
     default: []
-  backup_root:
-    description: Directory that holds backup sets; its free space is reported.
-    type: path
-    default: /var/backups/micropvr
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
   facts:
     support: full
+requirements:
+  - C(dpkg-query) on the host (Debian's C(dpkg)).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
+  - microimpuls.micropvr.attributes.action_group
+  - microimpuls.micropvr.backup_root
 author:
-  - microimpuls.micropvr maintainers
+  - Microimpuls (@microimpuls)
 '''
 
 EXAMPLES = r'''
@@ -69,6 +74,16 @@ EXAMPLES = r'''
 - name: Show the installed micropvr version
   ansible.builtin.debug:
     msg: "{{ ansible_facts.micropvr.packages.micropvr.version }}"
+
+- name: Gather them for a host with a backup root of its own, keeping the result too
+  microimpuls.micropvr.micropvr_facts:
+    backup_root: /srv/backups/micropvr
+  register: gathered
+
+- name: Stop when micropvr.conf does not parse
+  ansible.builtin.assert:
+    that: gathered.ansible_facts.micropvr.config.valid
+    fail_msg: "{{ gathered.ansible_facts.micropvr.config.error }}"
 '''
 
 RETURN = r'''

@@ -65,12 +65,18 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
+requirements:
+  - For the C(nginx) probe, the nginx that micropvs runs (O(nginx_binary)) on the host.
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - microimpuls.micropvr.attributes.action_group
   - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.rpc
   - microimpuls.micropvr.databases
 author:
-  - microimpuls.micropvr maintainers
+  - Microimpuls (@microimpuls)
 '''
 
 EXAMPLES = r'''
@@ -79,9 +85,16 @@ EXAMPLES = r'''
     retries: 20
     delay: 3
 
-- name: Only check the nginx configuration
+- name: Only check the nginx configuration, and report instead of failing
   microimpuls.micropvr.micropvr_health:
     checks: [nginx]
+    fail_on_unhealthy: false
+  register: health
+
+- name: Show what failed
+  ansible.builtin.debug:
+    msg: "{{ health.failed_probes | map('extract', health.probes) | map(attribute='detail') | list }}"
+  when: not health.healthy
 '''
 
 RETURN = r'''
@@ -89,10 +102,12 @@ healthy:
   description: Whether every probe passed.
   returned: always
   type: bool
+  sample: true
 attempts:
   description: How many rounds of probes ran.
   returned: always
   type: int
+  sample: 1
 probes:
   description: Result of each probe in the last round.
   returned: always
@@ -107,6 +122,7 @@ failed_probes:
   returned: always
   type: list
   elements: str
+  sample: [rpc]
 '''
 
 import os

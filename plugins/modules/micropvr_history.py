@@ -30,10 +30,14 @@ attributes:
     details: Nothing is written in check mode.
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - microimpuls.micropvr.attributes.action_group
   - microimpuls.micropvr.state_dir
 author:
-  - microimpuls.micropvr maintainers
+  - Microimpuls (@microimpuls)
 '''
 
 EXAMPLES = r'''
@@ -49,6 +53,11 @@ EXAMPLES = r'''
 - name: Read the history
   microimpuls.micropvr.micropvr_history:
   register: history
+
+- name: Show the last update
+  ansible.builtin.debug:
+    var: history.history | selectattr('event', 'equalto', 'update') | list | last
+  when: history.history | selectattr('event', 'equalto', 'update') | list | length > 0
 '''
 
 RETURN = r'''
@@ -56,11 +65,17 @@ entry:
   description: The event as recorded.
   returned: when O(event) is set
   type: dict
+  sample: {event: update, time: '2026-11-26T22:20:00Z', backup_id: 20261126T221500Z, result: updated,
+           from: {micropvr: 1.9.0-1}, to: {micropvr: 1.10.0-1}}
 history:
   description: Every event, oldest first.
   returned: always
   type: list
   elements: dict
+  sample:
+    - {event: backup, time: '2026-11-26T22:15:04Z', backup_id: 20261126T221500Z}
+    - {event: update, time: '2026-11-26T22:20:00Z', backup_id: 20261126T221500Z, result: updated,
+       from: {micropvr: 1.9.0-1}, to: {micropvr: 1.10.0-1}}
 '''
 
 from ansible.module_utils.basic import AnsibleModule

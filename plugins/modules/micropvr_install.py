@@ -43,10 +43,6 @@ options:
   backup_id:
     description: The backup set that vouches for this update.
     type: str
-  backup_root:
-    description: Directory that holds the backup sets.
-    type: path
-    default: /var/backups/micropvr
   max_age:
     description: Seconds; the backup set must be younger than this.
     type: int
@@ -71,22 +67,50 @@ attributes:
     support: full
     details: Runs every check, including the gate, and reports what would be installed.
   diff_mode:
-    support: none
+    support: full
+    details: The package versions installed before and after (the target in check mode), one line per package.
+  platform:
+    platforms: debian
+requirements:
+  - C(apt-get), C(apt-cache), C(apt-mark) and C(dpkg-query) on the host (Debian's C(apt) and C(dpkg)).
 seealso:
   - module: microimpuls.micropvr.micropvr_backup
   - module: microimpuls.micropvr.micropvr_restore
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - microimpuls.micropvr.attributes.action_group
+  - microimpuls.micropvr.backup_root
   - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.seal
 author:
-  - microimpuls.micropvr maintainers
+  - Microimpuls (@microimpuls)
 '''
 
 EXAMPLES = r'''
-- name: Install 1.10.0-1 behind the backup just taken
+- name: Take a verified backup set of what is installed now
+  microimpuls.micropvr.micropvr_backup:
+    reason: pre-update to 1.10.0-1
+    pin: true
+  register: backup_set
+
+- name: Install 1.10.0-1 behind that backup set
   microimpuls.micropvr.micropvr_install:
     version: 1.10.0-1
     backup_id: "{{ backup_set.backup_id }}"
+  register: installed
+
+- name: Say what changed
+  ansible.builtin.debug:
+    msg: >-
+      micropvr {{ installed.from_versions.micropvr }} -> {{ installed.to_versions.micropvr }},
+      behind backup set {{ installed.backup_id }} (gate {{ installed.gate }})
+
+- name: Only check that 1.11.0-1 could be installed (offered by apt, newer than installed)
+  microimpuls.micropvr.micropvr_install:
+    version: 1.11.0-1
+    preflight: true
+  register: preflight
+  failed_when: preflight is failed or preflight.unfinished | length > 0
 '''
 
 RETURN = r'''
@@ -104,10 +128,12 @@ backup_id:
   description: The backup set the gate accepted, or null when the gate was overridden.
   returned: always
   type: str
+  sample: 20261126T221500Z
 gate:
   description: C(passed), C(overridden) or C(not checked) (preflight).
   returned: always
   type: str
+  sample: passed
 unfinished:
   description: Packages that dpkg has not finished installing or configuring, with their dpkg state.
   returned: always
@@ -121,7 +147,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, gate, safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import DEFAULT_BACKUP_ROOT, DEFAULT_PACKAGES
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
+    DEFAULT_BACKUP_ROOT,
+    DEFAULT_PACKAGES,
+    text_diff,
+    version_lines,
+)
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import dpkg_audit, package_versions
 
 APT_ENV = dict(DEBIAN_FRONTEND='noninteractive', APT_LISTCHANGES_FRONTEND='none')
@@ -198,6 +229,14 @@ def check_gate(module, installed):
     return params['backup_id']
 
 
+def add_diff(module, result):
+    """In diff mode (check mode too), the package versions before and after as a diff."""
+    if module._diff:
+        result['diff'] = text_diff(version_lines(result['from_versions']), version_lines(result['to_versions']),
+                                   'installed packages', 'packages after installing %s' % module.params['version'])
+    return result
+
+
 def install(module, installed):
     params = module.params
     apt_get = module.get_bin_path('apt-get', required=True)
@@ -250,20 +289,20 @@ def main():
     if unfinished:
         module.fail_json(msg='refusing to install %s: a package operation on this host did not finish (%s). Re-run '
                              'update.yml, which recovers a run it finds interrupted, or restore a backup set with '
-                             'rollback.yml' % (params['version'], ', '.join('%s is %s' % item
-                                                                           for item in sorted(unfinished.items()))),
+                             'rollback.yml'
+                             % (params['version'], ', '.join('%s is %s' % item for item in sorted(unfinished.items()))),
                          **result)
 
     backup_id = check_gate(module, installed)
     result.update(backup_id=backup_id, gate='overridden' if backup_id is None else 'passed')
     if backup_id is None:
         module.warn('the backup gate was overridden (micropvr_update_without_backup): installing %s with no '
-                    'verified backup; recorded in %s' % (params['version'], os.path.join(params['state_dir'],
-                                                                                       hoststate.HISTORY_FILE)))
+                    'verified backup; recorded in %s'
+                    % (params['version'], os.path.join(params['state_dir'], hoststate.HISTORY_FILE)))
     if before == target:
-        module.exit_json(changed=False, **result)
+        module.exit_json(changed=False, **add_diff(module, result))
     if module.check_mode:
-        module.exit_json(changed=True, **result)
+        module.exit_json(changed=True, **add_diff(module, result))
     try:
         with hoststate.step(params['state_dir'], params['lock_owner'], 'install', version=params['version'],
                             backup_id=backup_id, from_versions=before):
@@ -274,7 +313,7 @@ def main():
     except (hoststate.LockError, safepath.UnsafePathError) as exc:
         module.fail_json(msg='refusing to install %s: %s' % (params['version'], exc), **result)
     result['to_versions'] = dict((n, i['version']) for n, i in package_versions(module, params['packages']).items())
-    module.exit_json(changed=True, **result)
+    module.exit_json(changed=True, **add_diff(module, result))
 
 
 if __name__ == '__main__':

@@ -48,10 +48,14 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - microimpuls.micropvr.attributes.action_group
   - microimpuls.micropvr.state_dir
 author:
-  - microimpuls.micropvr maintainers
+  - Microimpuls (@microimpuls)
 '''
 
 EXAMPLES = r'''
@@ -59,6 +63,12 @@ EXAMPLES = r'''
   microimpuls.micropvr.micropvr_lock:
     owner: "{{ run_id }}"
     purpose: update to 1.10.0-1
+  register: host_lock
+
+- name: Say when an abandoned run's lock was taken over
+  ansible.builtin.debug:
+    msg: "took over the lock of {{ host_lock.taken_over.owner }} ({{ host_lock.taken_over.purpose }})"
+  when: host_lock.taken_over is defined
 
 - name: Release it
   microimpuls.micropvr.micropvr_lock:
@@ -76,6 +86,7 @@ taken_over:
   description: The abandoned lock this run replaced, when it did.
   returned: when a stale or interrupted lock was taken over
   type: dict
+  sample: {owner: 20261126T180000Z-update-host1, purpose: update to 1.10.0-1, acquired_at: '2026-11-26T18:00:00Z'}
 interrupted:
   description:
     - The step an interrupted run left unfinished; C(name) is C(install) or C(restore), C(backup_id)
@@ -111,8 +122,8 @@ def take(module):
         busy = hoststate.package_manager_busy() if running else None
         if busy:
             module.fail_json(msg='the host is locked by another run (%s) whose %s step left apt/dpkg running '
-                                 '(pid %d holds the dpkg lock); wait for it to finish' % (describe, running.get('name'),
-                                                                                           busy), lock=current)
+                                 '(pid %d holds the dpkg lock); wait for it to finish'
+                                 % (describe, running.get('name'), busy), lock=current)
         interrupted = hoststate.interrupted_step(current, state_dir)
         age = hoststate.lock_age(current)
         if interrupted is None and age is not None and age <= params['ttl']:

@@ -55,10 +55,6 @@ options:
     description: The backup set to restore.
     type: str
     required: true
-  backup_root:
-    description: Directory that holds the backup sets.
-    type: path
-    default: /var/backups/micropvr
   packages:
     description: The host's MicroPVR packages; a set that installs any other package is refused.
     type: list
@@ -115,7 +111,15 @@ attributes:
     support: full
     details: Verifies the set and reports what differs; changes nothing.
   diff_mode:
-    support: none
+    support: full
+    details:
+      - Before, the host's package versions and each configuration file, SQLite database and external
+        database that differs from the set; after, the set's versions and those items as in the set.
+      - Computed before anything changes, so check mode shows it too.
+  platform:
+    platforms: debian
+requirements:
+  - C(dpkg), C(dpkg-query) and C(apt-mark) on the host (Debian's C(dpkg) and C(apt)).
 seealso:
   - module: microimpuls.micropvr.micropvr_backup
   - module: microimpuls.micropvr.micropvr_install
@@ -128,17 +132,39 @@ notes:
     database. The login needs C(ALL) on both work databases. PostgreSQL is restored with
     C(pg_restore --single-transaction).
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - microimpuls.micropvr.attributes.action_group
+  - microimpuls.micropvr.backup_root
   - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.databases
   - microimpuls.micropvr.seal
 author:
-  - microimpuls.micropvr maintainers
+  - Microimpuls (@microimpuls)
 '''
 
 EXAMPLES = r'''
-- name: Roll back to the pre-update set
+- name: See what a rollback to the pre-update set would change (run with --check --diff for the diff)
   microimpuls.micropvr.micropvr_restore:
     backup_id: 20261126T221500Z
+  check_mode: true
+  register: planned
+
+- name: Show the differences
+  ansible.builtin.debug:
+    var: planned.differences
+
+- name: Roll back to the pre-update set, back onto the set taken just before if it fails
+  microimpuls.micropvr.micropvr_restore:
+    backup_id: 20261126T221500Z
+    fallback_backup_id: 20261127T080000Z
+  register: restored
+
+- name: Report the outcome
+  ansible.builtin.debug:
+    msg: >-
+      {{ restored.outcome }}: micropvr {{ restored.from_versions.micropvr }} ->
+      {{ restored.to_versions.micropvr }}; files the set does not have, left in place:
+      {{ restored.extra_files | join(', ') or 'none' }}
 '''
 
 RETURN = r'''
@@ -152,15 +178,23 @@ from_versions:
   description: Package versions before the restore.
   returned: always
   type: dict
+  sample: {micropvr: 1.10.0-1, micropvs: 1.10.0-1}
 to_versions:
   description: Package versions of the set.
   returned: always
   type: dict
+  sample: {micropvr: 1.9.0-1, micropvs: 1.9.0-1}
 extra_files:
   description: Files in the configuration trees that the set does not have (left in place).
   returned: always
   type: list
   elements: str
+  sample: [/etc/micropvr/micropvr.conf.dpkg-dist]
+dpkg_audit:
+  description: What C(dpkg --audit) reported before the restore (empty when nothing is unfinished).
+  returned: always
+  type: str
+  sample: ''
 outcome:
   description:
     - C(restored) (the host is in the state of O(backup_id)), C(unchanged) (it already was),
@@ -180,12 +214,14 @@ host_state:
   description: Package versions, C(dpkg --audit) and service states after a failed restore.
   returned: when the restore failed
   type: dict
+  sample:
+    packages: {micropvr: 1.10.0-1 (half-configured), micropvs: 1.9.0-1 (installed)}
+    dpkg_audit: "The following packages are only half configured ...: micropvr"
+    services: {micropvr: stopped, micropvs: running}
 '''
 
 import os
 import shutil
-import sqlite3
-import tarfile
 import tempfile
 import traceback
 
@@ -202,6 +238,8 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import
     DEFAULT_PACKAGES,
     DEFAULT_SERVICES,
     INIT_DIR,
+    text_diff,
+    version_lines,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import (
     database_argument_spec,
@@ -263,7 +301,7 @@ def extra_config_files(manifest):
     for top in manifest['config']['paths']:
         if not os.path.isdir(top) or os.path.islink(top):
             continue
-        for dirpath, dirnames, filenames in os.walk(top):
+        for dirpath, _dirnames, filenames in os.walk(top):
             for name in filenames:
                 path = os.path.join(dirpath, name)
                 if path not in archived and not belongs_to_database(path, [s['source'] for s in manifest['sqlite']]):
@@ -307,6 +345,20 @@ def differences(module, manifest, installed):
             live = live_digests(module, database_settings(module, saved), work)
             found.extend('%s: %s' % (label, problem) for problem in digest_differences(saved['tables'], live))
     return found
+
+
+def restore_diff(backup_id, result, changed):
+    """The host now and after the restore, as a diff: the set's package versions, then each other
+    difference (``differences`` lists the changed packages first) against what it becomes."""
+    data = result['differences'][len(changed):]
+    restored = []
+    for item in data:
+        # "<file or database>: <how it differs>" -> "<file or database>: as in backup set <id>", once each
+        line = '%s: as in backup set %s' % (item.split(': ', 1)[0], backup_id)
+        if line not in restored:
+            restored.append(line)
+    return text_diff(version_lines(result['from_versions']) + data, version_lines(result['to_versions']) + restored,
+                     'host now', 'backup set %s' % backup_id)
 
 
 def run_service(module, name, action):
@@ -703,14 +755,18 @@ def run(module):
         extra_files=extra_config_files(manifest),
         dpkg_audit=dpkg_audit(module),
     )
+    changed = changed_packages(manifest, installed)
+    # Computed before anything changes, so that check mode shows it too; only a successful run
+    # returns it (a failed restore did not make the host look like the set).
+    diff = dict(diff=restore_diff(params['backup_id'], result, changed)) if module._diff else {}
     if not result['differences']:
-        module.exit_json(changed=False, outcome='unchanged', **result)
-    space = space_problems(set_dir, manifest, changed_packages(manifest, installed))
+        module.exit_json(changed=False, outcome='unchanged', **dict(result, **diff))
+    space = space_problems(set_dir, manifest, changed)
     if space:
         module.fail_json(msg='refusing to restore backup set %s: not enough free space, nothing was changed and the '
                              'services still run: %s' % (params['backup_id'], '; '.join(space)), **result)
     if module.check_mode:
-        module.exit_json(changed=True, outcome='restored', **result)
+        module.exit_json(changed=True, outcome='restored', **dict(result, **diff))
 
     steps = StepModule(module)
     try:
@@ -733,7 +789,7 @@ def run(module):
                              % (params['backup_id'], exc, describe_state(result['host_state'])), **result)
     except (hoststate.LockError, safepath.UnsafePathError) as exc:
         module.fail_json(msg='refusing to restore backup set %s: %s' % (params['backup_id'], exc), **result)
-    module.exit_json(changed=True, outcome='restored', **result)
+    module.exit_json(changed=True, outcome='restored', **dict(result, **diff))
 
 
 def main():
@@ -742,8 +798,8 @@ def main():
         run(module)
     except Exception as exc:  # pylint: disable=broad-except
         # Whatever the set or the host holds, the operator gets a message, not a traceback.
-        module.fail_json(msg='restore of backup set %s stopped: %s: %s' % (module.params['backup_id'],
-                                                                            type(exc).__name__, exc),
+        module.fail_json(msg='restore of backup set %s stopped: %s: %s'
+                             % (module.params['backup_id'], type(exc).__name__, exc),
                          exception=traceback.format_exc())
 
 

@@ -1,6 +1,8 @@
 """The roles' public interface: argument specs, defaults, module defaults and README agree."""
 
+import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -47,13 +49,119 @@ def test_defaults_are_documented_with_the_same_value():
             '%s: documented default and defaults/main.yml disagree' % name
 
 
-@pytest.mark.parametrize('role', sorted(set(SPECS) - {'micropvr'}))
-def test_other_roles_only_tighten_shared_variables(role):
+ENTRY_POINTS = sorted((role, entry) for role in SPECS if role != 'micropvr' for entry in SPECS[role])
+
+
+def test_every_other_role_is_generated():
+    assert sorted(role_docs.ROLES) == sorted(set(SPECS) - {'micropvr'})
+
+
+@pytest.mark.parametrize('role, entry', ENTRY_POINTS)
+def test_role_spec_declares_exactly_what_the_role_reads(role, entry):
+    """A micropvr_* variable a role's tasks, vars or included roles read must be in its spec, and
+    its spec must not declare one it never reads (the result facts it reads are outputs)."""
+    declared = set(SPECS[role][entry]['options'])
+    read = role_docs.role_reads(role, entry)
+    assert not read - declared, '%s/%s reads %s, which its argument spec does not declare' % (
+        role, entry, sorted(read - declared))
+    assert not declared - read, '%s/%s declares %s, which it never reads' % (role, entry, sorted(declared - read))
+
+
+@pytest.mark.parametrize('role, entry', ENTRY_POINTS)
+def test_role_spec_takes_types_and_defaults_from_the_micropvr_role(role, entry):
     shared = SPECS['micropvr']['main']['options']
-    for name, option in (SPECS[role]['main'].get('options') or {}).items():
+    defaults = _defaults('micropvr')
+    for name, option in SPECS[role][entry]['options'].items():
         assert name in shared, '%s: %s is not a variable of the micropvr role' % (role, name)
-        assert 'default' not in option, '%s: %s must take its default from the micropvr role' % (role, name)
         assert option['type'] == shared[name]['type'], '%s: type of %s differs' % (role, name)
+        if option.get('required'):
+            assert name not in defaults, '%s: required %s has a default' % (role, name)
+        else:
+            assert option.get('default') == defaults.get(name), '%s: default of %s differs from defaults/main.yml' % (
+                role, name)
+
+
+def test_micropvr_role_reads_only_declared_variables():
+    declared = set(SPECS['micropvr']['main']['options'])
+    assert role_docs.role_reads('micropvr') <= declared
+
+
+def test_every_public_variable_is_read_by_some_role():
+    read = set()
+    for role in SPECS:
+        for entry in SPECS[role]:
+            read |= role_docs.role_reads(role, entry)
+    unused = set(SPECS['micropvr']['main']['options']) - read
+    assert not unused, 'public variables no role reads: %s' % sorted(unused)
+
+
+def test_update_reads_what_backup_and_rollback_read_except_what_it_sets():
+    update = role_docs.role_reads('update')
+    assert role_docs.role_reads('rollback') - {'micropvr_backup_id'} <= update
+    assert role_docs.role_reads('backup') - {'micropvr_backup_reason', 'micropvr_backup_pin'} <= update
+    assert not update & {'micropvr_backup_id', 'micropvr_backup_reason', 'micropvr_backup_pin'}
+
+
+ROLE = {
+    'meta/main.yml': 'dependencies:\n  - role: microimpuls.micropvr.base\n',
+    'vars/main.yml': '__demo_path: "{{ micropvr_via_role_vars }}/x"\n__demo_unused: "{{ micropvr_never }}"\n',
+    'tasks/main.yml': """
+- name: A template
+  ansible.builtin.debug:
+    msg: "{{ micropvr_in_template | default(micropvr_in_default) }} {{ __demo_path }}"
+- name: A bare condition
+  ansible.builtin.debug:
+  when: micropvr_in_when | bool
+- name: Tasks of a file
+  ansible.builtin.import_tasks: other.yml
+- name: A block
+  block:
+    - name: An included role, given one of its variables
+      ansible.builtin.include_role:
+        name: microimpuls.micropvr.base
+        tasks_from: extra
+      vars:
+        micropvr_given: "{{ micropvr_in_vars }}"
+  rescue:
+    - name: Read a result fact, not an input
+      ansible.builtin.assert:
+        that: micropvr_backup_result.backup_id is defined
+""",
+    'tasks/other.yml': '- name: Other\n  ansible.builtin.debug:\n    msg: "{% for x in micropvr_in_loop %}{{ x }}{% endfor %}"\n',
+}
+BASE = {
+    'tasks/main.yml': '- name: Base\n  ansible.builtin.debug:\n    msg: "{{ micropvr_of_dependency }}"\n',
+    'tasks/extra.yml': '- name: Extra\n  ansible.builtin.debug:\n    msg: "{{ micropvr_given }} {{ micropvr_of_extra }}"\n',
+}
+
+
+def test_role_reads_follows_every_way_a_variable_is_read(tmp_path):
+    """The scanner behind the spec test finds reads it must not miss, so that test can fail."""
+    for role, files in (('demo', ROLE), ('base', BASE)):
+        for name, text in files.items():
+            path = tmp_path / 'roles' / role / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text('---\n' + text)
+    assert role_docs.role_reads('demo', root=str(tmp_path)) == {
+        'micropvr_in_template', 'micropvr_in_default', 'micropvr_via_role_vars', 'micropvr_in_when',
+        'micropvr_in_loop', 'micropvr_in_vars', 'micropvr_of_extra', 'micropvr_of_dependency'}
+
+
+def test_generated_role_docs_are_current():
+    """Argument specs of the other roles, every roles/*/README.md, the README section, the example inventory."""
+    assert role_docs.stale_files() == [], 'run: python3 tests/tools/role_docs.py --write'
+
+
+def test_every_role_has_a_readme():
+    for role in SPECS:
+        path = os.path.join(role_docs.ROOT, 'roles', role, 'README.md')
+        with open(path) as handle:
+            text = handle.read()
+        assert text.startswith('# microimpuls.micropvr.%s\n' % role)
+        for section in ('## Role variables', '## Result', '## Example playbook'):
+            assert section in text, '%s: %s missing' % (path, section)
+        example = yaml.safe_load(text.split('```yaml\n', 1)[1].split('```', 1)[0])
+        assert [play['roles'][0]['role'] for play in example] == ['microimpuls.micropvr.%s' % role]
 
 
 def test_module_defaults_match_role_defaults():
@@ -68,15 +176,24 @@ def test_module_defaults_match_role_defaults():
         assert spec[module_option]['default'] == options[variable]['default'], variable
 
 
-def test_readme_variable_tables_are_current():
-    with open(role_docs.README) as handle:
-        section = role_docs.readme_section(handle.read())
-    assert section == role_docs.render(SPECS), 'run: python3 tests/tools/role_docs.py --write'
-
-
-def test_example_group_vars_are_current():
-    with open(role_docs.EXAMPLE_GROUP_VARS) as handle:
-        assert handle.read() == role_docs.render_group_vars(SPECS), 'run: python3 tests/tools/role_docs.py --write'
+def test_example_group_vars_change_no_default():
     # Every line is a comment: the example inventory changes no default.
     with open(role_docs.EXAMPLE_GROUP_VARS) as handle:
         assert yaml.safe_load(handle) is None
+
+
+def test_ansible_doc_documents_every_role_entry_point(tmp_path):
+    """What `ansible-doc -t role` shows is what each role reads (e.g. every variable of the update)."""
+    names = ['microimpuls.micropvr.%s' % role for role in SPECS]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(role_docs.ROOT, '.cache', 'collections'),
+               ANSIBLE_LOCAL_TEMP=str(tmp_path))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-doc'), '-t', 'role', '--json'] + names,
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    docs = json.loads(proc.stdout)
+    for role in SPECS:
+        entry_points = docs['microimpuls.micropvr.%s' % role]['entry_points']
+        assert sorted(entry_points) == sorted(SPECS[role])
+        if role != 'micropvr':
+            for entry in entry_points:
+                assert set(entry_points[entry]['options']) == role_docs.role_reads(role, entry), (role, entry)

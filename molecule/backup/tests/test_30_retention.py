@@ -10,7 +10,7 @@ def test_retention_keeps_newest_and_pinned(host):
     pinned_id = backup_ids(host)[0]
     assert manifest(host, pinned_id)['pinned'] is True
     taken = []
-    for run in range(4):
+    for _run in range(4):
         result = run_playbook(host, 'backup.yml', micropvr_backup_keep=2)
         assert result.returncode == 0, result.output
         taken.append(backup_ids(host)[-1])  # ids sort by creation time

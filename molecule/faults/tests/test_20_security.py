@@ -51,7 +51,7 @@ def test_backup_sets_and_state_are_root_only(host, watched_backup):
 
 
 def test_every_gate_override_is_recorded(host):
-    for attempt in range(2):
+    for _attempt in range(2):
         reset(host)
         before = len(history(host))
         result = run_playbook(host, 'update.yml', micropvr_version=target(host), micropvr_update_without_backup=True)

@@ -1,17 +1,20 @@
 """Rollouts over five hosts with update.yml: canary first, batches, stop on failure, summary.
 
-The first rollout runs through ansible-runner, as AWX and operators' own tools do, with one
-host unreachable; the second rolls out the bad release and must stop after the canary.
+A backup and the first rollout run through the documented ansible-runner example
+(docs/runner/micropvr_runner.py), by FQCN, as AWX and operators' own tools do: the backup
+from its command line, the rollout through its run_playbook() with one host unreachable. The
+second rollout ships the bad release and must stop after the canary.
 """
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
 
-import ansible_runner
 import pytest
 
-from micropvr_testlib import REPO, installed_version
+from micropvr_testlib import BACKUP_ROOT, REPO, installed_version
 
 FLEET = ['micropvr-fleet-%d' % number for number in range(1, 6)]
 CANARY, UNREACHABLE = FLEET[0], FLEET[1]
@@ -31,18 +34,36 @@ def _ansible_env():
     return env
 
 
+RUNNER_EXAMPLE = os.path.join(REPO, 'docs', 'runner', 'micropvr_runner.py')
+
+
+def _runner_example():
+    spec = importlib.util.spec_from_file_location('micropvr_runner', RUNNER_EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _backup_with_runner_cli():
+    """The example's command line, exactly as docs/runner/README.md shows it."""
+    proc = subprocess.run([sys.executable, RUNNER_EXAMPLE, '-i', os.environ['MOLECULE_INVENTORY_FILE'],
+                           'microimpuls.micropvr.backup'], env=dict(os.environ, **_ansible_env()),
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert proc.stdout, proc.stderr
+    return dict(rc=proc.returncode, result=json.loads(proc.stdout), stderr=proc.stderr)
+
+
 def _rollout_with_runner(tmp_root):
     subprocess.run(['docker', 'stop', '-t', '1', UNREACHABLE], check=True, capture_output=True)
     try:
-        runner = ansible_runner.run(
-            private_data_dir=str(tmp_root), playbook=os.path.join(REPO, 'playbooks', 'update.yml'),
-            inventory=os.environ['MOLECULE_INVENTORY_FILE'], envvars=_ansible_env(), quiet=True,
+        result = _runner_example().run_playbook(
+            'microimpuls.micropvr.update', os.environ['MOLECULE_INVENTORY_FILE'], private_data_dir=str(tmp_root),
+            envvars=_ansible_env(),
             extravars=dict(micropvr_version='1.10.0-1', micropvr_serial=2, micropvr_max_fail_percentage=50))
-        events = list(runner.events)
     finally:
         subprocess.run(['docker', 'start', UNREACHABLE], check=True, capture_output=True)
-    stats = [e for e in events if e['event'] == 'playbook_on_stats'][0]['event_data']
-    return dict(status=runner.status, events=events, artifact=stats.get('artifact_data', {}))
+    return dict(status=result['status'], rc=result['rc'], stats=result['stats'], events=result['events'],
+                artifact=result['artifacts'])
 
 
 def _rollout_bad_release():
@@ -55,7 +76,12 @@ def _rollout_bad_release():
 
 
 @pytest.fixture(scope='module')
-def first(tmp_path_factory):
+def backup():
+    return _once('backup', _backup_with_runner_cli)
+
+
+@pytest.fixture(scope='module')
+def first(backup, tmp_path_factory):
     return _once('first', lambda: _rollout_with_runner(tmp_path_factory.mktemp('runner')))
 
 
@@ -69,8 +95,20 @@ def _install_events(events):
             and e['event_data'].get('task') == 'Install the target version behind the backup gate']
 
 
+def test_runner_example_backup_returns_each_hosts_set(backup, host):
+    result = backup['result']
+    assert backup['rc'] == 0 and result['status'] == 'successful' and result['rc'] == 0, backup['stderr']
+    assert sorted(result['stats']['ok']) == sorted(FLEET) and not result['stats']['failures']
+    sets = result['artifacts']['micropvr_backup_sets']
+    assert sorted(sets) == sorted(FLEET)
+    # The id the artifact names is a set on that very host.
+    name = host.backend.get_hostname()
+    assert host.file('%s/%s/manifest.json' % (BACKUP_ROOT, sets[name]['backup_id'])).is_file
+
+
 def test_runner_reports_the_unreachable_host(first):
-    assert first['status'] == 'failed'
+    assert first['status'] == 'failed' and first['rc'] != 0
+    assert list(first['stats']['dark']) == [UNREACHABLE]
     unreachable = [e['event_data']['host'] for e in first['events'] if e['event'] == 'runner_on_unreachable']
     assert unreachable and set(unreachable) == {UNREACHABLE}
 

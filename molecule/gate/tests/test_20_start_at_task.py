@@ -30,7 +30,7 @@ def test_start_at_install_task_with_forged_preflight_meets_the_gate(host):
     forged = dict(from_versions=dict(micropvr=BASELINE, micropvs=BASELINE),
                   to_versions=dict(micropvr=TARGET, micropvs=TARGET))
     result = run_playbook(host, 'update.yml', '--start-at-task', INSTALL_TASK, micropvr_version=TARGET,
-                          update_preflight=forged, update_run_id='forged-run')
+                          __update_preflight=forged, __update_run_id='forged-run')
     assert result.returncode != 0, result.output
     install = _task_output(result.output, INSTALL_TASK)
     assert install is not None and not re.search(r'^(ok|changed): ', install, re.M), result.output

@@ -119,7 +119,7 @@ def main():
     # Whatever ran after the last dump (the restore test, the verification) is watched too.
     end = time.monotonic() + 5
     while time.monotonic() < end:
-        for pid, argv, env in processes():
+        for pid, argv, _env in processes():
             if pid != me:
                 cmdlines.add(' '.join(argv))
         time.sleep(0.01)

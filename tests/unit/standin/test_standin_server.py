@@ -11,9 +11,9 @@ import threading
 import time
 
 import pytest
-SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "standin", "src"))
-
 from micropvr_standin import api, config, daemon, rpc, server, store
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "standin", "src"))
 
 
 @pytest.fixture

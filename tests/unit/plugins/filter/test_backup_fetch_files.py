@@ -131,7 +131,7 @@ PLAYBOOK = '''
 
     - name: Fabricate what micropvr_backup returned on this host
       ansible.builtin.set_fact:
-        backup_set: "{{ sets[inventory_hostname] }}"
+        __backup_set: "{{ sets[inventory_hostname] }}"
 
     - name: The fetch tasks
       ansible.builtin.include_tasks: "{{ role_dir }}/tasks/fetch.yml"

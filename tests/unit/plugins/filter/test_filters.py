@@ -25,6 +25,7 @@ from ansible_collections.microimpuls.micropvr.plugins.filter.backup_fetch_files 
 from ansible_collections.microimpuls.micropvr.plugins.filter.backup_gate import backup_gate, backup_pick
 from ansible_collections.microimpuls.micropvr.plugins.filter.deb_version_compare import deb_version_compare
 from ansible_collections.microimpuls.micropvr.plugins.filter.micropvr_config import micropvr_config
+from ansible_collections.microimpuls.micropvr.plugins.filter.rollout import rollout_progress, rollout_report, rollout_summary
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
 FILTER_DIR = os.path.join(ROOT, 'plugins', 'filter')
@@ -337,6 +338,9 @@ DOCS = {
     'backup_gate': backup_gate,
     'backup_pick': backup_pick,
     'backup_fetch_files': backup_fetch_files,
+    'rollout_progress': rollout_progress,
+    'rollout_summary': rollout_summary,
+    'rollout_report': rollout_report,
 }
 
 

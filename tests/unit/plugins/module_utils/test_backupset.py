@@ -89,7 +89,7 @@ def flip_byte(path, offset=0):
 def files_of(directory):
     """Relative paths of every file in ``directory``."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(str(directory)):
+    for dirpath, _dirnames, filenames in os.walk(str(directory)):
         found.extend(os.path.relpath(os.path.join(dirpath, name), str(directory)) for name in filenames)
     return sorted(found)
 

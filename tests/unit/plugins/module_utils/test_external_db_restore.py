@@ -195,7 +195,7 @@ class FakeMariaDB(object):
                 continue
             hexname = binascii.hexlify(name.encode('utf-8')).decode('ascii').upper()
 
-            def row(kind, kind_type, value):
+            def row(kind, kind_type, value, hexname=hexname):
                 rows.append('\t'.join([kind, kind_type, hexname,
                                        binascii.hexlify(value.encode('utf-8')).decode('ascii').upper()]))
             rows.append('schema\t\t%s\t' % hexname)

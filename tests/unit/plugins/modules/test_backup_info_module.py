@@ -18,6 +18,7 @@ from backup_sets import (
 )
 from module_runner import run_main
 
+from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import backup_root as backup_root_fragment
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import seal as seal_fragment
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import state_dir as state_dir_fragment
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
@@ -187,7 +188,9 @@ def test_an_unsafe_root_or_state_dir_is_refused(tmp_path, root, run, option, val
 def test_documentation_matches_argument_spec():
     documentation = yaml.safe_load(micropvr_backup_info.DOCUMENTATION)
     assert 'microimpuls.micropvr.seal' in documentation['extends_documentation_fragment']
+    assert 'microimpuls.micropvr.backup_root' in documentation['extends_documentation_fragment']
     doc = documentation['options']
+    doc.update(yaml.safe_load(backup_root_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     doc.update(yaml.safe_load(seal_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     doc.update(yaml.safe_load(state_dir_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     assert sorted(doc) == ['backup_id', 'backup_root', 'seal_key', 'state_dir', 'trusted_seal_keys', 'verify']

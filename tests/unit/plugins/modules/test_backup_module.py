@@ -18,6 +18,7 @@ from module_runner import run_main
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import belongs_to_database
 
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import databases as databases_fragment
+from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import backup_root as backup_root_fragment
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import seal as seal_fragment
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import state_dir as state_dir_fragment
 
@@ -300,6 +301,8 @@ def test_documentation_matches_argument_spec():
     doc = yaml.safe_load(micropvr_backup.DOCUMENTATION)['options']
     fragments = yaml.safe_load(micropvr_backup.DOCUMENTATION)['extends_documentation_fragment']
     assert 'microimpuls.micropvr.databases' in fragments and 'microimpuls.micropvr.seal' in fragments
+    assert 'microimpuls.micropvr.backup_root' in fragments
+    doc.update(yaml.safe_load(backup_root_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     doc.update(yaml.safe_load(databases_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     doc.update(yaml.safe_load(seal_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     doc.update(yaml.safe_load(state_dir_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
@@ -437,7 +440,7 @@ def test_run_backup_writes_a_verified_set(tmp_path, fixed_host):
         sqlite_tables(conf / 'records.db'), sqlite_tables(conf / 'tasks.db')]
     assert backupset.summarize(directory, backup_id, KEYS)['status'] == backupset.STATUS_VERIFIED
     assert result['size'] == backupset.set_size(directory)
-    for dirpath, dirnames, filenames in os.walk(directory):
+    for dirpath, _dirnames, filenames in os.walk(directory):
         assert stat.S_IMODE(os.stat(dirpath).st_mode) == 0o700
         for name in filenames:
             assert stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode) == 0o600
@@ -936,7 +939,7 @@ def test_a_symlink_named_like_a_set_is_neither_listed_nor_removed(tmp_path, fixe
 
     def snapshot():
         found = {}
-        for dirpath, dirnames, filenames in os.walk(str(elsewhere)):
+        for dirpath, _dirnames, filenames in os.walk(str(elsewhere)):
             for name in filenames:
                 with open(os.path.join(dirpath, name), 'rb') as handle:
                     found[os.path.join(dirpath, name)] = (handle.read(), _mode(os.path.join(dirpath, name)))

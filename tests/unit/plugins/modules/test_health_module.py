@@ -549,7 +549,12 @@ def test_documentation_matches_argument_spec(monkeypatch):
 
 def test_examples_and_return_parse():
     examples = yaml.safe_load(micropvr_health.EXAMPLES)
-    assert all('microimpuls.micropvr.micropvr_health' in task for task in examples)
+    # The module's own tasks, and tasks that use a result they registered.
+    probes = [task for task in examples if 'microimpuls.micropvr.micropvr_health' in task]
+    assert len(probes) >= 2
+    registered = set(task['register'] for task in probes if 'register' in task)
+    assert registered
+    assert all(any(name in str(task) for name in registered) for task in examples if task not in probes)
     returns = yaml.safe_load(micropvr_health.RETURN)
     assert sorted(returns) == ['attempts', 'failed_probes', 'healthy', 'probes']
 

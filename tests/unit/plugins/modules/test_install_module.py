@@ -58,3 +58,81 @@ def test_a_state_dir_of_another_user_is_refused(tmp_path, capsys, no_commands):
                             state_dir=str(tmp_path), _ansible_check_mode=True)
     assert code == 1
     assert 'micropvr_state_dir: %s is owned by uid 54321' % tmp_path in result['msg']
+
+
+# --- diff mode: the package versions before and after -------------------------------------------
+
+class FakeApt(object):
+    """dpkg-query answers with the installed versions, apt-cache madison offers ``offered``,
+    apt-get install moves every package to the version it was asked for, apt-mark succeeds."""
+
+    def __init__(self, installed, offered):
+        self.installed, self.offered, self.calls = dict(installed), offered, []
+
+    def __call__(self, module, args, **kwargs):
+        tool = os.path.basename(args[0])
+        self.calls.append(' '.join([tool] + list(args[1:])))
+        if tool == 'dpkg-query':
+            names = [a for a in args[1:] if a in self.installed]
+            return 0, ''.join('%s\t%s\tamd64\t100\tinstall ok installed\n' % (n, self.installed[n]) for n in names), ''
+        if tool == 'apt-cache':
+            return 0, ''.join(' %s | %s | http://repo stable/main amd64 Packages\n' % (args[-1], v)
+                              for v in self.offered), ''
+        if tool == 'apt-get':
+            for spec in args:
+                if '=' in spec and not spec.startswith('Dpkg'):
+                    name, version = spec.split('=', 1)
+                    self.installed[name] = version
+            return 0, '', ''
+        return 0, '', ''
+
+
+@pytest.fixture
+def apt(monkeypatch):
+    fake = FakeApt({'micropvr': '1.9.0-1', 'micropvs': '1.9.0-1'}, ['1.10.0-1', '1.9.0-1'])
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, args, **kwargs: fake(self, args, **kwargs))
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, *a, **k: '/usr/bin/' + name)
+    return fake
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    path = tmp_path / 'state'
+    path.mkdir(mode=0o700)
+    return str(path)
+
+
+EXPECTED_DIFF = dict(before='micropvr 1.9.0-1\nmicropvs 1.9.0-1\n', after='micropvr 1.10.0-1\nmicropvs 1.10.0-1\n',
+                     before_header='installed packages', after_header='packages after installing 1.10.0-1')
+
+
+def test_check_mode_with_diff_shows_the_versions_and_installs_nothing(capsys, apt, state_dir):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, _ansible_check_mode=True, _ansible_diff=True)
+    assert (code, result['changed']) == (0, True), result
+    assert result['diff'] == EXPECTED_DIFF
+    assert not [call for call in apt.calls if call.startswith(('apt-get', 'apt-mark'))]
+
+
+def test_an_install_with_diff_shows_the_versions_installed_after(capsys, apt, state_dir):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, _ansible_diff=True)
+    assert (code, result['changed']) == (0, True), result
+    assert result['diff'] == EXPECTED_DIFF
+    assert any(call.startswith('apt-get install') for call in apt.calls)
+
+
+def test_nothing_to_install_shows_an_empty_diff(capsys, apt, state_dir):
+    apt.installed = {'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'}
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, _ansible_check_mode=True, _ansible_diff=True)
+    assert (code, result['changed']) == (0, False), result
+    assert result['diff']['before'] == result['diff']['after'] == 'micropvr 1.10.0-1\nmicropvs 1.10.0-1\n'
+
+
+@pytest.mark.parametrize('extra', [dict(_ansible_check_mode=True), dict(preflight=True, _ansible_diff=True)])
+def test_no_diff_without_diff_mode_or_in_preflight(capsys, apt, state_dir, extra):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, **extra)
+    assert code == 0, result
+    assert 'diff' not in result

@@ -262,7 +262,9 @@ class ExitJson(BaseException):
 
 
 class SetModule(Recorder):
-    """A module for run(): params, warnings, check mode, exit_json; commands recorded."""
+    """A module for run(): params, warnings, check mode, diff mode, exit_json; commands recorded."""
+
+    _diff = False
 
     def __init__(self, params, check_mode=False):
         super(SetModule, self).__init__({})
@@ -609,3 +611,62 @@ def test_a_raw_manifest_of_the_wrong_shape_is_refused_not_a_crash(set_host):
     outcome, result = set_host.run(set_host.module(allow_tampered=True))
     assert outcome == 'fail' and 'packages' in result['msg']
     assert set_host.snapshot() == set_host.before
+
+
+# --- diff mode ---------------------------------------------------------------------------------------
+
+def diff_module(set_host, check_mode):
+    module = SetModule(set_host.params(), check_mode=check_mode)
+    module._diff = True
+    return module
+
+
+def test_check_mode_with_diff_names_each_difference_and_changes_nothing(set_host):
+    outcome, result = set_host.run(diff_module(set_host, check_mode=True))
+    assert (outcome, result['changed']) == ('exit', True), result
+    conf = os.path.join(set_host.top, 'micropvr.conf')
+    assert result['diff']['before_header'] == 'host now'
+    assert result['diff']['after_header'] == 'backup set %s' % SET_ID
+    before = result['diff']['before'].splitlines()
+    after = result['diff']['after'].splitlines()
+    assert before == result['differences']
+    assert '%s: content differs' % conf in before
+    assert '%s: contents differ' % set_host.db in before
+    assert after == ['%s: as in backup set %s' % (line.split(': ')[0], SET_ID) for line in before]
+    assert set_host.snapshot() == set_host.before
+
+
+def test_a_restore_with_diff_returns_it_and_an_unchanged_host_an_empty_one(set_host):
+    outcome, result = set_host.run(diff_module(set_host, check_mode=False))
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert '%s: as in backup set %s' % (set_host.db, SET_ID) in result['diff']['after'].splitlines()
+    outcome, result = set_host.run(diff_module(set_host, check_mode=False))
+    assert (outcome, result['outcome']) == ('exit', 'unchanged'), result
+    assert result['diff']['before'] == result['diff']['after'] == ''
+
+
+def test_no_diff_without_diff_mode(set_host):
+    outcome, result = set_host.run(set_host.module())
+    assert outcome == 'exit' and 'diff' not in result
+
+
+def test_a_failed_restore_returns_no_diff(set_host):
+    module = diff_module(set_host, check_mode=False)
+    module.fail, module.fail_times = 'micropvr start', 5
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail', result
+    assert 'diff' not in result
+
+
+def test_the_diff_puts_package_versions_first_and_each_item_once():
+    result = dict(from_versions={'micropvr': '1.10.0-1', 'micropvs': '1.9.0-1'},
+                  to_versions={'micropvr': '1.9.0-1', 'micropvs': '1.9.0-1'},
+                  differences=['micropvr 1.10.0-1 installed, the set has 1.9.0-1',
+                               '/etc/micropvr/tasks.db: contents differ',
+                               'mysql database mw: table a is missing',
+                               'mysql database mw: table b is not in the backup'])
+    diff = micropvr_restore.restore_diff('20261126T221500Z', result, ['micropvr'])
+    assert diff['before'] == ('micropvr 1.10.0-1\nmicropvs 1.9.0-1\n/etc/micropvr/tasks.db: contents differ\n'
+                              'mysql database mw: table a is missing\nmysql database mw: table b is not in the backup\n')
+    assert diff['after'] == ('micropvr 1.9.0-1\nmicropvs 1.9.0-1\n/etc/micropvr/tasks.db: as in backup set 20261126T221500Z\n'
+                             'mysql database mw: as in backup set 20261126T221500Z\n')
