@@ -14,7 +14,7 @@ STANDIN_REPO := $(CURDIR)/build/standin-repo
 COLLECTIONS := $(CURDIR)/.cache/collections
 SCENARIOS   := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 SCENARIO    ?= default
-SHELL_SCRIPTS := .ci/run $(wildcard tests/testbed/*.sh tests/standin/*.sh tests/standin/pkg/common/*.sh) \
+SHELL_SCRIPTS := .ci/run $(wildcard tests/testbed/*.sh tests/standin/*.sh tests/standin/pkg/common/*.sh tests/tools/*.sh) \
                  $(wildcard tests/standin/pkg/*/init.d) benchmarks/container/raw.sh
 
 export PATH := $(BIN):$(PATH)
@@ -78,7 +78,7 @@ sanity: tarball
 importer: tarball
 	tests/tools/galaxy-importer.sh build/collection
 
-build-test: venv collection
+build-test: venv collection images
 	$(BIN)/pytest -p no:cacheprovider tests/integration
 
 # The stand-in's own lifecycle checks in bare containers (no Ansible involved).

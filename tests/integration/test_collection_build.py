@@ -109,3 +109,26 @@ def test_playbook_runs_by_fqcn(installed, tmp_path):
     assert 'packages: micropvr not installed, micropvs not installed' in out
     assert 'services: micropvr absent, micropvs absent' in out
     assert 'failed=0' in out
+
+
+def test_module_defaults_group_reaches_every_module(installed, tmp_path):
+    """meta/runtime.yml's action group: module_defaults for group/microimpuls.micropvr.micropvr
+    set an option of a module that the task itself does not name."""
+    state_dir = tmp_path / 'state'
+    playbook = tmp_path / 'group.yml'
+    playbook.write_text(
+        '- hosts: localhost\n'
+        '  gather_facts: false\n'
+        '  module_defaults:\n'
+        '    group/microimpuls.micropvr.micropvr:\n'
+        '      state_dir: %s\n'
+        '  tasks:\n'
+        '    - microimpuls.micropvr.micropvr_history:\n'
+        '        event: group-defaults-test\n' % state_dir)
+    inventory = tmp_path / 'hosts.yml'
+    inventory.write_text('all:\n  hosts:\n    localhost:\n      ansible_connection: local\n'
+                         '      ansible_python_interpreter: %s\n' % sys.executable)
+    run([os.path.join(BIN, 'ansible-playbook'), '-i', str(inventory), str(playbook)],
+        env=installed['env'], cwd=str(tmp_path))
+    lines = (state_dir / 'history.jsonl').read_text().splitlines()
+    assert [json.loads(line)['event'] for line in lines] == ['group-defaults-test']
