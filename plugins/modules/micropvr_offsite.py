@@ -11,7 +11,7 @@ DOCUMENTATION = r'''
 ---
 module: micropvr_offsite
 short_description: Keep off-host copies of MicroPVR backup sets in a restic repository
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Sends backup sets to a restic repository, verifies the copies, lists them, fetches a set back
     (also onto another host, for disaster recovery) and prunes the repository.

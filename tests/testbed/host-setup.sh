@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 host (root, no systemd needed) for the micropvr test bed:
-#   - Debian packages: docker.io, debootstrap, dpkg-dev, make, python3-venv,
+#   - Debian packages: docker.io, debootstrap, dpkg-dev, make, shellcheck, restic, python3-venv,
 #     and a debian-archive-keyring that knows the trixie keys;
 #   - a running docker engine (dockerd started in the background if needed).
 # Idempotent: every step says what it did or what it found already done.
@@ -42,6 +42,8 @@ need_pkg debootstrap "debootstrap" "$(have debootstrap)"
 need_pkg dpkg-dev "dpkg-scanpackages" "$(have dpkg-scanpackages)"
 need_pkg make "make" "$(have make)"
 need_pkg shellcheck "shellcheck" "$(have shellcheck)"
+# The unit tests of micropvr_offsite run the real restic against local repositories.
+need_pkg restic "restic" "$(have restic)"
 if command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     need_pkg python3-venv "python3 with venv+ensurepip ($(command -v python3))" yes
 else
