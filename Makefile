@@ -55,8 +55,9 @@ testbed: images standin
 demo: venv collection testbed
 	tests/testbed/demo.sh
 
+# Two pytest-xdist workers: the suite is CPU-bound and its tests share nothing.
 unit: venv collection
-	$(BIN)/pytest -p no:cacheprovider tests/unit
+	$(BIN)/pytest -p no:cacheprovider -n 2 tests/unit
 
 # sanity and importer are each mostly one busy core: side by side they share the one tarball build.
 lint: venv collection
@@ -89,13 +90,16 @@ standin-check: testbed
 molecule: venv collection testbed
 	$(BIN)/molecule test -s $(SCENARIO)
 
-molecule-all: venv collection testbed
-	@for scenario in $(SCENARIOS); do \
-	  echo "=== molecule scenario $$scenario"; \
-	  $(BIN)/molecule test -s $$scenario || exit 1; \
-	done
+# One scenario: make scenario-<name> (what molecule-all runs for each, timed).
+scenario-%: venv collection testbed
+	$(BIN)/molecule test -s $*
 
-test: unit lint build-test standin-check molecule-all
+molecule-all: venv collection testbed
+	tests/tools/phases.sh $(addprefix scenario-,$(SCENARIOS))
+
+# Phase by phase, with the time of each at the end of the log (the CI job has a hard limit).
+test:
+	tests/tools/phases.sh venv collection testbed unit lint build-test standin-check molecule-all
 
 # Benchmarks in bench-* containers; settings and what each figure means: benchmarks/README.md.
 bench: venv collection testbed

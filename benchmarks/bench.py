@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """`make bench`: backup throughput, update downtime, rollback time, fleet scaling and Ansible
-overhead of the collection, side by side with the raw commands an expert would type.
+overhead of the collection, side by side with the raw commands an expert would type; and what
+off-host copies cost: a second, nearly identical set against the first (deduplication), and the
+time to recover a lost host from the repository.
 
 Runs in bench-* Debian 12 containers (removed at the end, also on failure or Ctrl-C), prints a
 table and writes benchmarks/results/<UTC time>.json, a downtime plot, and the README's
@@ -8,13 +10,14 @@ performance table. A missed target is reported, not an error; a failed run is an
 benchmarks/README.md says what each figure measures.
 
 Settings (environment variables, or the options below):
-  BENCH_DB_MB         size of the generated records.db for the backup benchmark (1024)
+  BENCH_DB_MB         size of the generated records.db for the backup and off-host benchmarks (1024)
   BENCH_RUNS          runs of every figure; each figure is their median (3)
   BENCH_FLEET         fleet sizes, space-separated; the first is the base of the ratio ("1 4 8 16")
   BENCH_UPDATE_DB_MB  records.db for the update and rollback benchmark (256)
   BENCH_FLEET_DB_MB   records.db of each fleet host and the pipelining host (16)
-  BENCH_ONLY          some of: backup update fleet pipelining (all)
-  BENCH_RESULTS_DIR   where results go (benchmarks/results); the README is updated only for that one
+  BENCH_ONLY          some of: backup update fleet pipelining offsite (all)
+  BENCH_RESULTS_DIR   where results go (benchmarks/results); only a run of every figure into that
+                      one updates the README
 """
 
 import argparse
@@ -34,7 +37,7 @@ sys.path.insert(0, HERE)
 
 from harness import docker, phases, report  # noqa: E402  pylint: disable=wrong-import-position
 
-PHASES = ('backup', 'update', 'fleet', 'pipelining')
+PHASES = ('backup', 'update', 'fleet', 'pipelining', 'offsite')
 DEFAULT_RESULTS = os.path.join(HERE, 'results')
 PLOT_LATEST = 'downtime-latest.png'
 
@@ -122,6 +125,8 @@ def _check_space(args, log):
         need += 6 * args.update_db_mb  # data, pristine, raw save, backup set, migration's new table
     if 'fleet' in args.only or 'pipelining' in args.only:
         need += 5 * args.fleet_db_mb * max(args.fleet)
+    if 'offsite' in args.only:
+        need += 8 * args.db_mb + 512  # data, pristine, two sets, the repository, the recovered host; debs
     need += 2048
     free = shutil.disk_usage(root).free // 1048576
     if free < need:
@@ -162,6 +167,8 @@ def main(argv=None):
             bench.fleet()
         if 'pipelining' in args.only:
             bench.pipelining()
+        if 'offsite' in args.only:
+            bench.offsite(args.standin_repo)
         ok = True
     finally:
         removed = docker.cleanup()
@@ -181,7 +188,7 @@ def main(argv=None):
         shutil.copyfile(os.path.join(args.results_dir, plot), os.path.join(args.results_dir, PLOT_LATEST))
     payload = dict(results, date=stamp, started_at=now.isoformat(), finished_at=finished.isoformat(),
                    wall_seconds=round(wall, 1), environment=environment, table=table,
-                   misses=report.misses(table),
+                   misses=report.misses(table), errors=bench.errors,
                    plot=plot, collection=collection)
     json_path = os.path.join(args.results_dir, '%s.json' % stamp)
     report.write_json(json_path, payload)
@@ -193,11 +200,18 @@ def main(argv=None):
                                                            miss['result']))
     print('\nresults: %s%s' % (os.path.relpath(json_path, ROOT),
                                ', plot: %s' % os.path.relpath(os.path.join(args.results_dir, plot), ROOT) if plot else ''))
-    if os.path.abspath(args.results_dir) == os.path.abspath(DEFAULT_RESULTS):
+    # Only a run of every figure: a partial run (BENCH_ONLY) would replace the table with a part of it.
+    if (os.path.abspath(args.results_dir) == os.path.abspath(DEFAULT_RESULTS) and set(args.only) == set(PHASES)
+            and not bench.errors):
         readme_text = '%s ([`benchmarks/results/%s.json`](benchmarks/results/%s.json)).\n\n%s\n' % (
             header, stamp, stamp, text)
         if report.update_readme(os.path.join(ROOT, 'README.md'), readme_text):
             print('README.md: performance table updated')
+    if bench.errors:
+        print('\nbench: ERROR: %d failure(s); the logs are kept in %s' % (len(bench.errors), workdir))
+        for error in bench.errors:
+            print('bench: ERROR: %s' % error)
+        return 1
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -16,6 +16,11 @@
 #                                   backup sets, no history, no holds; services running
 #   bench-raw state                 prints "micropvr=V micropvs=V records=S tasks=S rows=N running=yes|no"
 #                                   (S: schema versions, N: rows in records)
+#   bench-raw change N              untimed: a few rows changed, as between two nightly sets: 10
+#                                   records spread over records.db updated, 5 added, 2 tasks
+#                                   cancelled (N varies the values from round to round)
+#   bench-raw digest                prints aggregates of both databases' rows (equal digests: the
+#                                   same rows, as far as the off-host benchmark compares them)
 set -euo pipefail
 
 readonly DBS=(/etc/micropvr/records.db /etc/micropvr/tasks.db)
@@ -141,7 +146,28 @@ cmd_state() {
     echo "${out[*]}"
 }
 
-(($# >= 1)) || die "usage: bench-raw backup|save|update|rollback|pristine|reset|state [ARG...]"
+cmd_change() {
+    local n=$1
+    [[ ${n} =~ ^[0-9]+$ ]] || die "change: N must be a number"
+    # Spread over the whole file, so that the changed pages are not all in one chunk of restic's.
+    sqlite3 "${DBS[0]}" "BEGIN IMMEDIATE;
+        UPDATE records SET size = size + ${n} + 1
+            WHERE id IN (WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 10)
+                         SELECT i * (SELECT max(id) FROM records) / 11 FROM k);
+        INSERT INTO records (id, task_id, channel_id, path, start_time, duration, size)
+            SELECT id + 5, task_id, channel_id, path || '.${n}', start_time, duration, size
+            FROM records WHERE id > (SELECT max(id) - 5 FROM records);
+        COMMIT;"
+    sqlite3 "${DBS[1]}" "UPDATE tasks SET status = 'cancelled'
+        WHERE id IN (1 + ${n}, (SELECT max(id) FROM tasks) / 2 + ${n})"
+}
+
+cmd_digest() {
+    sqlite3 "${DBS[0]}" 'SELECT count(*), total(id), total(size), total(duration), total(length(path)) FROM records'
+    sqlite3 "${DBS[1]}" "SELECT count(*), total(id), total(status = 'cancelled'), total(length(name)) FROM tasks"
+}
+
+(($# >= 1)) || die "usage: bench-raw backup|save|update|rollback|pristine|reset|state|change|digest [ARG...]"
 command=$1
 shift
 case "${command}" in
@@ -152,5 +178,7 @@ case "${command}" in
     pristine) cmd_pristine ;;
     reset) cmd_reset ;;
     state) cmd_state ;;
+    change) (($# == 1)) || die "usage: bench-raw change N"; cmd_change "$1" ;;
+    digest) cmd_digest ;;
     *) die "unknown command ${command}" ;;
 esac

@@ -1,6 +1,6 @@
 """Bench containers through the docker CLI: every one is named bench-* and carries LABEL.
 
-Everything the harness creates (containers and the prepared image) is labelled, so cleanup()
+Everything the harness creates (containers, the prepared images, the network) is labelled, so cleanup()
 removes exactly those, also after a crashed or interrupted run, and never touches Molecule's
 micropvr-* containers.
 """
@@ -48,12 +48,26 @@ def image_exists(image):
     return docker('image', 'inspect', image, check=False).returncode == 0
 
 
-def start(name, image):
-    """Start a fresh container ``name`` (removed first if it exists)."""
+def start(name, image, network=None):
+    """Start a fresh container ``name`` (removed first if it exists), on ``network`` if given.
+
+    On a user-defined network the containers reach each other by name (Docker's DNS), as the
+    off-host benchmark's hosts reach the repository server.
+    """
     if not name.startswith(NAME_PREFIX):
         raise ValueError('bench containers are named %s*, not %s' % (NAME_PREFIX, name))
     docker('rm', '-f', name, check=False)
-    docker('run', '-d', '--name', name, '--hostname', name, '--label', LABEL, image, *INIT_COMMAND)
+    placement = ['--network', network] if network else []
+    docker('run', '-d', '--name', name, '--hostname', name, '--label', LABEL, *placement, image, *INIT_COMMAND)
+    return name
+
+
+def network(name):
+    """A fresh user-defined network ``name`` (labelled like the containers, so cleanup() removes it)."""
+    if not name.startswith(NAME_PREFIX):
+        raise ValueError('bench networks are named %s*, not %s' % (NAME_PREFIX, name))
+    docker('network', 'rm', name, check=False)
+    docker('network', 'create', '--label', LABEL, name)
     return name
 
 
@@ -120,12 +134,16 @@ def commit(name, image):
 
 
 def cleanup():
-    """Remove every labelled container, then every labelled image; returns what was removed."""
+    """Remove every labelled container, network and image; returns what was removed."""
     removed = []
     ids = docker('ps', '-aq', '--filter', 'label=%s' % LABEL, check=False).stdout.split()
     if ids:
         docker('rm', '-f', *ids, check=False)
         removed.extend(ids)
+    # A network goes only once no container uses it, hence after the containers.
+    for net in docker('network', 'ls', '-q', '--filter', 'label=%s' % LABEL, check=False).stdout.split():
+        if docker('network', 'rm', net, check=False).returncode == 0:
+            removed.append(net)
     images = docker('images', '-q', '--filter', 'label=%s' % LABEL, check=False).stdout.split()
     for image in sorted(set(images)):
         # The test-bed images carry no bench label; only what the harness committed is removed.

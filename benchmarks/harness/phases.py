@@ -1,4 +1,4 @@
-"""The five measurements of `make bench`, each against its own bench-* containers.
+"""The measurements of `make bench`, each against its own bench-* containers.
 
 Every container comes from one prepared image: the Debian 12 test-bed image with stand-in
 MicroPVR 1.9.0-1 and dpkg-repack installed, the bench helper scripts copied in, and the local
@@ -11,6 +11,7 @@ timed step starts from the same state: a reset to 1.9.0-1 with the pristine data
 import concurrent.futures
 import json
 import os
+import secrets
 import time
 
 from . import ansible, docker, stats
@@ -29,6 +30,22 @@ BACKUP_ROOT = '/var/backups/micropvr'
 PROBE_TAIL = 1.0
 # The task of the backup role that runs micropvr_backup (its time is reported apart).
 BACKUP_TASK = 'Take a backup set of MicroPVR'
+# Items 6 and 7: the off-host repository on an SFTP server (a third container on a network of
+# its own, reached by name), the host that sends its sets there, and fresh hosts to recover onto.
+SPARE_IMAGE = 'bench-spare:debian12'
+NETWORK = 'bench-net'
+REPO_HOST = 'bench-repo'
+OFFSITE_HOST = 'bench-offsite'
+SPARE_HOST = 'bench-spare'
+DEBS_DIR = '/srv/bench-debs'
+REPO_PATH = '/srv/restic/micropvr'
+REPOSITORY = 'sftp:restic@%s:%s' % (REPO_HOST, REPO_PATH)
+PASSWORD_FILE = '/root/.micropvr-restic-password'
+# Tasks of roles/backup/tasks/offsite.yml and roles/rollback/tasks/recover.yml timed apart.
+SEND_TASK = 'Send the set to the off-host repository'
+VERIFY_TASK = 'Verify the off-host copy (restic check, the manifest restored and compared)'
+PRUNE_TASK = 'Apply retention in the off-host repository'
+FETCH_TASK = "Fetch the lost host's set from the off-host repository"
 
 
 class BenchError(RuntimeError):
@@ -39,6 +56,8 @@ class Bench(object):
     def __init__(self, config, workdir, log):
         self.config, self.workdir, self.log = config, workdir, log
         self.results = {}
+        # Failures that still let the other figures be reported; the run fails after the report.
+        self.errors = []
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -67,9 +86,9 @@ class Bench(object):
         docker.commit(name, BENCH_IMAGE)
         docker.docker('rm', '-f', name)
 
-    def start_host(self, name, records_mb, pristine=True):
+    def start_host(self, name, records_mb, pristine=True, network=None):
         """A running 1.9.0-1 host with generated data of ``records_mb`` MiB in records.db."""
-        docker.start(name, BENCH_IMAGE)
+        docker.start(name, BENCH_IMAGE, network=network)
         out = docker.sh(name, """set -e
             /etc/init.d/micropvs start >/dev/null
             bench-gen-data --records-mb %s
@@ -116,12 +135,12 @@ class Bench(object):
     def probe(self, name, label):
         return Probe(name, label, self.config['probe_interval'])
 
-    def playbook(self, label, playbook, hosts, extra_vars=None, pipelining=False):
+    def playbook(self, label, playbook, hosts, extra_vars=None, pipelining=False, vars_files=()):
         """Run a playbook; with the CPU time of the controller, of the hosts and of the whole machine."""
         hosts_before, machine_before = docker.container_cpu_seconds(hosts), docker.machine_busy_seconds()
         try:
             run = ansible.run_playbook(self.workdir, label, playbook, hosts, extra_vars=extra_vars,
-                                       pipelining=pipelining)
+                                       pipelining=pipelining, vars_files=vars_files)
         except ansible.PlaybookError as exc:
             raise BenchError(str(exc))
         hosts_after, machine_after = docker.container_cpu_seconds(hosts), docker.machine_busy_seconds()
@@ -347,6 +366,211 @@ class Bench(object):
                                                               [r['off']['seconds'] for r in rounds]))
         result['winner'] = 'on' if result['on_vs_off']['median'] < 1 else 'off'
         self.results['pipelining'] = result
+
+
+    # --- 6. off-host copies: deduplication's worth, and 7. recovery of a lost host ---------------
+
+    def prepare_offsite(self, repo):
+        """The image of a fresh host and a local apt source of the Debian packages items 6-7 need.
+
+        Downloaded once from the mirror, untimed: restic and dpkg-repack (what the collection
+        installs on a host that lacks them) with their dependencies, and OpenSSH for the SFTP
+        backend. The fresh host's image has the stand-in's apt source and this one only, OpenSSH's
+        client, and no MicroPVR, restic or dpkg-repack: the recovery installs those itself.
+        """
+        name = docker.start('bench-spare-base', BASE_IMAGE)
+        docker.copy_in(name, repo.rstrip('/') + '/.', '/srv/micropvr-repo')
+        for source, target in HELPERS:
+            docker.copy_in(name, os.path.join(CONTAINER_FILES, source), target, mode='0755')
+        docker.sh(name, r"""set -euo pipefail
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -q >/dev/null
+            apt-get clean
+            apt-get install -y -q --download-only restic dpkg-repack >/dev/null
+            apt-get install -y -q --download-only --no-install-recommends openssh-client openssh-server >/dev/null
+            mkdir -p %(debs)s
+            mv /var/cache/apt/archives/*.deb %(debs)s/
+            cd %(debs)s
+            # A flat repository as dpkg-scanpackages would index it (dpkg-dev is not on the host).
+            for deb in *.deb; do
+                dpkg-deb -f "$deb"
+                printf 'Filename: ./%%s\nSize: %%s\nSHA256: %%s\n\n' "$deb" "$(stat -c %%s "$deb")" \
+                    "$(sha256sum "$deb" | cut -d' ' -f1)"
+            done >Packages
+            printf 'Origin: bench-debs\nLabel: bench-debs\nSuite: bench\nCodename: bench\nSHA256:\n %%s %%s Packages\n' \
+                "$(sha256sum Packages | cut -d' ' -f1)" "$(stat -c %%s Packages)" >Release
+            echo 'deb [trusted=yes] file:/srv/micropvr-repo ./' >/etc/apt/sources.list.d/micropvr-standin.list
+            echo 'deb [trusted=yes] file:%(debs)s ./' >/etc/apt/sources.list.d/bench-debs.list
+            rm -f /etc/apt/sources.list
+            find /etc/apt/sources.list.d -type f ! -name micropvr-standin.list ! -name bench-debs.list -delete
+            apt-get update -q >/dev/null
+            apt-get install -y -q --no-install-recommends openssh-client >/dev/null
+            """ % dict(debs=DEBS_DIR), timeout=900)
+        docker.commit(name, SPARE_IMAGE)
+        self.debs = os.path.join(self.workdir, 'bench-debs')
+        docker.docker('cp', '%s:%s' % (name, DEBS_DIR), self.debs)
+        docker.docker('rm', '-f', name)
+
+    def _secret_file(self, filename, text):
+        """A 0600 file in the private work directory (secrets go by file, never by argument)."""
+        path = os.path.join(self.workdir, filename)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(text)
+        return path
+
+    def _give_client(self, name):
+        """What an operator puts on a host that uses the repository: SSH key, known host, password."""
+        docker.sh(name, 'install -d -m 0700 /root/.ssh')
+        for source, target in (('client-key', '/root/.ssh/id_ed25519'), ('known-hosts', '/root/.ssh/known_hosts'),
+                               ('restic-password', PASSWORD_FILE)):
+            docker.copy_in(name, os.path.join(self.workdir, source), target)
+            docker.sh(name, 'chown root:root %s && chmod 0600 %s' % (target, target))
+
+    def _start_repository(self):
+        """The SFTP server: an sftp-only account that owns the repository directory."""
+        docker.start(REPO_HOST, SPARE_IMAGE, network=NETWORK)
+        docker.sh(REPO_HOST, r"""set -euo pipefail
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get install -y -q --no-install-recommends openssh-server >/dev/null
+            useradd --create-home --shell /bin/sh restic
+            install -d -o restic -g restic -m 0700 /srv/restic /home/restic/.ssh
+            printf 'PasswordAuthentication no\nMatch User restic\n    ForceCommand internal-sftp\n    AllowTcpForwarding no\n' \
+                >/etc/ssh/sshd_config.d/restic.conf
+            ssh-keygen -q -t ed25519 -N '' -C bench-client -f /root/bench-client
+            install -o restic -g restic -m 0600 /root/bench-client.pub /home/restic/.ssh/authorized_keys
+            service ssh start >/dev/null
+            """, timeout=600)
+        docker.docker('cp', '%s:/root/bench-client' % REPO_HOST, os.path.join(self.workdir, 'client-key'))
+        docker.sh(REPO_HOST, 'rm -f /root/bench-client /root/bench-client.pub')
+        host_key = docker.read_file(REPO_HOST, '/etc/ssh/ssh_host_ed25519_key.pub').split()[:2]
+        self._secret_file('known-hosts', '%s %s\n' % (REPO_HOST, ' '.join(host_key)))
+
+    def repository_bytes(self):
+        out = docker.sh(REPO_HOST, 'if [ -d %s ]; then du -sb %s | cut -f1; else echo 0; fi'
+                        % (REPO_PATH, REPO_PATH)).stdout
+        return int(out.split()[0])
+
+    def offsite(self, standin_repo):
+        cfg = self.config
+        self.log('offsite: preparing a fresh-host image and a local apt source of restic, dpkg-repack, OpenSSH')
+        self.prepare_offsite(standin_repo)
+        docker.network(NETWORK)
+        self._secret_file('restic-password', secrets.token_hex(24) + '\n')
+        # One fleet-wide seal key (in Vault on a real controller): the new host must accept the
+        # lost host's sets.
+        seal_vars = self._secret_file('seal-key.json', json.dumps(dict(micropvr_seal_key=secrets.token_hex(32))))
+        self._start_repository()
+        self.log('offsite: starting %s with a %d MiB records.db; repository %s' % (OFFSITE_HOST, cfg['db_mb'], REPOSITORY))
+        self.start_host(OFFSITE_HOST, cfg['db_mb'], network=NETWORK)
+        docker.copy_in(OFFSITE_HOST, self.debs.rstrip('/') + '/.', DEBS_DIR)
+        # restic installed beforehand: the first send must not pay for an installation the second skips.
+        docker.sh(OFFSITE_HOST, """set -e
+            export DEBIAN_FRONTEND=noninteractive
+            echo 'deb [trusted=yes] file:%s ./' >/etc/apt/sources.list.d/bench-debs.list
+            apt-get update -q >/dev/null
+            apt-get install -y -q --no-install-recommends restic openssh-client >/dev/null
+            """ % DEBS_DIR, timeout=600)
+        self._give_client(OFFSITE_HOST)
+        fqdn = docker.sh(OFFSITE_HOST, 'hostname -f').stdout.strip()
+        send_vars = dict(micropvr_offsite_repository=REPOSITORY, micropvr_offsite_init=True,
+                         micropvr_offsite_password_file=PASSWORD_FILE)
+
+        def task_seconds(run, host, task):
+            return sum(r['seconds'] for r in run['tasks'][host]['results']
+                       if r['status'] != 'skipped' and r['task'].split(' : ', 1)[-1] == task)
+
+        def send(label):
+            self.settle(OFFSITE_HOST)
+            before = self.repository_bytes()
+            run = self.playbook(label, 'microimpuls.micropvr.backup', [OFFSITE_HOST], extra_vars=send_vars,
+                                vars_files=[seal_vars])
+            grown = self.repository_bytes() - before
+            sets = docker.sh(OFFSITE_HOST, 'ls %s' % BACKUP_ROOT).stdout.split()
+            set_bytes = int(docker.sh(OFFSITE_HOST, 'du -sb %s/%s | cut -f1' % (BACKUP_ROOT, sorted(sets)[-1]))
+                            .stdout.split()[0])
+            return dict(seconds=run['seconds'], send_seconds=task_seconds(run, OFFSITE_HOST, SEND_TASK),
+                        verify_seconds=task_seconds(run, OFFSITE_HOST, VERIFY_TASK),
+                        prune_seconds=task_seconds(run, OFFSITE_HOST, PRUNE_TASK),
+                        backup_seconds=task_seconds(run, OFFSITE_HOST, BACKUP_TASK),
+                        growth_bytes=grown, set_bytes=set_bytes, cpu=run['cpu'],
+                        tasks=ansible.task_times(run['tasks'][OFFSITE_HOST], top=10))
+
+        rounds = []
+        rows = None
+        for index in range(cfg['runs']):
+            label = '%d' % (index + 1)
+            # Every round: the host back to its pristine data, no sets, no state; an empty repository.
+            self.reset([OFFSITE_HOST])
+            docker.sh(REPO_HOST, 'rm -rf %s' % REPO_PATH)
+            first = send('offsite-first-' + label)
+            docker.sh(OFFSITE_HOST, 'bench-raw change %d' % (index + 1))
+            second = send('offsite-second-' + label)
+            state = self.expect(OFFSITE_HOST, FROM_VERSION, 1, 'the second backup.yml')
+            rows = int(state['rows'])
+            digest = docker.sh(OFFSITE_HOST, 'bench-raw digest').stdout
+            # Whether restic used the first snapshot as the parent of the second (it reads and
+            # chunks every file again without one).
+            snapshots = json.loads(docker.sh(OFFSITE_HOST, 'RESTIC_REPOSITORY=%s RESTIC_PASSWORD_FILE=%s '
+                                             'RESTIC_CACHE_DIR=/tmp/bench-restic-cache restic snapshots --json'
+                                             % (REPOSITORY, PASSWORD_FILE)).stdout)
+            if len(snapshots) != 2:
+                raise BenchError('%s: %d snapshots after two sends, expected 2' % (REPOSITORY, len(snapshots)))
+            second['parent'] = sorted(snapshots, key=lambda snap: snap['time'])[-1].get('parent')
+            # 7. A fresh host (no MicroPVR) recovers the lost host's newest set: the second one.
+            # A failed recovery is kept as the round's error, so that item 6 is still reported;
+            # bench.py fails the run after printing (a figure of a failed run means nothing).
+            docker.start(SPARE_HOST, SPARE_IMAGE, network=NETWORK)
+            try:
+                self._give_client(SPARE_HOST)
+                self.settle(SPARE_HOST)
+                recover = self._recover('recover-' + label, fqdn, seal_vars, rows, digest, task_seconds)
+            except BenchError as exc:
+                recover = dict(error=str(exc))
+                self.errors.append('item 7, round %d: %s' % (index + 1, exc))
+            finally:
+                docker.docker('rm', '-f', SPARE_HOST)
+            rounds.append(dict(first=first, second=second, recover=recover))
+            self.log('offsite %d/%d: backup.yml first %.1f s (send %.1f s, +%d bytes), second %.1f s (send %.1f s, '
+                     '+%d bytes); %s'
+                     % (index + 1, cfg['runs'], first['seconds'], first['send_seconds'], first['growth_bytes'],
+                        second['seconds'], second['send_seconds'], second['growth_bytes'],
+                        'recovery FAILED' if 'error' in recover else 'recovery %.1f s (fetch %.1f s)'
+                        % (recover['seconds'], recover['fetch_seconds'])))
+
+        def series(key, field):
+            return [r[key][field] for r in rounds if field in r[key]]
+
+        result = dict(container=OFFSITE_HOST, repository=REPOSITORY, backend='sftp (OpenSSH in container %s)'
+                      % REPO_HOST, restic=docker.sh(OFFSITE_HOST, 'restic version').stdout.strip(), rows=rows,
+                      lost_host=fqdn, rounds=rounds)
+        for field in ('seconds', 'send_seconds', 'growth_bytes'):
+            firsts, seconds = series('first', field), series('second', field)
+            result[field] = dict(first=stats.summary(firsts), second=stats.summary(seconds),
+                                 ratio=stats.summary(stats.pair_ratios(seconds, firsts)) if min(firsts) > 0 else None)
+        result['set_bytes'] = stats.summary(series('second', 'set_bytes'))
+        recovered = [r for r in rounds if 'error' not in r['recover']]
+        result['recover'] = dict((field, stats.summary(series('recover', field)))
+                                 for field in ('seconds', 'fetch_seconds', 'fetch_share')) if recovered else {}
+        result['recover']['failed'] = len(rounds) - len(recovered)
+        self.results['offsite'] = result
+        for name in (OFFSITE_HOST, REPO_HOST):
+            docker.docker('rm', '-f', name)
+
+
+    def _recover(self, label, fqdn, seal_vars, rows, digest, task_seconds):
+        run = self.playbook(label, 'microimpuls.micropvr.restore_host', [SPARE_HOST],
+                            extra_vars=dict(micropvr_recover_host=fqdn, micropvr_offsite_repository=REPOSITORY,
+                                            micropvr_offsite_password_file=PASSWORD_FILE),
+                            vars_files=[seal_vars])
+        self.expect(SPARE_HOST, FROM_VERSION, 1, 'restore_host.yml', rows=rows)
+        recovered = docker.sh(SPARE_HOST, 'bench-raw digest').stdout
+        if recovered != digest:
+            raise BenchError('%s after restore_host.yml: rows differ from %s (%r, expected %r)'
+                             % (SPARE_HOST, OFFSITE_HOST, recovered, digest))
+        fetch = task_seconds(run, SPARE_HOST, FETCH_TASK)
+        return dict(seconds=run['seconds'], fetch_seconds=fetch, fetch_share=fetch / run['seconds'],
+                    cpu=run['cpu'], tasks=ansible.task_times(run['tasks'][SPARE_HOST], top=12))
 
 
 class Probe(object):

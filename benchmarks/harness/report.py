@@ -82,7 +82,38 @@ def rows(results, config):
                       stats.fmt_summary(p['off']['seconds']), _ratio(ratio), '-',
                       '%s wins (%s%.0f%% wall time)' % ('on' if p['winner'] == 'on' else 'off',
                                                         '-' if saving >= 0 else '+', abs(saving))))
+    if 'offsite' in results:
+        table.extend(_offsite_rows(results['offsite']))
     return table
+
+
+def _offsite_rows(o):
+    """Items 6 and 7: the second set against the first (ours = second, baseline = first), and the recovery."""
+    rows_ = []
+    for key, title, unit in (
+            ('seconds', '6. Off-host copy (restic over SFTP): backup.yml, second nearly identical set vs first (s)',
+             's'),
+            ('send_seconds', '   of which the task "Send the set to the off-host repository" (s)', 's'),
+            ('growth_bytes', '   repository growth (du -sb), second set vs first', 'bytes')):
+        fig = o[key]
+        note = 'info'
+        if key == 'growth_bytes':
+            note = 'info; the set is %s, the second adds %.1f%% of it' % (
+                stats.fmt_bytes(o['set_bytes']['median']), 100.0 * fig['second']['median'] / o['set_bytes']['median'])
+        rows_.append((title, stats.fmt_summary(fig['second'], unit), stats.fmt_summary(fig['first'], unit),
+                      _ratio(fig['ratio']) if fig['ratio'] else 'n/a', '-', note))
+    r = o['recover']
+    if 'seconds' not in r:
+        rows_.append(('7. Recovery of a lost host onto a fresh one: restore_host.yml wall time (s)',
+                      '-', '-', '-', '-', 'FAILED in all %d run(s) (errors in the JSON)' % r['failed']))
+        return rows_
+    rows_.append(('7. Recovery of a lost host onto a fresh one: restore_host.yml wall time (s)',
+                  stats.fmt_summary(r['seconds']), '-', '-', '-',
+                  'info; ends healthy, rows checked' + ('; FAILED in %d run(s)' % r['failed'] if r['failed'] else '')))
+    rows_.append(('   of which the task "Fetch the lost host\'s set from the off-host repository" (s)',
+                  stats.fmt_summary(r['fetch_seconds']), '-', '-', '-',
+                  'info; %s of the recovery' % stats.fmt_summary(r['fetch_share'], '%')))
+    return rows_
 
 
 def _cpu_note(fig):

@@ -95,8 +95,24 @@ def fmt_seconds(value):
     return '%.2f s' % value
 
 
+def fmt_bytes(value):
+    """'812 B', '4.0 KiB', '17.3 MiB', '1.02 GiB': three significant digits at most."""
+    value = float(value)
+    for unit in ('B', 'KiB', 'MiB', 'GiB'):
+        if abs(value) < 1024 or unit == 'GiB':
+            break
+        value /= 1024.0
+    if unit == 'B':
+        return '%d B' % value
+    return '%.*f %s' % (2 if abs(value) < 10 else 1 if abs(value) < 100 else 0, value, unit)
+
+
 def fmt_summary(s, unit='s'):
-    """'12.3 s (11.9-13.0)' or, for throughput, '512 MiB/s (480-530)'."""
+    """'12.3 s (11.9-13.0)', for throughput '512 MiB/s (480-530)', for sizes (unit 'bytes') '17.3 MiB (17.1 MiB-17.5 MiB)'."""
     if unit == 's':
         return '%s (%s-%s)' % (fmt_seconds(s['median']), fmt_seconds(s['min']).split()[0], fmt_seconds(s['max']))
+    if unit == 'bytes':
+        return '%s (%s-%s)' % (fmt_bytes(s['median']), fmt_bytes(s['min']), fmt_bytes(s['max']))
+    if unit == '%':
+        return '%.0f%% (%.0f-%.0f)' % (s['median'] * 100, s['min'] * 100, s['max'] * 100)
     return '%.0f %s (%.0f-%.0f)' % (s['median'], unit, s['min'], s['max'])

@@ -98,3 +98,47 @@ def estimated_size(module, name, version, architecture, installed_size_kib):
     if os.path.isfile(cached):
         return os.path.getsize(cached)
     return int(installed_size_kib or 0) * 1024
+
+
+def relation_names(clause):
+    """Package names of one Depends clause (``a (>= 1) | b:any``), architecture qualifiers dropped."""
+    names = []
+    for alternative in clause.split('|'):
+        token = alternative.strip().split('(')[0].split('[')[0].split('<')[0].strip()
+        if token:
+            names.append(token.split(':')[0])
+    return names
+
+
+def external_dependencies(control, own_names):
+    """The Pre-Depends and Depends clauses of saved packages that packages outside the set satisfy.
+
+    ``control`` maps each package to its control fields ({'Pre-Depends': ..., 'Depends': ...});
+    a clause that names one of ``own_names`` (the set's own packages, for example a companion
+    pinned to ``micropvr (= 1:1.10.0-1)``) is left out: the saved .deb files provide it, and apt
+    would take another version from its sources. Returns the clauses in order, each once, as
+    ``apt-get satisfy`` takes them.
+    """
+    own = set(own_names)
+    clauses = []
+    for name in sorted(control):
+        fields = control[name] or {}
+        for field in ('Pre-Depends', 'Depends'):
+            for clause in (fields.get(field) or '').split(','):
+                clause = ' '.join(clause.split())
+                if not clause or own.intersection(relation_names(clause)) or clause in clauses:
+                    continue
+                clauses.append(clause)
+    return clauses
+
+
+def dependency_fields(module, path):
+    """{'Pre-Depends': ..., 'Depends': ...} of a .deb (empty strings when a field is absent)."""
+    dpkg_deb = module.get_bin_path('dpkg-deb', required=True)
+    fields = {}
+    for field in ('Pre-Depends', 'Depends'):
+        rc, out, err = module.run_command([dpkg_deb, '--field', path, field])
+        if rc != 0:
+            raise ValueError('dpkg-deb cannot read %s: %s' % (path, (err or out).strip()))
+        fields[field] = out.strip()
+    return fields

@@ -846,11 +846,19 @@ def dump_digests(module, engine, path):
         return digests(mysql_insert_rows(handle.read().decode('utf-8', 'surrogateescape')))
 
 
-def live_digests(module, db, work_dir):
-    """Digests of every table of the live database, dumped the way its backup was."""
+def live_digests(module, db, work_dir, missing_ok=False):
+    """Digests of every table of the live database, dumped the way its backup was.
+
+    With ``missing_ok``, None when a MariaDB server has no such database (a host recovered onto
+    a new server: the restore creates it), instead of a failure. A PostgreSQL restore needs the
+    database and its owner to exist, so there a missing one stays a failure that says so.
+    """
     try:
         return _live_digests(module, db, work_dir)
     except _Failure as exc:
+        # mysqldump: 'Got error: 1049: "Unknown database ..." when selecting the database'
+        if missing_ok and db['engine'] == 'mysql' and 'unknown database' in str(exc).lower():
+            return None
         module.fail_json(msg='%s: %s' % (_label(db), exc))
 
 

@@ -355,8 +355,10 @@ class Restic(object):
             raise ResticError(self.scrub(message), kind)
         return rc, out, err
 
-    def run_json(self, args, cwd=None):
+    def run_json(self, args, cwd=None, allow_empty=False):
         dummy, out, err = self.run(args + ['--json'], cwd=cwd)
+        if allow_empty and not (out or '').strip():
+            return None
         try:
             return _json_document(out)
         except ValueError:
@@ -434,22 +436,23 @@ class Restic(object):
             args += ['--include', include]
         self.run(args)
 
-    def forget(self, host, keep_last, keep_daily, keep_monthly, keep_backup_id=None, dry_run=False):
+    def forget(self, host, keep_last, keep_daily, keep_monthly, keep_backup_ids=(), dry_run=False):
         """(kept, removed): snapshots (describe()) of ``host`` that the policy keeps and removes.
 
         Only snapshots tagged ``micropvr`` of ``host`` are considered, grouped by host alone (each
         set has a path of its own, so restic's default grouping by paths would keep every one).
-        Snapshots tagged PROTECTED_TAG or ``set=<keep_backup_id>`` are always kept.
+        Snapshots tagged PROTECTED_TAG or ``set=<id>`` for an id in ``keep_backup_ids`` are always kept.
         """
         args = ['forget', '--host', host, '--tag', TAG, '--group-by', 'host', '--keep-tag', PROTECTED_TAG]
-        if keep_backup_id:
-            args += ['--keep-tag', 'set=' + encode_value(keep_backup_id)]
+        for backup_id in keep_backup_ids:
+            args += ['--keep-tag', 'set=' + encode_value(backup_id)]
         for option, value in (('--keep-last', keep_last), ('--keep-daily', keep_daily),
                               ('--keep-monthly', keep_monthly)):
             if value:
                 args += [option, str(value)]
         args += ['--dry-run'] if dry_run else ['--prune']
-        groups = self.run_json(args)
+        # With no snapshot of the host to consider, restic 0.14 prints nothing at all.
+        groups = self.run_json(args, allow_empty=True)
         kept, removed = [], []
         for group in groups or []:
             kept.extend(describe(s) for s in group.get('keep') or [])

@@ -93,6 +93,19 @@ def read_history(state_dir):
     return events
 
 
+def last_updated_set(events):
+    """The backup id of the host's last successful update (its pre-update set), or None.
+
+    ``events`` as from read_history(). Retention keeps this set: it is what a rollback of the
+    version now running would restore.
+    """
+    for entry in reversed(events):
+        if entry.get('event') == 'update' and entry.get('outcome') == 'updated':
+            backup_id = entry.get('backup_id')
+            return backup_id if isinstance(backup_id, str) and backup_id else None
+    return None
+
+
 def read_lock(state_dir):
     """The current lock's content, or None when the host is not locked.
 

@@ -36,8 +36,9 @@ options:
         verifies, its seal included (a set of another host needs that host's key in
         O(trusted_seal_keys) or as O(seal_key)). A set already there that verifies is not changed.
       - C(pruned) runs C(restic forget --prune) on the sets of O(host) with O(keep_last),
-        O(keep_daily) and O(keep_monthly). Never removes set O(backup_id) (the set of the last
-        successful update) nor a snapshot an operator tagged C(micropvr-protected).
+        O(keep_daily) and O(keep_monthly). Never removes set O(backup_id), the pre-update set of
+        this host's last successful update (from its history in O(state_dir)), nor a snapshot an
+        operator tagged C(micropvr-protected).
     type: str
     required: true
     choices: [sent, verified, listed, fetched, pruned]
@@ -257,6 +258,13 @@ removed:
   type: list
   elements: dict
   sample: [{short_id: 9f9209a0, backup_id: 20261020T030000Z, host: pvr1.example.net}]
+protected:
+  description: With O(state=pruned), the sets kept whatever the policy says - O(backup_id) and the pre-update set
+    of this host's last successful update.
+  returned: when O(state=pruned)
+  type: list
+  elements: str
+  sample: [20261126T221500Z]
 kept:
   description: With O(state=pruned), the snapshots the policy keeps.
   returned: when O(state=pruned)
@@ -483,13 +491,23 @@ class Offsite(object):
         if keep['keep_last'] < 1 or keep['keep_daily'] < 0 or keep['keep_monthly'] < 0:
             self.fail('keep_last must be at least 1, keep_daily and keep_monthly at least 0 (got %s)'
                       % ', '.join('%s=%s' % item for item in sorted(keep.items())))
-        protect = self.backup_id()
-        if protect and self.find(host, protect) is None:
-            self.fail('backup_id: no snapshot of set %s of host %s in the repository to protect' % (protect, host))
-        kept, removed = self.repo.forget(host, keep_backup_id=protect, dry_run=self.module.check_mode, **keep)
-        if protect and protect in [s['backup_id'] for s in removed]:  # restic's --keep-tag must have held
-            self.fail('restic would remove the protected set %s; nothing was pruned' % protect)
-        self.result.update(changed=bool(removed), kept=kept, removed=removed)
+        protect = []
+        explicit = self.backup_id()
+        if explicit:
+            if self.find(host, explicit) is None:
+                self.fail('backup_id: no snapshot of set %s of host %s in the repository to protect' % (explicit, host))
+            protect.append(explicit)
+        # The pre-update set of the host's last successful update: what a rollback of the version
+        # now running restores. Only this host's own history knows it.
+        if host == socket.getfqdn() or not self.params['host']:
+            last_update = hoststate.last_updated_set(hoststate.read_history(self.params['state_dir']))
+            if last_update and last_update not in protect:
+                protect.append(last_update)
+        kept, removed = self.repo.forget(host, keep_backup_ids=protect, dry_run=self.module.check_mode, **keep)
+        lost = sorted(set(protect) & set(s['backup_id'] for s in removed))
+        if lost:  # restic's --keep-tag must have held
+            self.fail('restic would remove the protected set(s) %s; nothing was pruned' % ', '.join(lost))
+        self.result.update(changed=bool(removed), kept=kept, removed=removed, protected=protect)
 
 
 def run(module):

@@ -92,6 +92,14 @@ options:
     description: Hold the restored packages so that a routine C(apt upgrade) cannot move them.
     type: bool
     default: true
+  install_dependencies:
+    description:
+      - Before the services stop, install the Debian packages that the saved C(.deb) files depend on
+        (their C(Pre-Depends) and C(Depends), except what the set's own packages provide) from the
+        host's apt sources with C(apt-get satisfy).
+      - For a host that never had MicroPVR (disaster recovery); a rollback on the same host needs nothing new.
+    type: bool
+    default: false
   fallback_backup_id:
     description:
       - Backup set to put the host back on when the restore of O(backup_id) fails at any step;
@@ -229,6 +237,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import confine
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import debs
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
@@ -342,7 +351,10 @@ def differences(module, manifest, installed):
             if not saved.get('tables'):
                 found.append('%s: no recorded contents, restored from its dump' % label)
                 continue
-            live = live_digests(module, database_settings(module, saved), work)
+            live = live_digests(module, database_settings(module, saved), work, missing_ok=True)
+            if live is None:
+                found.append('%s: not on the server, created from its dump' % label)
+                continue
             found.extend('%s: %s' % (label, problem) for problem in digest_differences(saved['tables'], live))
     return found
 
@@ -439,13 +451,16 @@ def run_dpkg(module, args, what):
         raise StepFailed('%s failed (rc=%d): %s' % (what, rc, ' / '.join((err or out).strip().splitlines()[-8:])))
 
 
-def unpack_packages(module, set_dir, manifest, changed):
+def unpack_packages(module, set_dir, manifest, changed, installed):
     """Unpack every saved package that differs, in one dpkg run; nothing is configured yet."""
     if not changed:
         return
-    rc, out, err = module.run_command([module.get_bin_path('apt-mark', required=True), 'unhold'] + changed)
-    if rc != 0:
-        raise StepFailed('apt-mark unhold failed (rc=%d): %s' % (rc, err.strip()))
+    # Only an installed package can be on hold (apt-mark does not know one that no source has).
+    held = [name for name in changed if installed[name]['installed']]
+    if held:
+        rc, out, err = module.run_command([module.get_bin_path('apt-mark', required=True), 'unhold'] + held)
+        if rc != 0:
+            raise StepFailed('apt-mark unhold failed (rc=%d): %s' % (rc, err.strip()))
     debs = [os.path.join(set_dir, manifest['packages'][name]['file']) for name in changed]
     run_dpkg(module, ['--unpack', '--force-confdef', '--force-confold'] + debs, 'dpkg --unpack of the saved packages')
 
@@ -518,8 +533,30 @@ def restore_databases(module, set_dir, manifest):
             restore(module, db, os.path.join(set_dir, saved['file']), work, expected_tables=saved.get('tables'))
 
 
+def install_dependencies(module, set_dir, manifest, changed):
+    """apt-get satisfy the saved packages' dependencies on packages outside the set."""
+    control = {}
+    for name in changed:
+        try:
+            control[name] = debs.dependency_fields(module, os.path.join(set_dir, manifest['packages'][name]['file']))
+        except ValueError as exc:
+            raise StepFailed(str(exc), touched=False)
+    clauses = debs.external_dependencies(control, manifest['packages'])
+    if not clauses:
+        return
+    rc, out, err = module.run_command([module.get_bin_path('apt-get', required=True), 'satisfy', '-y', '-q',
+                                       '--no-install-recommends'] + clauses,
+                                      environ_update=dict(DEBIAN_FRONTEND='noninteractive'))
+    if rc != 0:
+        raise StepFailed('apt-get satisfy %s failed (rc=%d): %s' % (', '.join(clauses), rc,
+                                                                    ' / '.join((err or out).strip().splitlines()[-6:])),
+                         touched=False)
+
+
 def stop_services(module, services):
     for name in services:
+        if not os.access(os.path.join(INIT_DIR, name), os.X_OK):
+            continue  # not installed yet (a fresh host): nothing runs that could be stopped
         rc, output = run_service(module, name, 'stop')
         if rc != 0:
             raise StepFailed('could not stop %s (rc=%d): %s' % (name, rc, output))
@@ -532,7 +569,7 @@ def start_services(module, services):
             raise StepFailed('%s does not start (rc=%d): %s' % (name, rc, output))
 
 
-def apply_set(module, set_dir, manifest, services, hold):
+def apply_set(module, set_dir, manifest, services, hold, dependencies=False):
     """Put the host into the state of the set; raises StepFailed naming the step that failed.
 
     The services are stopped first. The packages are unpacked, the configuration and data put
@@ -544,12 +581,15 @@ def apply_set(module, set_dir, manifest, services, hold):
     try:
         installed = package_versions(module, sorted(manifest['packages']))
         changed = changed_packages(manifest, installed)
+        if dependencies and changed:
+            step = 'install the dependencies of the saved packages'
+            install_dependencies(module, set_dir, manifest, changed)
         step = 'stop the services'
         stop_services(module, services)
         touched = True
         with PolicyDeny():
             step = 'unpack the saved packages'
-            unpack_packages(module, set_dir, manifest, changed)
+            unpack_packages(module, set_dir, manifest, changed, installed)
             step = 'restore the configuration'
             restore_config(set_dir, manifest)
             step = 'restore the SQLite databases'
@@ -719,6 +759,7 @@ def argument_spec():
         sqlite_databases=dict(type='list', elements='path', default=[]),
         databases=dict(type='list', elements='dict', default=[], options=database_argument_spec()),
         hold=dict(type='bool', default=True),
+        install_dependencies=dict(type='bool', default=False),
         state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
         lock_owner=dict(type='str'),
         fallback_backup_id=dict(type='str'),
@@ -742,12 +783,14 @@ def run(module):
     if params['fallback_backup_id'] and params['fallback_backup_id'] != params['backup_id']:
         fallback_dir, fallback_manifest = verified_set(module, keys, params['fallback_backup_id'], 'fallback_backup_id')
         fallback = (params['fallback_backup_id'], fallback_dir, fallback_manifest)
-    for name in params['services']:
-        script = os.path.join(INIT_DIR, name)
-        if not os.access(script, os.X_OK):
-            module.fail_json(msg='services: %s has no init script %s' % (name, script))
-
     installed = package_versions(module, sorted(manifest['packages']))
+    # A host without the set's packages (disaster recovery onto a fresh host) gets the init
+    # scripts with them; on any other host a service without one is a wrong name.
+    if all(info['installed'] for info in installed.values()):
+        for name in params['services']:
+            script = os.path.join(INIT_DIR, name)
+            if not os.access(script, os.X_OK):
+                module.fail_json(msg='services: %s has no init script %s' % (name, script))
     result = dict(
         from_versions=dict((n, i['version']) for n, i in installed.items()),
         to_versions=dict((n, p['version']) for n, p in manifest['packages'].items()),
@@ -772,7 +815,7 @@ def run(module):
     try:
         with hoststate.step(params['state_dir'], params['lock_owner'], 'restore', backup_id=params['backup_id']):
             try:
-                apply_set(steps, set_dir, manifest, params['services'], params['hold'])
+                apply_set(steps, set_dir, manifest, params['services'], params['hold'], params['install_dependencies'])
             except StepFailed as exc:
                 outcome, message = recover(steps, str(exc), exc.touched, fallback, params['services'], params['hold'])
                 result.update(outcome=outcome, failed_step=str(exc),

@@ -60,6 +60,9 @@ RESULTS = {
               ('size', 'bytes'),
               ('removed', 'C(main) only: ids retention removed'),
               ('fetched_to', 'C(main) only: controller directory with the fetched copy, or C(None)'),
+              ('offsite', 'the off-host copy: C(status) (C(verified), C(damaged), C(differs), C(missing), C(failed); '
+                          'C(off) without O(micropvr_offsite_repository)), C(snapshot) (short id), C(repository) '
+                          '(any password masked), C(problems); C(main) also C(removed) (ids retention removed there)'),
               ('sets', 'C(verify) only: every set as listed by M(microimpuls.micropvr.micropvr_backup_info)')]),
     'update': dict(
         name='micropvr_update_result',
@@ -73,6 +76,8 @@ RESULTS = {
               ('backup_id', 'the pinned pre-update set, or C(None)'),
               ('failure', 'the task that failed and its message, or C(None)'),
               ('gate', 'what the backup gate of M(microimpuls.micropvr.micropvr_install) decided'),
+              ('offsite_status', 'the pre-update set\'s off-host copy: C(verified), C(off) (no repository) or why it '
+                                 'is missing (C(failed), C(damaged), ...); never fails the update'),
               ('run_id', 'id of this run (owner of the host lock)')]),
     'rollback': dict(
         name='micropvr_rollback_result',
@@ -90,6 +95,13 @@ PLAY = '''- name: {title}
   become: true
   {body}'''
 
+# The off-host repository's variables, and those of sending a set there (tasks/offsite.yml).
+OFFSITE_REPOSITORY = ['micropvr_offsite_backend_env', 'micropvr_offsite_password', 'micropvr_offsite_password_file',
+                      'micropvr_offsite_repository']
+OFFSITE_SEND = OFFSITE_REPOSITORY + ['micropvr_offsite_init', 'micropvr_offsite_keep_daily', 'micropvr_offsite_keep_last',
+                                     'micropvr_offsite_keep_monthly', 'micropvr_offsite_read_data_subset',
+                                     'micropvr_offsite_required', 'micropvr_offsite_send']
+
 # Per role and entry point: what it does, the variables it reads, an example. The option
 # details come from the micropvr role's spec; `required` tightens one for this role.
 ROLES = {
@@ -102,23 +114,26 @@ ROLES = {
                 short_description='Take a verified backup set of MicroPVR.',
                 description=['Installs the backup tools, takes the set with M(microimpuls.micropvr.micropvr_backup) '
                              '(built aside, verified, then renamed into place), applies retention; with '
-                             'O(micropvr_backup_fetch) copies it to the controller and verifies it there.'],
+                             'O(micropvr_offsite_repository) sends it to the off-host restic repository, verifies the '
+                             'copy and applies retention there; with O(micropvr_backup_fetch) copies it to the '
+                             'controller and verifies it there.'],
                 options=['micropvr_backup_fetch', 'micropvr_backup_fetch_dir', 'micropvr_backup_keep',
                          'micropvr_backup_keep_pinned', 'micropvr_backup_lock_timeout', 'micropvr_backup_pin',
                          'micropvr_backup_reason', 'micropvr_backup_restore_test', 'micropvr_backup_root',
                          'micropvr_backup_space_margin_mb', 'micropvr_backup_tools', 'micropvr_config_file',
                          'micropvr_config_paths', 'micropvr_databases', 'micropvr_nginx_config', 'micropvr_packages',
                          'micropvr_seal_key', 'micropvr_seal_trusted_keys', 'micropvr_services',
-                         'micropvr_sqlite_databases', 'micropvr_state_dir']),
+                         'micropvr_sqlite_databases', 'micropvr_state_dir'] + OFFSITE_SEND),
             'verify': dict(
                 short_description='Verify backup sets; fail when one is damaged or tampered.',
                 description=['Verifies every set under O(micropvr_backup_root), or only O(micropvr_backup_id), with '
-                             'M(microimpuls.micropvr.micropvr_backup_info). Fails when a set is damaged or tampered, '
-                             'or when there is none.'],
+                             'M(microimpuls.micropvr.micropvr_backup_info). With O(micropvr_offsite_repository) set, '
+                             'also verifies the off-host copy of that set, or of the newest verified one. Fails when a '
+                             'set or that copy is damaged or tampered, or when there is no set.'],
                 options=['micropvr_backup_id', 'micropvr_backup_root', 'micropvr_config_file',
-                         'micropvr_nginx_config', 'micropvr_packages', 'micropvr_seal_key',
-                         'micropvr_seal_trusted_keys', 'micropvr_services', 'micropvr_sqlite_databases',
-                         'micropvr_state_dir']),
+                         'micropvr_nginx_config', 'micropvr_offsite_read_data_subset', 'micropvr_packages',
+                         'micropvr_seal_key', 'micropvr_seal_trusted_keys', 'micropvr_services',
+                         'micropvr_sqlite_databases', 'micropvr_state_dir'] + OFFSITE_REPOSITORY),
         },
         example=PLAY.format(title='Back up MicroPVR and keep a copy on the controller', body='''roles:
     - role: microimpuls.micropvr.backup
@@ -153,7 +168,7 @@ ROLES = {
                          'micropvr_rollback_safety_backup', 'micropvr_rpc_host', 'micropvr_rpc_port',
                          'micropvr_seal_key', 'micropvr_seal_trusted_keys', 'micropvr_services',
                          'micropvr_sqlite_databases', 'micropvr_state_dir', 'micropvr_update_allow_stopped',
-                         'micropvr_update_without_backup', 'micropvr_version'],
+                         'micropvr_update_without_backup', 'micropvr_version'] + OFFSITE_SEND,
                 required=['micropvr_version']),
         },
         example=PLAY.format(title='Update MicroPVR one host at a time', body='''serial: 1
@@ -183,6 +198,25 @@ ROLES = {
                          'micropvr_rpc_host', 'micropvr_rpc_port', 'micropvr_seal_key',
                          'micropvr_seal_trusted_keys', 'micropvr_services', 'micropvr_sqlite_databases',
                          'micropvr_state_dir']),
+            'recover': dict(
+                short_description='Recover a lost MicroPVR host onto this host from the off-host repository.',
+                description=['Disaster recovery (C(playbooks/restore_host.yml)). Refuses a host that already runs '
+                             'MicroPVR unless O(micropvr_recover_force) is set or it was recovered from '
+                             'O(micropvr_recover_host) before; fetches the newest set of that host, or '
+                             'O(micropvr_backup_id), with M(microimpuls.micropvr.micropvr_offsite) (read in full, '
+                             'verified, seal included); installs the Debian dependencies of its packages, restores '
+                             'it as the C(main) entry point does, checks health and records event C(recover) in the '
+                             'host history.'],
+                options=['micropvr_backup_id', 'micropvr_backup_root', 'micropvr_backup_space_margin_mb',
+                         'micropvr_backup_tools', 'micropvr_config_file', 'micropvr_config_paths',
+                         'micropvr_databases', 'micropvr_health_delay', 'micropvr_health_retries',
+                         'micropvr_http_check_url', 'micropvr_lock_ttl', 'micropvr_nginx_config',
+                         'micropvr_packages', 'micropvr_recover_force', 'micropvr_recover_host',
+                         'micropvr_rollback_allow_tampered', 'micropvr_rollback_safety_backup',
+                         'micropvr_rpc_host', 'micropvr_rpc_port', 'micropvr_seal_key',
+                         'micropvr_seal_trusted_keys', 'micropvr_services', 'micropvr_sqlite_databases',
+                         'micropvr_state_dir'] + OFFSITE_REPOSITORY,
+                required=['micropvr_recover_host']),
         },
         example=PLAY.format(title='Roll MicroPVR back to a backup set', body='''roles:
     - role: microimpuls.micropvr.rollback

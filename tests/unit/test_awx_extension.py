@@ -36,7 +36,7 @@ SURVEY_TYPES = {'text': str, 'textarea': str, 'password': str, 'multiplechoice':
 # unified_job_template.type values the awx.awx.workflow_job_template documentation lists.
 UJT_TYPES = ('job_template', 'project', 'inventory_source', 'system_job_template', 'workflow_approval',
              'workflow_job_template')
-LIFECYCLE = ('backup', 'backup_verify', 'update', 'rollback')
+LIFECYCLE = ('backup', 'backup_verify', 'update', 'rollback', 'restore_host')
 
 
 class _Captured(Exception):
@@ -214,7 +214,8 @@ def test_survey_is_valid_and_asks_for_variables_the_playbook_reads(template):
 
 
 def test_every_lifecycle_playbook_has_a_run_template_and_update_rollback_a_check_one():
-    runs = sorted(t['playbook'] for t in TEMPLATES if t['job_type'] == 'run' and t.get('survey_enabled'))
+    # backup_verify.yml has two: the local sets, and the off-host copies.
+    runs = sorted(set(t['playbook'] for t in TEMPLATES if t['job_type'] == 'run' and t.get('survey_enabled')))
     assert runs == sorted('playbooks/%s.yml' % name for name in LIFECYCLE)
     checks = sorted(t['playbook'] for t in TEMPLATES if t['job_type'] == 'check')
     assert checks == ['playbooks/rollback.yml', 'playbooks/update.yml']
@@ -229,6 +230,36 @@ def test_the_validator_refuses_what_awx_job_template_does_not_take():
     assert check_survey(dict(BY_NAME['MicroPVR backup']['survey_spec'], spec=[])) != []
     question = dict(BY_NAME['MicroPVR update']['survey_spec']['spec'][1], default='1')
     assert check_survey(dict(BY_NAME['MicroPVR update']['survey_spec'], spec=[question])) != []
+
+
+# _render() again: Ansible warns that its collection finder is set up already, which is harmless here.
+@pytest.mark.filterwarnings('ignore:AnsibleCollectionFinder has already been configured')
+def test_recovery_and_offsite_verify_take_the_repository_password_from_a_credential():
+    """restore_host.yml and the off-host verification: the surveys the README describes, and the restic
+    password only ever as a secret credential input injected as micropvr_offsite_password."""
+    recover, verify = BY_NAME['MicroPVR disaster recovery'], BY_NAME['MicroPVR off-host verify']
+    assert recover['playbook'] == 'playbooks/restore_host.yml' and recover['ask_limit_on_launch'] is True
+    asked = dict((q['variable'], q) for q in recover['survey_spec']['spec'])
+    assert asked['micropvr_recover_host']['required'] is True and asked['micropvr_recover_host']['min'] >= 1
+    assert asked['micropvr_backup_id']['required'] is False
+    assert (asked['micropvr_recover_force']['choices'], asked['micropvr_recover_force']['default']) == (['true', 'false'], 'false')
+    assert verify['playbook'] == 'playbooks/backup_verify.yml'
+    assert [q['variable'] for q in verify['survey_spec']['spec']] == ['micropvr_backup_id', 'micropvr_offsite_read_data_subset']
+    secrets = {'micropvr_offsite_password', 'micropvr_offsite_password_file', 'micropvr_offsite_backend_env'}
+    for template in TEMPLATES + [WORKFLOW]:
+        assert not secrets & set(q['variable'] for q in (template.get('survey_spec') or {}).get('spec', [])), template['name']
+        assert not secrets & set(template.get('extra_vars') or {}), template['name']
+    assert not any('MicroPVR restic repository' in t['credentials'] for t in TEMPLATES)  # off by default
+    enabled = _render(['resources.yml', 'job_templates.yml'],
+                      dict(REQUIRED_SETTINGS, micropvr_awx_offsite_credential_enabled=True))['micropvr_awx_job_templates']
+    assert all('MicroPVR restic repository' in t['credentials'] for t in enabled)
+    play = DataLoader().load_from_file(os.path.join(AWX, 'apply.yml'))[0]
+    (kind,) = [task['awx.awx.credential_type'] for task in play['tasks'] if 'awx.awx.credential_type' in task
+               and 'micropvr_offsite_password' in task['awx.awx.credential_type']['injectors']['extra_vars']]
+    assert validate('credential_type', kind) == []
+    (field,) = kind['inputs']['fields']
+    assert field['secret'] is True and kind['inputs']['required'] == [field['id']]
+    assert kind['injectors']['extra_vars'] == {'micropvr_offsite_password': '{{ %s }}' % field['id']}
 
 
 def test_every_survey_file_is_used():
@@ -349,7 +380,8 @@ def test_apply_playbook_passes_the_definitions_unchanged():
     # Every task that passes a secret to a module hides it.
     secret_tasks = [name for name, task in tasks.items()
                     if any(secret in json.dumps(args) for module, args in task.items() if module.startswith('awx.awx.')
-                           for secret in ('micropvr_awx_ssh_private_key', 'micropvr_awx_seal_key }}'))]
+                           for secret in ('micropvr_awx_ssh_private_key', 'micropvr_awx_seal_key }}',
+                                          'micropvr_awx_offsite_password }}'))]
     assert secret_tasks and all(tasks[name].get('no_log') is True for name in secret_tasks)
 
 

@@ -105,3 +105,31 @@ def test_report_rows_mark_misses_and_info_rows():
     assert results_by_title['update wall time (s)'] == 'info'
     assert [(m['item'], m['figure']) for m in report.misses(table)] == [(3, '3. Rollback time (RTO), wall time (s)')]
     assert report.markdown(table).count('\n') == len(table) + 1
+
+
+@pytest.mark.parametrize('value, text', [(812, '812 B'), (4096, '4.00 KiB'), (18140000, '17.3 MiB'),
+                                         (512 * 1048576, '512 MiB'), (1095216660, '1.02 GiB')])
+def test_sizes_are_shown_in_binary_units(value, text):
+    assert stats.fmt_bytes(value) == text
+
+
+def test_offsite_rows_compare_the_second_set_with_the_first():
+    def fig(second, first):
+        return dict(second=stats.summary(second), first=stats.summary(first),
+                    ratio=stats.summary(stats.pair_ratios(second, first)))
+    results = dict(offsite=dict(seconds=fig([6.0], [8.0]), send_seconds=fig([1.0], [4.0]),
+                                growth_bytes=fig([2 * 1048576], [64 * 1048576]), set_bytes=stats.summary([64 * 1048576]),
+                                recover=dict(seconds=stats.summary([30.0]), fetch_seconds=stats.summary([6.0]),
+                                             fetch_share=stats.summary([0.2]), failed=0)))
+    table = report.rows(results, dict(db_mb=64))
+    by_title = dict((row[0].strip(), row[1:]) for row in table)
+    growth = by_title['repository growth (du -sb), second set vs first']
+    assert growth[:3] == ('2.00 MiB (2.00 MiB-2.00 MiB)', '64.0 MiB (64.0 MiB-64.0 MiB)', '0.03x (0.03-0.03)')
+    assert growth[4] == 'info; the set is 64.0 MiB, the second adds 3.1% of it'
+    send = by_title['of which the task "Send the set to the off-host repository" (s)']
+    assert send[:3] == ('1.00 s (1.00-1.00 s)', '4.00 s (4.00-4.00 s)', '0.25x (0.25-0.25)')
+    fetch = [row for title, row in by_title.items() if title.startswith('of which the task "Fetch')][0]
+    assert fetch[4] == 'info; 20% (20-20) of the recovery'
+    assert report.misses(table) == []
+    results['offsite']['recover'] = dict(failed=1)  # a recovery that failed is said so, not left out
+    assert report.rows(results, dict(db_mb=64))[-1][5] == 'FAILED in all 1 run(s) (errors in the JSON)'

@@ -3,3 +3,5 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'resources', 'tests'))
 sys.path.insert(0, os.path.dirname(__file__))
+
+from host_workers import pytest_xdist_make_scheduler  # noqa: E402,F401  (the hosts side by side)

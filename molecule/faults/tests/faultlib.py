@@ -9,8 +9,9 @@ import time
 
 from gatelib import BASELINE, LOCK, TARGET, history
 from micropvr_testlib import (
-    BACKUP_ROOT, backup_ids, backup_root, baseline, db_dump, deb_version, host_profile, installed_version, manifest,
-    module_args, packages, playbook_command, rpc, run_module, run_playbook, service_status, target, upstream_version)
+    BACKUP_ROOT, backup_ids, backup_root, baseline, db_dump, deb_version, external_rows, host_profile, installed_version,
+    manifest, module_args, packages, playbook_command, rpc, run_module, run_playbook, service_status, target,
+    upstream_version)
 
 # BASELINE and TARGET are the default stand-in's versions; the version of a host's own variant
 # (1:1.9.0-1 on the strict host): baseline(host), target(host), deb_version(host, '1.10.1').
@@ -30,14 +31,6 @@ def secrets(host):
     """The database passwords of the test inventory."""
     variables = host.ansible.get_variables()
     return [variables['databases_fixture_pg_password'], variables['databases_fixture_mysql_password']]
-
-
-def external_rows(host):
-    return dict(
-        postgresql=host.check_output("su postgres -c \"psql --no-psqlrc -At -d middleware "
-                                     "-c 'SELECT id, login, tariff FROM subscribers ORDER BY id'\""),
-        mysql=host.check_output("mysql --batch --skip-column-names "
-                                "-e 'SELECT id, login, tariff FROM middleware.subscribers ORDER BY id'"))
 
 
 def baseline_id(host):
@@ -90,8 +83,13 @@ def assert_data_as_before(host):
 
 
 def start_playbook(host, playbook, **extra_vars):
-    """Start one of the collection's playbooks in the background, in its own process group."""
+    """Start one of the collection's playbooks in the background, in its own process group.
+
+    Without pipelining: each module then runs from its AnsiballZ file on the host, so that
+    kill_run finds it by name, as it would a module of a controller that died.
+    """
     command, env = playbook_command(host, playbook, **extra_vars)
+    env['ANSIBLE_PIPELINING'] = 'False'
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 

@@ -174,12 +174,13 @@ def manifest(host, backup_id, root=None):
     return json.loads(host.file('%s/%s/manifest.json' % (root or backup_root(host), backup_id)).content_string)
 
 
-def run_module(host, module, *options, **args):
-    """Run one of the collection's modules on ``host`` (ad hoc); return (rc, result dict).
+def run_module(target, module, *options, **args):
+    """Run one of the collection's modules on the test host ``target`` (ad hoc); return (rc, result dict).
 
-    ``options`` are extra ansible options, e.g. '--check'.
+    ``options`` are extra ansible options, e.g. '--check'; ``args`` the module's own (``host``
+    among them, for micropvr_offsite).
     """
-    hostname = host.backend.get_hostname()
+    hostname = target.backend.get_hostname()
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible'),
                '-i', os.environ['MOLECULE_INVENTORY_FILE'], hostname, '--become'] + list(options) + \
               ['-m', 'microimpuls.micropvr.%s' % module, '-a', json.dumps(args)]
@@ -217,3 +218,12 @@ def create_tasks(host, count, channel=20):
     """Write ``count`` tasks (and their records) through the daemon's API."""
     return [rpc(host, 'create_new_task', channel_id=channel + n % 3, name='fixture %d' % n,
                 start_time='2024-07-0%d 21:00:00' % (1 + n % 9), duration=30 + n)['task_id'] for n in range(count)]
+
+
+def external_rows(host):
+    """The subscribers table of the PostgreSQL and the MariaDB middleware databases, row by row."""
+    return dict(
+        postgresql=host.check_output("su postgres -c \"psql --no-psqlrc -At -d middleware "
+                                     "-c 'SELECT id, login, tariff FROM subscribers ORDER BY id'\""),
+        mysql=host.check_output("mysql --batch --skip-column-names "
+                                "-e 'SELECT id, login, tariff FROM middleware.subscribers ORDER BY id'"))

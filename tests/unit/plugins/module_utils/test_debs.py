@@ -182,3 +182,26 @@ def test_estimated_size(archives):
     assert estimated_size(None, 'micropvr', '1:2.0-2', 'amd64', 10) == 10240
     assert estimated_size(None, 'micropvr', '1:2.0-2', 'amd64', None) == 0
     assert estimated_size(None, 'micropvr', '1:2.0-2', 'amd64', '7') == 7168
+
+
+@pytest.mark.parametrize('clause, names', [
+    ('libc6 (>= 2.34)', ['libc6']),
+    ('libssl3 | libssl1.1', ['libssl3', 'libssl1.1']),
+    ('python3:any (>= 3.9~)', ['python3']),
+    ('foo [amd64] | bar <!nocheck>', ['foo', 'bar']),
+])
+def test_relation_names(clause, names):
+    assert debs.relation_names(clause) == names
+
+
+def test_external_dependencies_leave_out_what_the_set_provides():
+    control = {
+        'micropvr-control': {'Pre-Depends': '', 'Depends': 'micropvr (= 1:1.10.0-1), python3'},
+        'micropvr': {'Pre-Depends': 'dpkg (>= 1.17)', 'Depends': 'libc6 (>= 2.34),  libsqlite3-0,python3'},
+        'micropvs': {'Depends': 'libpcre3 | libpcre2-8-0, micropvr-control | micropvr (>= 1.9)'},
+    }
+    # Sorted by package, Pre-Depends first, each clause once, spaces normalised; a clause with
+    # any alternative from the set is left to the set's own .deb files.
+    assert debs.external_dependencies(control, ['micropvr', 'micropvs', 'micropvr-control']) == [
+        'dpkg (>= 1.17)', 'libc6 (>= 2.34)', 'libsqlite3-0', 'python3', 'libpcre3 | libpcre2-8-0']
+    assert debs.external_dependencies({'micropvr': {}}, ['micropvr']) == []

@@ -803,3 +803,17 @@ def test_restore_passes_no_password_on_a_command_line(tmp_path, dump_file):
     restore(module, dict(engine='mysql', name='mw', login_password='S3cr#t'), dump_file, str(work))
     assert seen and not [a for args in seen for a in args if 'S3cr#t' in a]
     assert os.listdir(str(work)) == []
+
+
+def test_live_digests_of_a_database_the_server_lacks(tmp_path):
+    """A host recovered onto a new MariaDB server: the database is not there yet, and the
+    restore creates it, so comparing with it says 'missing' (None) rather than failing."""
+    server, module = setup()
+    db = dict(engine='mysql', name='absent', login_user='pvr', login_password='pw')
+    work = tmp_path / 'work'
+    work.mkdir()
+    assert external_db.live_digests(module, db, str(work), missing_ok=True) is None
+    with pytest.raises(FailJson) as failed:
+        external_db.live_digests(module, db, str(work))
+    assert "Unknown database 'absent'" in failed.value.kwargs['msg']
+    assert external_db.live_digests(module, dict(db, name='mw'), str(work), missing_ok=True)['subscribers']['rows'] == 2

@@ -222,7 +222,7 @@ def test_a_backup_restic_could_not_read_fully_is_forgotten(tmp_path):
 def test_forget_groups_by_host_and_keeps_the_protected_set(tmp_path):
     runner = Recorder([(0, '[{"keep": [], "remove": []}]\n', '')])
     repo = restic.Restic(runner, 'restic', '/srv/r', str(tmp_path), password=SECRET)
-    assert repo.forget('pvr1', 3, 0, 12, keep_backup_id='20261126T221500Z', dry_run=True) == ([], [])
+    assert repo.forget('pvr1', 3, 0, 12, keep_backup_ids=['20261126T221500Z'], dry_run=True) == ([], [])
     assert runner.calls[0]['argv'] == [
         'restic', 'forget', '--host', 'pvr1', '--tag', 'micropvr', '--group-by', 'host', '--keep-tag',
         'micropvr-protected', '--keep-tag', 'set=20261126T221500Z', '--keep-last', '3', '--keep-monthly', '12',

@@ -284,3 +284,19 @@ def test_a_step_that_failed_half_way_stays_in_the_lock_with_why(tmp_path):
     assert lock['step']['name'] == 'restore' and lock['step']['backup_id'] == '20261126T220000Z'
     assert lock['step']['failed'] == 'configure the packages: dpkg --configure failed (rc=1)'
     assert state.interrupted_step(lock, d, lock_paths=()) == lock['step']
+
+
+@pytest.mark.parametrize('events, expected', [
+    ([], None),
+    ([dict(event='update', outcome='updated', backup_id='20261101T000000Z'),
+      dict(event='rollback', backup_id='20261101T000000Z'),
+      dict(event='update', outcome='rolled back', backup_id='20261102T000000Z'),
+      dict(event='unreadable', line=4)], '20261101T000000Z'),
+    ([dict(event='update', outcome='updated', backup_id='20261101T000000Z'),
+      dict(event='update', outcome='updated', backup_id='20261103T000000Z')], '20261103T000000Z'),
+    # An update without a backup (the gate overridden): nothing to protect, not an older set.
+    ([dict(event='update', outcome='updated', backup_id='20261101T000000Z'),
+      dict(event='update', outcome='updated', backup_id=None)], None),
+])
+def test_last_updated_set(events, expected):
+    assert state.last_updated_set(events) == expected

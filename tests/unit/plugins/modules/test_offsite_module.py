@@ -3,6 +3,7 @@ binary (Debian package restic) and local-path repositories in temporary director
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 
@@ -13,6 +14,7 @@ from backup_sets import KEYS, OTHER_KEY_HEX, OTHER_KEYS, TEST_KEY_HEX, make_set
 from module_runner import run_main
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, restic
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_offsite
 
 pytestmark = pytest.mark.skipif(shutil.which('restic') is None,
@@ -260,6 +262,23 @@ def test_pruned_keeps_the_protected_set(seeded_a, run):
     rc, result = run(**args_of(seeded_a, state='pruned', host=HOST, backup_id=SET2))
     assert rc == 1 and 'no snapshot of set %s' % SET2 in result['msg']
 
+
+
+def test_pruned_keeps_the_set_of_this_hosts_last_successful_update(seeded_a, run, monkeypatch):
+    # The seeded sets are HOST's; this host is HOST, and its history says which update last succeeded.
+    monkeypatch.setattr(micropvr_offsite.socket, 'getfqdn', lambda: HOST)
+    state_dir = private_dir(pathlib.Path(seeded_a['state_dir']))
+    hoststate.append_history(state_dir, dict(event='update', outcome='updated', backup_id=SET2))
+    # A later update that failed and was rolled back does not move the protection.
+    hoststate.append_history(state_dir, dict(event='update', outcome='rolled back', backup_id=SET3))
+    rc, result = run(**args_of(seeded_a, state='pruned', keep_last=1, keep_monthly=0))
+    assert rc == 0 and result['changed'] is True, result
+    assert result['protected'] == [SET2]
+    assert sorted(s['backup_id'] for s in result['removed']) == [SET1, SET3]
+    assert sorted(s['backup_id'] for s in result['kept']) == [SET2, SET4]
+    # Another host's sets: this host's history says nothing about them.
+    rc, result = run(**args_of(seeded_a, state='pruned', host='pvr2.example.net', keep_last=1))
+    assert rc == 0 and result['protected'] == [] and result['removed'] == [], result['msg']
 
 def test_bad_options_are_refused_before_restic_runs(host_a, run, calls):
     for extra, words in ((dict(repository='relative/repo'), 'not an absolute local path'),

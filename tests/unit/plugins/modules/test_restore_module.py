@@ -85,7 +85,10 @@ class Recorder(FakeModuleBase):
     """Records every command and every restore step; ``fail`` names a step (by a substring of
     what is recorded) that fails, ``fail_times`` how often."""
 
-    bins = dict(dpkg='/usr/bin/dpkg', **{'apt-mark': '/usr/bin/apt-mark', 'dpkg-query': '/usr/bin/dpkg-query'})
+    bins = dict(dpkg='/usr/bin/dpkg', **{'apt-mark': '/usr/bin/apt-mark', 'dpkg-query': '/usr/bin/dpkg-query',
+                                         'dpkg-deb': '/usr/bin/dpkg-deb', 'apt-get': '/usr/bin/apt-get'})
+    # What dpkg-deb --field <deb> Depends prints, per package name.
+    depends = {}
 
     def __init__(self, installed, fail=None, fail_times=1):
         self.installed = installed
@@ -106,6 +109,9 @@ class Recorder(FakeModuleBase):
             return 0, out, ''
         if what.startswith('dpkg --audit'):
             return 0, '', ''
+        if what.startswith('dpkg-deb --field'):
+            name = args[2].rsplit('/', 1)[-1].split('_')[0]
+            return 0, (self.depends.get(name, '') if args[3] == 'Depends' else '') + '\n', ''
         if what.endswith(' status'):
             return 0, '', ''
         self.calls.append(what)
@@ -172,6 +178,28 @@ def test_restore_unpacks_then_puts_data_back_then_configures(fake_host):
         'micropvr start', 'micropvs start',
     ]
 
+
+
+def test_a_host_without_micropvr_gets_the_dependencies_from_apt_first(fake_host):
+    module, manifest = fake_host({}, ROLLBACK)
+    module.depends = {'micropvs': 'nginx', 'micropvr': 'python3 (>= 3.9)',
+                      'micropvr-control': 'micropvr (= 1.9.0-1), python3 (>= 3.9)'}
+    micropvr_restore.apply_set(module, '/set', manifest, ['micropvr', 'micropvs'], True, dependencies=True)
+    # Before anything stops; the companion's pin on micropvr is the set's own business.
+    assert module.calls[:3] == ['apt-get satisfy -y -q --no-install-recommends python3 (>= 3.9) nginx',
+                                'micropvr stop', 'micropvs stop']
+    assert 'dpkg --configure --force-confdef --force-confold micropvr micropvr-control micropvs' in module.calls
+    # Nothing installed is on hold (apt-mark would not even know a package no source has).
+    assert not [call for call in module.calls if call.startswith('apt-mark unhold')]
+
+
+def test_a_failure_to_install_the_dependencies_changes_nothing_of_micropvr(fake_host):
+    module, manifest = fake_host({}, ROLLBACK, fail='apt-get satisfy')
+    module.depends = {'micropvs': 'nginx'}
+    with pytest.raises(micropvr_restore.StepFailed) as failed:
+        micropvr_restore.apply_set(module, '/set', manifest, ['micropvr', 'micropvs'], True, dependencies=True)
+    assert str(failed.value).startswith('install the dependencies of the saved packages: apt-get satisfy nginx failed')
+    assert failed.value.touched is False and module.calls == ['apt-get satisfy -y -q --no-install-recommends nginx']
 
 def test_restore_of_data_only_touches_no_package(fake_host):
     module, manifest = fake_host(ROLLBACK, ROLLBACK)
@@ -334,7 +362,8 @@ class SetHost(object):
         params = dict(backup_id=SET_ID, backup_root=self.backup_root, services=['micropvr'],
                       packages=['micropvr', 'micropvs'], config_paths=[self.top],
                       config_file=os.path.join(self.top, 'micropvr.conf'), sqlite_databases=[self.db], databases=[],
-                      hold=False, state_dir=self.state_dir, lock_owner=None, fallback_backup_id=None,
+                      hold=False, install_dependencies=False, state_dir=self.state_dir, lock_owner=None,
+                      fallback_backup_id=None,
                       allow_tampered=False, seal_key=TEST_KEY_HEX, trusted_seal_keys=[])
         params.update(change)
         return params
