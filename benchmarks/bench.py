@@ -11,6 +11,8 @@ benchmarks/README.md says what each figure measures.
 
 Settings (environment variables, or the options below):
   BENCH_DB_MB         size of the generated records.db for the backup and off-host benchmarks (1024)
+  BENCH_LINEAR_DB_MB  records.db grown to this size after item 1 and backed up again; the figure is
+                      its backup time / item 1's (4096; 0 skips it)
   BENCH_RUNS          runs of every figure; each figure is their median (3)
   BENCH_FLEET         fleet sizes, space-separated; the first is the base of the ratio ("1 4 8 16")
   BENCH_UPDATE_DB_MB  records.db for the update and rollback benchmark (256)
@@ -40,6 +42,7 @@ from harness import docker, phases, report  # noqa: E402  pylint: disable=wrong-
 PHASES = ('backup', 'update', 'fleet', 'pipelining', 'offsite')
 DEFAULT_RESULTS = os.path.join(HERE, 'results')
 PLOT_LATEST = 'downtime-latest.png'
+RECOMMENDED_CFG = os.path.join(ROOT, 'docs', 'ansible.cfg.example')
 
 
 def parse_args(argv):
@@ -47,6 +50,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('--db-mb', type=int, default=int(env('BENCH_DB_MB') or 1024))
+    parser.add_argument('--linear-db-mb', type=int, default=int(env('BENCH_LINEAR_DB_MB') or 4096))
     parser.add_argument('--runs', type=int, default=int(env('BENCH_RUNS') or 3))
     parser.add_argument('--fleet', default=env('BENCH_FLEET') or '1 4 8 16')
     parser.add_argument('--update-db-mb', type=int, default=int(env('BENCH_UPDATE_DB_MB') or 256))
@@ -63,6 +67,9 @@ def parse_args(argv):
         parser.error('BENCH_ONLY: unknown %s (choose from %s)' % (', '.join(unknown), ', '.join(PHASES)))
     if args.runs < 1 or args.db_mb < 1 or args.update_db_mb < 1 or args.fleet_db_mb < 1:
         parser.error('runs and sizes must be at least 1')
+    if args.linear_db_mb and args.linear_db_mb <= args.db_mb:
+        parser.error('BENCH_LINEAR_DB_MB (%d) must be larger than BENCH_DB_MB (%d), or 0 to skip the linearity figure'
+                     % (args.linear_db_mb, args.db_mb))
     if not args.fleet or min(args.fleet) < 1:
         parser.error('BENCH_FLEET: give one or more host counts, e.g. "1 4 8 16"')
     return args
@@ -117,10 +124,13 @@ def _environment():
 
 
 def _check_space(args, log):
-    root = docker.docker('info', '--format', '{{.DockerRootDir}}').stdout.strip() or '/var/lib/docker'
+    root = docker.root_dir()
     need = 0
     if 'backup' in args.only:
-        need += 4 * args.db_mb  # data, a raw copy, a backup set, slack
+        # data, a raw copy, a backup set, slack; the linearity figure grows the same data to ~3x
+        # its size at least (the grown file, a set and a raw copy of it), checked again before
+        # it is generated
+        need += max(4 * args.db_mb, 3 * args.linear_db_mb)
     if 'update' in args.only:
         need += 6 * args.update_db_mb  # data, pristine, raw save, backup set, migration's new table
     if 'fleet' in args.only or 'pipelining' in args.only:
@@ -130,7 +140,9 @@ def _check_space(args, log):
     need += 2048
     free = shutil.disk_usage(root).free // 1048576
     if free < need:
-        raise SystemExit('bench: %d MiB free under %s, the chosen sizes need about %d MiB' % (free, root, need))
+        raise SystemExit('bench: %d MiB free under %s (the Docker data root), the chosen sizes need about %d MiB%s'
+                         % (free, root, need, ' (BENCH_LINEAR_DB_MB=%d needs 3x that; 0 skips it)' % args.linear_db_mb
+                            if 'backup' in args.only and args.linear_db_mb else ''))
     log('disk: %d MiB free under %s, about %d MiB needed' % (free, root, need))
 
 
@@ -143,9 +155,14 @@ def main(argv=None):
     stamp = now.strftime('%Y-%m-%dT%H%M%SZ')
     os.makedirs(args.results_dir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix='micropvr-bench-')
-    config = dict(db_mb=args.db_mb, runs=args.runs, fleet=args.fleet, update_db_mb=args.update_db_mb,
+    # Items 2-3 also run with the recommended configuration, copied under a *.cfg name (Ansible
+    # reads no other).
+    recommended_cfg = os.path.join(workdir, 'recommended.cfg')
+    shutil.copyfile(RECOMMENDED_CFG, recommended_cfg)
+    config = dict(db_mb=args.db_mb, linear_db_mb=args.linear_db_mb if 'backup' in args.only else 0, runs=args.runs,
+                  fleet=args.fleet, update_db_mb=args.update_db_mb,
                   fleet_db_mb=args.fleet_db_mb, only=args.only, probe_interval=args.probe_interval,
-                  image=phases.BASE_IMAGE)
+                  image=phases.BASE_IMAGE, recommended_cfg=recommended_cfg)
     log('settings: %s; logs in %s' % (', '.join('%s=%s' % item for item in sorted(config.items())), workdir))
     collection = _collection()
     log('collection under test: %s' % ', '.join('%s=%s' % item for item in sorted(collection.items())))
@@ -196,8 +213,10 @@ def main(argv=None):
               '%d CPUs; full run %.1f min' % (stamp, args.runs, environment['cpus'], wall / 60.0))
     print('\n' + header + '\n\n' + text + '\n')
     for miss in report.misses(table):
-        print('MISSED (item %s): %s: %s, target %s: %s' % (miss['item'], miss['figure'], miss['ratio'], miss['target'],
-                                                           miss['result']))
+        # An absolute target (windows, CPU-s per host) has no ratio: its value is what missed.
+        print('MISSED (item %s): %s: %s, target %s: %s' % (miss['item'], miss['figure'],
+                                                           miss['value'] if miss['ratio'] == '-' else miss['ratio'],
+                                                           miss['target'], miss['result']))
     print('\nresults: %s%s' % (os.path.relpath(json_path, ROOT),
                                ', plot: %s' % os.path.relpath(os.path.join(args.results_dir, plot), ROOT) if plot else ''))
     # Only a run of every figure: a partial run (BENCH_ONLY) would replace the table with a part of it.

@@ -1,7 +1,9 @@
 """Run the collection's playbooks against bench containers and time them.
 
-Every run gets an empty ANSIBLE_CONFIG (Ansible's defaults, whatever ~/.ansible.cfg says), the
-docker connection Molecule uses, an explicit ANSIBLE_PIPELINING, and the bench_tasks callback,
+Every run gets an empty ANSIBLE_CONFIG (Ansible's defaults, whatever ~/.ansible.cfg says) and an
+explicit ANSIBLE_PIPELINING, or a given configuration file (the recommended
+docs/ansible.cfg.example, copied as *.cfg) that decides pipelining itself; then the docker
+connection Molecule uses, and the bench_tasks callback,
 which writes one JSON line per task result so that tasks per host and per-task times can be read.
 """
 
@@ -31,11 +33,14 @@ def write_inventory(path, hosts):
     return path
 
 
-def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=False, forks=None, vars_files=()):
+def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=False, forks=None, vars_files=(),
+                 config=None):
     """Run ``playbook`` (FQCN) against ``hosts``; return timing and per-host task counts.
 
     ``vars_files``: files of extra variables (``-e @file``), for secrets such as a seal key,
     which must not appear in a process's arguments as ``extra_vars`` do.
+    ``config``: an ansible.cfg to run with instead of the empty one; ``pipelining`` is then not
+    set in the environment (which would override the file), the file's own setting applies.
     Raises PlaybookError when ansible-playbook fails: a benchmark of a failed run means nothing.
     """
     bin_dir = os.path.dirname(os.path.abspath(sys.executable))
@@ -45,22 +50,27 @@ def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=Fa
     inventory = write_inventory(os.path.join(workdir, '%s.hosts.yml' % label), hosts)
     task_log = os.path.join(workdir, '%s.tasks.jsonl' % label)
     output_log = os.path.join(workdir, '%s.log' % label)
-    config = os.path.join(workdir, 'ansible.cfg')
-    if not os.path.exists(config):
-        with open(config, 'w') as handle:
-            handle.write('# Empty on purpose: the benchmarks run with Ansible\'s defaults.\n')
+    if config is None:
+        config = os.path.join(workdir, 'ansible.cfg')
+        if not os.path.exists(config):
+            with open(config, 'w') as handle:
+                handle.write('# Empty on purpose: the benchmarks run with Ansible\'s defaults.\n')
+    elif not config.endswith('.cfg') or not os.path.isfile(config):
+        raise ValueError('%s: not a file named *.cfg (Ansible ignores any other name)' % config)
     for path in (task_log,):
         if os.path.exists(path):
             os.unlink(path)
     env = dict(os.environ,
                ANSIBLE_CONFIG=config,
-               ANSIBLE_PIPELINING='True' if pipelining else 'False',
                ANSIBLE_CALLBACK_PLUGINS=CALLBACK_DIR,
                ANSIBLE_CALLBACKS_ENABLED='bench_tasks',
                ANSIBLE_FORCE_COLOR='false',
                ANSIBLE_NOCOLOR='1',
                ANSIBLE_RETRY_FILES_ENABLED='false',
                BENCH_TASK_LOG=task_log)
+    env.pop('ANSIBLE_PIPELINING', None)
+    if pipelining is not None:
+        env['ANSIBLE_PIPELINING'] = 'True' if pipelining else 'False'
     args = [playbook_bin, '-i', inventory, playbook, '--forks', str(max(forks or len(hosts), 1))]
     for key, value in sorted((extra_vars or {}).items()):
         args += ['-e', json.dumps({key: value})]
@@ -83,7 +93,7 @@ def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=Fa
                             % (playbook, label, proc.returncode, output_log, '\n'.join(output.splitlines()[-40:])))
     tasks = read_task_log(task_log)
     return dict(seconds=seconds, start=started, end=ended, playbook=playbook, hosts=list(hosts),
-                pipelining=pipelining, tasks=tasks, log=output_log, controller_cpu=controller_cpu)
+                pipelining=pipelining, config=config, tasks=tasks, log=output_log, controller_cpu=controller_cpu)
 
 
 def read_task_log(path):

@@ -6,6 +6,7 @@ micropvr-* containers.
 """
 
 import os
+import shutil
 import subprocess
 import time
 
@@ -42,6 +43,15 @@ def check_engine():
     if proc.returncode != 0:
         raise CommandError('the docker engine does not answer (run `make testbed` first): %s' % proc.stderr.strip())
     return proc.stdout.strip()
+
+
+def root_dir():
+    """The Docker data root, where the containers' files (and so the generated databases) live."""
+    return docker('info', '--format', '{{.DockerRootDir}}').stdout.strip() or '/var/lib/docker'
+
+
+def root_free_mib():
+    return shutil.disk_usage(root_dir()).free // 1048576
 
 
 def image_exists(image):

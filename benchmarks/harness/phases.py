@@ -135,12 +135,17 @@ class Bench(object):
     def probe(self, name, label):
         return Probe(name, label, self.config['probe_interval'])
 
-    def playbook(self, label, playbook, hosts, extra_vars=None, pipelining=False, vars_files=()):
-        """Run a playbook; with the CPU time of the controller, of the hosts and of the whole machine."""
+    def playbook(self, label, playbook, hosts, extra_vars=None, pipelining=False, vars_files=(), config=None):
+        """Run a playbook; with the CPU time of the controller, of the hosts and of the whole machine.
+
+        ``config``: an ansible.cfg (the recommended one) instead of Ansible's defaults; its own
+        pipelining setting applies then.
+        """
         hosts_before, machine_before = docker.container_cpu_seconds(hosts), docker.machine_busy_seconds()
         try:
             run = ansible.run_playbook(self.workdir, label, playbook, hosts, extra_vars=extra_vars,
-                                       pipelining=pipelining, vars_files=vars_files)
+                                       pipelining=None if config else pipelining, vars_files=vars_files,
+                                       config=config)
         except ansible.PlaybookError as exc:
             raise BenchError(str(exc))
         hosts_after, machine_after = docker.container_cpu_seconds(hosts), docker.machine_busy_seconds()
@@ -158,12 +163,7 @@ class Bench(object):
         name = 'bench-backup'
         self.log('backup: starting %s with a %d MiB records.db' % (name, cfg['db_mb']))
         data = self.start_host(name, cfg['db_mb'], pristine=False)
-        source_bytes = int(docker.sh(name, """
-            set -e
-            dbs=$(stat -c %%s /etc/micropvr/records.db /etc/micropvr/tasks.db | awk '{s += $1} END {print s}')
-            conf=$(tar -cf - --exclude='*.db' --exclude='*.db-journal' %s 2>/dev/null | wc -c)
-            echo $((dbs + conf))""" % ' '.join(('/etc/micropvr', '/usr/local/nginx-micropvr/conf',
-                                               '/etc/init.d/micropvr', '/etc/init.d/micropvs'))).stdout)
+        source_bytes = self._backup_source_bytes(name)
         self.log('backup: %.0f MiB to back up (%d rows in records.db); one untimed warm-up of each'
                  % (source_bytes / 1048576.0, data['records_rows']))
 
@@ -212,7 +212,70 @@ class Bench(object):
                                       ratio_module_vs_verified=stats.summary(stats.pair_ratios(
                                           [r['ours_module_seconds'] for r in rounds],
                                           [r['raw_verified_seconds'] for r in rounds])))
+        if cfg.get('linear_db_mb'):
+            self.backup_linear(name, rounds, raw, ours)
         docker.docker('rm', '-f', name)
+
+    def backup_linear(self, name, base_rounds, raw, ours):
+        """Item 1c: the same host grown to ``linear_db_mb``, backed up as often; time / time at ``db_mb``.
+
+        The rows are appended to the same records.db (gen_data continues from the last id), so
+        the larger database holds the smaller one's rows plus more of the same shape. Rounds are
+        paired with item 1's rounds in order.
+        """
+        cfg = self.config
+        need = 3 * cfg['linear_db_mb']  # the grown file, the set, the raw copy
+        free = docker.root_free_mib()
+        if free < need:
+            raise BenchError('backup linearity: %d MiB free on the Docker data root, growing records.db to %d MiB '
+                             'needs about %d MiB (3x); free space or set BENCH_LINEAR_DB_MB lower (0 skips it)'
+                             % (free, cfg['linear_db_mb'], need))
+        self.log('backup linearity: growing records.db of %s to %d MiB (%d MiB free)' % (name, cfg['linear_db_mb'], free))
+        out = docker.sh(name, """set -e
+            /etc/init.d/micropvr stop >/dev/null
+            bench-gen-data --records-mb %d
+            /etc/init.d/micropvr start >/dev/null
+            """ % cfg['linear_db_mb'], timeout=7200).stdout
+        data = json.loads(out.strip().splitlines()[-1])
+        self.expect(name, FROM_VERSION, 1, 'growing records.db')
+        source_bytes = self._backup_source_bytes(name)
+        self.log('backup linearity: generated in %.0f s, %.0f MiB to back up (%d rows); one untimed raw warm-up'
+                 % (data['seconds'], source_bytes / 1048576.0, data['records_rows']))
+        raw()
+        rounds = []
+        for index in range(len(base_rounds)):
+            raw_s = raw()
+            run, set_bytes = ours('backup-linear-%d' % (index + 1))
+            module_s = sum(r['seconds'] for r in run['tasks'][name]['results']
+                           if r['task'].split(' : ', 1)[-1] == BACKUP_TASK)
+            rounds.append(dict(raw_seconds=raw_s, ours_seconds=run['seconds'], ours_module_seconds=module_s,
+                               set_bytes=set_bytes, ours_tasks=ansible.task_times(run['tasks'][name])))
+            self.log('backup linearity %d/%d: raw %.1f s, ours %.1f s (module %.1f s); at %d MiB ours %.1f s'
+                     % (index + 1, len(base_rounds), raw_s, run['seconds'], module_s, cfg['db_mb'],
+                        base_rounds[index]['ours_seconds']))
+
+        def ratio(key):
+            return stats.summary(stats.pair_ratios([r[key] for r in rounds], [r[key] for r in base_rounds]))
+
+        self.results['backup']['linear'] = dict(
+            db_mb=cfg['linear_db_mb'], base_db_mb=cfg['db_mb'], data=data, source_bytes=source_bytes,
+            size_ratio=source_bytes / float(self.results['backup']['source_bytes']), rounds=rounds,
+            target=stats.linear_target(cfg['db_mb'], cfg['linear_db_mb']),
+            seconds=dict((k, stats.summary([r[k + '_seconds'] for r in rounds])) for k in ('raw', 'ours', 'ours_module')),
+            base_seconds=stats.summary([r['ours_seconds'] for r in base_rounds]),
+            base_module_seconds=stats.summary([r['ours_module_seconds'] for r in base_rounds]),
+            base_raw_seconds=stats.summary([r['raw_seconds'] for r in base_rounds]),
+            ratio=ratio('ours_seconds'), ratio_module=ratio('ours_module_seconds'), ratio_raw=ratio('raw_seconds'))
+
+    @staticmethod
+    def _backup_source_bytes(name):
+        """Bytes of both databases and the configuration (tar of the config paths, databases excluded)."""
+        return int(docker.sh(name, """
+            set -e
+            dbs=$(stat -c %%s /etc/micropvr/records.db /etc/micropvr/tasks.db | awk '{s += $1} END {print s}')
+            conf=$(tar -cf - --exclude='*.db' --exclude='*.db-journal' %s 2>/dev/null | wc -c)
+            echo $((dbs + conf))""" % ' '.join(('/etc/micropvr', '/usr/local/nginx-micropvr/conf',
+                                               '/etc/init.d/micropvr', '/etc/init.d/micropvs'))).stdout)
 
     # --- 2. update downtime and 3. rollback time ------------------------------------------------
 
@@ -255,23 +318,53 @@ class Bench(object):
             entry['ours_rollback'] = probe.result(run['seconds'], run['start'], run['end'])
             entry['ours_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
             self.expect(name, FROM_VERSION, 1, 'rollback.yml', rows=rows)
+            # The same two playbooks with the recommended ansible.cfg (docs/ansible.cfg.example),
+            # from the same reset state.
+            recommended = cfg.get('recommended_cfg')
+            if recommended:
+                self.reset([name])
+                self.settle(name)
+                with self.probe(name, 'rec-update-' + label) as probe:
+                    run = self.playbook('update-rec-' + label, 'microimpuls.micropvr.update', [name],
+                                        extra_vars=dict(micropvr_version=TO_VERSION), config=recommended)
+                entry['rec_update'] = probe.result(run['seconds'], run['start'], run['end'])
+                entry['rec_update']['tasks'] = task_marks(run['tasks'][name], run['start'])
+                self.expect(name, TO_VERSION, 2, 'update.yml (recommended ansible.cfg)', rows=rows)
+                self.settle(name)
+                with self.probe(name, 'rec-rollback-' + label) as probe:
+                    run = self.playbook('rollback-rec-' + label, 'microimpuls.micropvr.rollback', [name],
+                                        config=recommended)
+                entry['rec_rollback'] = probe.result(run['seconds'], run['start'], run['end'])
+                entry['rec_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
+                self.expect(name, FROM_VERSION, 1, 'rollback.yml (recommended ansible.cfg)', rows=rows)
             rounds.append(entry)
             self.log('update/rollback %d/%d: downtime raw %.2f s, ours %.2f s; update wall raw %.1f s, ours %.1f s; '
                      'rollback raw %.1f s, ours %.1f s'
                      % (index + 1, cfg['runs'], entry['raw_update']['longest'], entry['ours_update']['longest'],
                         entry['raw_update']['seconds'], entry['ours_update']['seconds'],
                         entry['raw_rollback']['seconds'], entry['ours_rollback']['seconds']))
+            if 'rec_update' in entry:
+                self.log('update/rollback %d/%d, recommended ansible.cfg: update %.1f s (%d window(s)), rollback %.1f s'
+                         % (index + 1, cfg['runs'], entry['rec_update']['seconds'], len(entry['rec_update']['windows']),
+                            entry['rec_rollback']['seconds']))
 
         def series(key, field):
             return [r[key][field] for r in rounds]
 
+        for entry in rounds:
+            for key in [k for k in entry if k.endswith(('_update', '_rollback'))]:
+                entry[key]['window_count'] = stats.count_windows(entry[key]['windows'])
         result = dict(container=name, data=data, rounds=rounds)
-        for what in ('update', 'rollback'):
-            for field in ('longest', 'seconds'):
-                ours_v, raw_v = series('ours_' + what, field), series('raw_' + what, field)
-                result['%s_%s' % (what, field)] = dict(
-                    ours=stats.summary(ours_v), raw=stats.summary(raw_v),
-                    ratio=stats.summary(stats.pair_ratios(ours_v, raw_v)) if min(raw_v) > 0 else None)
+        for prefix, suffix in (('ours_', ''), ('rec_', '_recommended')):
+            if prefix + 'update' not in rounds[0]:
+                continue
+            for what in ('update', 'rollback'):
+                for field in ('longest', 'seconds', 'window_count'):
+                    ours_v, raw_v = series(prefix + what, field), series('raw_' + what, field)
+                    name_ = '%s_%s%s' % (what, 'windows' if field == 'window_count' else field, suffix)
+                    result[name_] = dict(
+                        ours=stats.summary(ours_v), raw=stats.summary(raw_v),
+                        ratio=stats.summary(stats.pair_ratios(ours_v, raw_v)) if min(raw_v) > 0 else None)
         # The plot shows the round whose collection downtime is the median one.
         order = sorted(range(len(rounds)), key=lambda i: rounds[i]['ours_update']['longest'])
         result['plot_round'] = order[len(order) // 2]
@@ -316,7 +409,9 @@ class Bench(object):
                 cpu=dict((key, stats.summary([r[str(size)]['cpu'][key] for r in rounds])['median'])
                          for key in ('controller', 'hosts', 'machine', 'available')
                          if all(r[str(size)]['cpu'][key] is not None for r in rounds)),
-                machine_busy=stats.summary(busy)['median'] if busy else None)
+                machine_busy=stats.summary(busy)['median'] if busy else None,
+                # What a real fleet's controller pays per host (issue 16): controller CPU / hosts.
+                controller_per_host=stats.summary([r[str(size)]['cpu']['controller'] / size for r in rounds]))
         self.results['fleet'] = result
         self.fleet_hosts = names
 

@@ -447,8 +447,18 @@ def utc_now_iso(now=None):
     return now.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def content_checkers(module, manifest):
+# How far verify_set() checks a set's SQLite copies beyond their checksums:
+#   full      PRAGMA integrity_check (indexes against tables too): the periodic verification;
+#   quick     PRAGMA quick_check (pages, cells, records, freelist): a new set's own check;
+#   checksum  none: the sha256 in the sealed manifest proves the copy is, byte for byte, the one
+#             that passed its check when the set was taken (the gate and a restore rely on it).
+SQLITE_CHECKS = ('full', 'quick', 'checksum')
+
+
+def content_checkers(module, manifest, sqlite_check='full'):
     """Checks beyond the checksum, per file kind: does the file still read as what it is?"""
+    if sqlite_check not in SQLITE_CHECKS:
+        raise BackupSetError('sqlite_check must be one of %s, not %r' % (', '.join(SQLITE_CHECKS), sqlite_check))
     # Imported here so that the pure functions above stay importable without these helpers.
     from ansible_collections.microimpuls.micropvr.plugins.module_utils.debs import control_fields
     from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import (
@@ -473,12 +483,17 @@ def content_checkers(module, manifest):
     def check_archive(path, entry):
         return '; '.join(confine.archive_problems(manifest, path)) or None
 
-    return dict(sqlite=lambda path, entry: integrity_check(path), package=check_package,
-                database=check_database, config=check_archive)
+    checkers = dict(package=check_package, database=check_database, config=check_archive)
+    if sqlite_check != 'checksum':
+        checkers['sqlite'] = lambda path, entry: integrity_check(path, sqlite_check)
+    return checkers
 
 
-def verify_set(module, directory, backup_id, keys):
-    """(manifest or None, problems, status) of the set in ``directory``; no problems means it verifies."""
+def verify_set(module, directory, backup_id, keys, sqlite_check='full'):
+    """(manifest or None, problems, status) of the set in ``directory``; no problems means it verifies.
+
+    ``sqlite_check`` says how the SQLite copies are checked beyond their checksums (SQLITE_CHECKS).
+    """
     try:
         manifest = load_manifest(directory)
     except BackupSetError as exc:
@@ -486,5 +501,84 @@ def verify_set(module, directory, backup_id, keys):
     problems = []
     if manifest.get('backup_id') != backup_id:
         problems.append('manifest names backup id %r, not %r' % (manifest.get('backup_id'), backup_id))
-    problems.extend(verify_files(directory, manifest, keys, content_checkers(module, manifest)))
+    problems.extend(verify_files(directory, manifest, keys, content_checkers(module, manifest, sqlite_check)))
     return manifest, problems, status_of(manifest, problems, keys)
+
+
+def file_identity(path):
+    """What changes whenever a file is written, replaced or has its times reset: inode, size,
+    mtime and ctime in ns (ctime cannot be set back by anyone but the clock's owner)."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def mark_verified(directory, manifest, keys, run_id=None, now=None):
+    """Seal the set in ``directory`` as verified just now by the run ``run_id``.
+
+    The manifest records the identity of every file it lists as it was when verified
+    (``verified_files``) and the run that verified it (``verified_by``): later in the same run
+    the gate may accept the set without reading it again (fresh_verification_problem).
+    """
+    manifest['verified_at'] = utc_now_iso(now)
+    manifest['verified_by'] = run_id or None
+    manifest['verified_files'] = file_identities(directory, manifest)
+    return write_manifest(directory, manifest, keys)
+
+
+def file_identities(directory, manifest):
+    """{path: file_identity} of every file the manifest lists (None for one that is no regular file)."""
+    identities = {}
+    for entry in manifest['files']:
+        try:
+            identities[entry['path']] = file_identity(os.path.join(directory, entry['path']))
+        except OSError:
+            identities[entry['path']] = None
+    return identities
+
+
+def changed_since(directory, manifest, identities):
+    """None when every file the manifest lists still has its identity in ``identities`` and the
+    set holds nothing else; otherwise the first change found. ``manifest`` must have passed
+    confine.manifest_problems."""
+    if not isinstance(identities, dict):
+        return 'no file identities recorded'
+    listed = set()
+    for entry in manifest['files']:
+        listed.add(entry['path'])
+        recorded = identities.get(entry['path'])
+        try:
+            current = file_identity(os.path.join(directory, entry['path']))
+        except OSError:
+            return '%s: missing' % entry['path']
+        if current is None or not isinstance(recorded, list) or current != recorded:
+            return '%s changed since it was verified' % entry['path']
+    for dirpath, dirnames, filenames in os.walk(directory):
+        for name in filenames + dirnames:
+            path = os.path.join(dirpath, name)
+            relpath = os.path.relpath(path, directory)
+            if relpath != MANIFEST and relpath not in listed and not os.path.isdir(path):
+                return '%s is not listed in the manifest' % relpath
+            if os.path.islink(path):
+                return '%s is a symbolic link' % relpath
+    return None
+
+
+def fresh_verification_problem(directory, manifest, backup_id, keys, run_id):
+    """None when the set in ``directory`` was verified by the run ``run_id`` (its sealed
+    ``verified_by``) and no file of it changed since (the sealed identities match, nothing was
+    added): then reading it again would only repeat what this run has just done. Otherwise the
+    reason it must be verified in full (for the log, not an error)."""
+    if not run_id:
+        return 'no run to trust'
+    seal_problem = keys.problem(manifest)
+    if seal_problem:
+        return seal_problem
+    if manifest.get('format_version') != FORMAT_VERSION or manifest.get('backup_id') != backup_id:
+        return 'the manifest is not of this format or names another set'
+    if not manifest.get('verified_at') or manifest.get('verified_by') != run_id:
+        return 'not verified by this run'
+    if confine.manifest_problems(manifest):
+        return 'the manifest is not sound'
+    return changed_since(directory, manifest, manifest.get('verified_files'))

@@ -87,7 +87,8 @@ _TOP = dict(
     host=(_OPTIONAL_TEXT, False), reason=(_OPTIONAL_TEXT, False), pinned=((bool,), False),
     verified_at=(_OPTIONAL_TEXT, False), packages=((dict,), True), services=((dict,), False),
     config=((dict,), True), sqlite=((list,), True), databases=((list,), False), files=((list,), True),
-    seal=((dict,), False), manifest_sha256=(_TEXT, False),
+    seal=((dict,), False), manifest_sha256=(_TEXT, False), verified_by=(_OPTIONAL_TEXT, False),
+    verified_files=((dict,), False),
 )
 _FILE = dict(path=(_TEXT, True), kind=(_TEXT, True), size=((int,), True), sha256=(_TEXT, True))
 _PACKAGE = dict(version=(_TEXT, True), architecture=(_TEXT, True), file=(_TEXT, True),
@@ -96,7 +97,8 @@ _CONFIG = dict(archive=(_TEXT, True), paths=((list,), True), entries=((list,), T
 _ENTRY = dict(path=(_TEXT, True), type=(_TEXT, True), mode=(_TEXT, True), uid=((int,), True),
               gid=((int,), True), mtime=((int,), True))
 _SQLITE = dict(source=(_TEXT, True), file=(_TEXT, True), user_version=((int,), False), tables=((dict,), False),
-               journal_mode=(_OPTIONAL_TEXT, False), mode=(_TEXT, False), uid=((int,), False), gid=((int,), False))
+               journal_mode=(_OPTIONAL_TEXT, False), mode=(_TEXT, False), uid=((int,), False), gid=((int,), False),
+               digest_format=((int,), False))
 _DATABASE = dict(engine=(_TEXT, True), database=(_TEXT, True), file=(_TEXT, True), format=(_TEXT, True),
                  tables=((dict,), False))
 

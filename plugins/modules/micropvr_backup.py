@@ -17,12 +17,12 @@ description:
     (for example C(20261126T221500Z)).
   - "The set holds: C(config.tar) with O(config_paths) and the init scripts of O(services)
     (owner, mode and mtime kept); a copy of every SQLite database taken with SQLite's online
-    backup API, all databases in one snapshot, each passing C(PRAGMA integrity_check); dumps of
+    backup API, all databases in one snapshot, each passing SQLite's check (O(sqlite_check)); dumps of
     the external O(databases); the installed C(.deb) of every package in O(packages); and
     C(manifest.json) with every file's size and sha256, sealed with the host's key
     (see O(seal_key))."
   - The set is built in C(<backup_root>/.incomplete-<id>) on the same filesystem, verified
-    (every checksum re-read, SQLite integrity, dump listings, package control fields), and
+    (every checksum re-read, SQLite's check, dump listings, package control fields), and
     only then renamed to C(<backup_root>/<id>). A failed or interrupted run never leaves
     something that looks like a backup set; leftovers of a crashed run are removed by the
     next run.
@@ -109,6 +109,22 @@ options:
       - Run id that holds the host lock; the backup is then a step of that run (the update's
         pre-update backup) and does not wait for the lock.
     type: str
+  sqlite_check:
+    description:
+      - How the SQLite copies are checked before the set is accepted, beyond the sha256 of every
+        file (which catches anything that changes on disk later).
+      - V(quick) runs C(PRAGMA quick_check) on each copy; it reads every page and checks every
+        b-tree, cell and record format, the freelist and NOT NULL constraints, but not that each
+        index matches its table (nor UNIQUE). About a tenth of the time of V(full) on a large
+        database.
+      - V(full) runs C(PRAGMA integrity_check), indexes against their tables too, split per table
+        over the CPU cores. The periodic verification
+        (M(microimpuls.micropvr.micropvr_backup_info) with O(microimpuls.micropvr.micropvr_backup_info#module:verify=true),
+        C(playbooks/backup_verify.yml)) always runs the full check; run it weekly.
+      - Recorded in the manifest (C(sqlite_check)).
+    type: str
+    choices: [quick, full]
+    default: quick
   restore_test:
     description:
       - Restore each external database's dump into a throwaway database (C(<name>_micropvr_restore_test),
@@ -212,7 +228,8 @@ manifest:
     services: {micropvr: running, micropvs: running}
     config: {archive: config.tar, paths: [/etc/micropvr, /usr/local/nginx-micropvr/conf], entry_count: 14}
     sqlite:
-      - {source: /etc/micropvr/tasks.db, file: sqlite/tasks.db, mode: '0640', uid: 0, gid: 0}
+      - {source: /etc/micropvr/tasks.db, file: sqlite/tasks.db, mode: '0640', uid: 0, gid: 0, user_version: 1}
+    sqlite_check: quick
     databases: []
     files:
       - {path: config.tar, kind: config, size: 40960, sha256: 5d41402abc4b2a76b9719d911017c592...}
@@ -282,6 +299,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
     service_state,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import (
+    CHECK_LEVELS,
     MAX_DATABASES_PER_SNAPSHOT,
     belongs_to_database,
     snapshot,
@@ -304,6 +322,7 @@ def argument_spec():
         space_margin_mb=dict(type='int', default=64),
         lock_timeout=dict(type='int', default=600),
         restore_test=dict(type='bool', default=False),
+        sqlite_check=dict(type='str', default='quick', choices=list(CHECK_LEVELS)),
         state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
         lock_owner=dict(type='str'),
     )
@@ -557,7 +576,7 @@ def build_set(module, plan, packages, work, backup_id, now):
         os.mkdir(os.path.join(work, 'sqlite'), 0o700)
         pairs = [(source, os.path.join(work, 'sqlite', name))
                  for source, name in zip(plan['sqlite_databases'], plan['sqlite_names'])]
-        for (source, destination), info in zip(pairs, snapshot(pairs)):
+        for (source, destination), info in zip(pairs, snapshot(pairs, check=params['sqlite_check'])):
             relpath = os.path.relpath(destination, work)
             owner = os.stat(source)
             # A rollback puts the database back with the owner and mode it had.
@@ -608,6 +627,8 @@ def build_set(module, plan, packages, work, backup_id, now):
         services=services,
         config=dict(archive=archive, paths=plan['config_paths'], entries=_tar_entries(os.path.join(work, archive))),
         sqlite=sqlite_info,
+        # The level the copies were checked at (the set's verification uses it again).
+        sqlite_check=params['sqlite_check'],
         databases=database_info,
         files=files,
         verified_at=None,
@@ -647,11 +668,13 @@ def run_backup(module, plan, packages, keys):
             manifest = build_set(module, plan, packages, work, backup_id, now)
             _restrict(work)
             backupset.write_manifest(work, manifest, keys)
-            verified, problems, status = backupset.verify_set(module, work, backup_id, keys)
+            verified, problems, status = backupset.verify_set(module, work, backup_id, keys,
+                                                              sqlite_check=params['sqlite_check'])
             if problems:
                 module.fail_json(msg='the new backup set did not verify; it was removed: %s' % '; '.join(problems))
-            manifest['verified_at'] = backupset.utc_now_iso()
-            backupset.write_manifest(work, manifest, keys)
+            # Sealed with the identities of the files just verified: the install gate of the same
+            # run (lock_owner) accepts the set without reading it all again.
+            backupset.mark_verified(work, manifest, keys, params['lock_owner'])
             _fsync_tree(work)
             os.rename(work, final)
             backupset.fsync_dir(root)

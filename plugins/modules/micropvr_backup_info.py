@@ -16,8 +16,8 @@ description:
   - Lists the backup sets under O(backup_root) with their id, creation time, reason, package
     versions, size, pin and status, newest first.
   - With O(verify=true), re-reads every file of the selected sets and checks it against the
-    manifest (size and sha256), checks the manifest's shape and paths, runs SQLite's
-    C(integrity_check) on every database copy, C(pg_restore --list) on PostgreSQL dumps, the
+    manifest (size and sha256), checks the manifest's shape and paths, runs SQLite's check
+    (O(sqlite_check), by default the full C(integrity_check)) on every database copy, C(pg_restore --list) on PostgreSQL dumps, the
     completion trailer of MariaDB dumps, the control fields of every C(.deb), and that the
     configuration archive holds exactly the manifest's entries.
   - Every listing checks the manifest's keyed seal (see O(seal_key)). A set whose seal does not
@@ -36,6 +36,18 @@ options:
     description: Verify the content of the selected sets, not only their manifests.
     type: bool
     default: false
+  sqlite_check:
+    description:
+      - How O(verify=true) checks the SQLite copies beyond their checksums.
+      - V(full) runs C(PRAGMA integrity_check), which also checks that every index matches its
+        table, split per table over the CPU cores. This is the periodic check
+        (C(playbooks/backup_verify.yml)) behind the quicker V(quick) default of
+        M(microimpuls.micropvr.micropvr_backup).
+      - V(quick) runs C(PRAGMA quick_check) (every page, b-tree, cell and record format, the
+        freelist; not indexes against tables).
+    type: str
+    choices: [quick, full]
+    default: full
 attributes:
   check_mode:
     support: full
@@ -157,6 +169,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils import backup
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import DEFAULT_BACKUP_ROOT
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import CHECK_LEVELS
 
 
 def collect(module):
@@ -184,7 +197,8 @@ def collect(module):
         summary = backupset.summarize(directory, backup_id, keys)
         summary['verified'] = False
         if params['verify']:
-            dummy, problems, status = backupset.verify_set(module, directory, backup_id, keys)
+            dummy, problems, status = backupset.verify_set(module, directory, backup_id, keys,
+                                                           sqlite_check=params['sqlite_check'])
             summary.update(verified=True, problems=problems, status=status)
         sets.append(summary)
     return dict(sets=sets, damaged=[s['id'] for s in sets if s['status'] == backupset.STATUS_DAMAGED],
@@ -198,6 +212,7 @@ def main():
             backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
             backup_id=dict(type='str'),
             verify=dict(type='bool', default=False),
+            sqlite_check=dict(type='str', default='full', choices=list(CHECK_LEVELS)),
             state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
             **backupset.seal_argument_spec()
         ),

@@ -27,6 +27,12 @@ description:
   - Refuses to install while a package is half-installed or half-configured (an interrupted
     package operation); O(preflight=true) reports such packages in RV(unfinished) instead.
   - With O(preflight=true) runs only those version checks, without the gate and without installing.
+  - After installing, tells for each service of O(services) whether the packages' maintainer scripts
+    already started the installed version, so that the caller restarts only the others (one outage per
+    update instead of two). A service is fresh when its init script's C(status) exits 0 and each of
+    its processes (from the pid files its init script names, and those running a file of its package)
+    was started after C(apt-get) began and runs no deleted (replaced) binary or packaged library;
+    anything else, or anything that cannot be proved, puts it in RV(restart_services).
   - With O(lock_owner), the install is a step of that run's host lock (see
     M(microimpuls.micropvr.micropvr_lock)), so that a run killed during the install is recognised by
     the next one. Without it, a host locked by any run is refused.
@@ -62,6 +68,13 @@ options:
   lock_owner:
     description: Run id that holds the host lock (M(microimpuls.micropvr.micropvr_lock)) for this install.
     type: str
+  services:
+    description:
+      - Init scripts under C(/etc/init.d) to check after the install (RV(services), RV(restart_services)).
+      - The module never starts or restarts them itself.
+    type: list
+    elements: str
+    default: [micropvr, micropvs]
 attributes:
   check_mode:
     support: full
@@ -139,17 +152,36 @@ unfinished:
   returned: always
   type: dict
   sample: {micropvr: half-configured}
+services:
+  description:
+    - Per service of O(services), after the install, whether it already runs the installed version.
+    - C(running) is its init script's C(status) exit 0; C(fresh) true means no restart is needed;
+      C(reason) says why; C(pids) are the processes found for it.
+    - Empty in preflight and when nothing was installed; in check mode every service is
+      reported not fresh (the decision needs the real install).
+  returned: always
+  type: dict
+  sample: {micropvr: {running: true, fresh: true, pids: [4242],
+                      reason: "the install (maintainer scripts of micropvr) started it: pid 4242, after the install began"}}
+restart_services:
+  description: The services of O(services) that are not fresh, in the order of O(services); restart these (a
+    stopped one is started by a restart).
+  returned: always
+  type: list
+  elements: str
+  sample: [micropvs]
 '''
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, gate, safepath
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, gate, safepath, services
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
     DEFAULT_BACKUP_ROOT,
     DEFAULT_PACKAGES,
+    DEFAULT_SERVICES,
     text_diff,
     version_lines,
 )
@@ -201,6 +233,16 @@ def check_version(module, installed):
                              % (target, ', '.join('%s %s' % item for item in older)))
 
 
+def fresh_verification(directory, backup_id, keys, run_id):
+    """None when this run (``run_id``) verified the set and nothing in it changed since;
+    otherwise why the gate reads the whole set again."""
+    try:
+        manifest = backupset.load_manifest(directory)
+    except backupset.BackupSetError as exc:
+        return str(exc)
+    return backupset.fresh_verification_problem(directory, manifest, backup_id, keys, run_id)
+
+
 def check_gate(module, installed):
     """The backup gate: return the accepted backup id, or fail naming every reason."""
     params = module.params
@@ -219,9 +261,13 @@ def check_gate(module, installed):
                              % (params['version'], params['backup_id'], params['backup_root']))
     keys = backupset.module_seal_keys(module)
     summary = backupset.summarize(directory, params['backup_id'], keys)
-    dummy, problems, status = backupset.verify_set(module, directory, params['backup_id'], keys)
-    if problems:
-        summary.update(status=status, problems=problems)
+    if fresh_verification(directory, params['backup_id'], keys, params['lock_owner']) is not None:
+        # The SQLite copies passed their check when the set was taken; the sealed sha256 proves
+        # they are the same bytes, so the gate does not run that check again.
+        dummy, problems, status = backupset.verify_set(module, directory, params['backup_id'], keys,
+                                                       sqlite_check='checksum')
+        if problems:
+            summary.update(status=status, problems=problems)
     reasons = gate.gate_problems(summary, dict((n, i['version']) for n, i in installed.items()), params['max_age'])
     if reasons:
         module.fail_json(msg='refusing to install %s: the backup gate is closed: %s'
@@ -243,6 +289,8 @@ def install(module, installed):
     apt_mark = module.get_bin_path('apt-mark', required=True)
     specs = ['%s=%s' % (name, params['version']) for name in params['packages']]
     module.run_command([apt_mark, 'unhold'] + params['packages'], check_rc=True)
+    # Just before apt-get: a process started later was started by the install (or after it).
+    started = services.boot_clock()
     rc, out, err = module.run_command([apt_get, 'install', '-y', '-q', '--allow-change-held-packages']
                                       + CONFFILE_OPTIONS + specs,
                                       environ_update=APT_ENV)
@@ -252,6 +300,7 @@ def install(module, installed):
                          dpkg_audit=dpkg_audit(module), stdout=out, stderr=err)
     if params['hold']:
         module.run_command([apt_mark, 'hold'] + params['packages'], check_rc=True)
+    return started
 
 
 def main():
@@ -267,6 +316,7 @@ def main():
             hold=dict(type='bool', default=True),
             state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
             lock_owner=dict(type='str'),
+            services=dict(type='list', elements='str', default=list(DEFAULT_SERVICES)),
             **backupset.seal_argument_spec()
         ),
         supports_check_mode=True,
@@ -283,7 +333,8 @@ def main():
     before = dict((name, info['version']) for name, info in installed.items())
     target = dict((name, params['version']) for name in params['packages'])
     unfinished = unfinished_packages(installed)
-    result = dict(from_versions=before, to_versions=target, backup_id=None, gate='not checked', unfinished=unfinished)
+    result = dict(from_versions=before, to_versions=target, backup_id=None, gate='not checked', unfinished=unfinished,
+                  services={}, restart_services=[])
     if params['preflight']:
         module.exit_json(changed=False, **result)
     if unfinished:
@@ -302,6 +353,12 @@ def main():
     if before == target:
         module.exit_json(changed=False, **add_diff(module, result))
     if module.check_mode:
+        # Whether the maintainer scripts will start the new version is known only after a real
+        # install: plan the safe side, a restart of each service.
+        result.update(services=dict((name, dict(running=None, fresh=False, pids=[],
+                                                reason='check mode: decided after a real install'))
+                                    for name in params['services']),
+                      restart_services=list(params['services']))
         module.exit_json(changed=True, **add_diff(module, result))
     try:
         with hoststate.step(params['state_dir'], params['lock_owner'], 'install', version=params['version'],
@@ -309,10 +366,12 @@ def main():
             if backup_id is None:
                 hoststate.append_history(params['state_dir'], dict(event='gate-override', version=params['version'],
                                                                    from_versions=before, run_id=params['lock_owner']))
-            install(module, installed)
+            started = install(module, installed)
     except (hoststate.LockError, safepath.UnsafePathError) as exc:
         module.fail_json(msg='refusing to install %s: %s' % (params['version'], exc), **result)
     result['to_versions'] = dict((n, i['version']) for n, i in package_versions(module, params['packages']).items())
+    result['services'], result['restart_services'] = services.service_freshness(
+        module, params['services'], params['packages'], started)
     module.exit_json(changed=True, **add_diff(module, result))
 
 

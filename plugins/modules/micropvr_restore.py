@@ -16,9 +16,11 @@ description:
   - Puts the host back into the state recorded in backup set O(backup_id) - the package versions,
     the configuration archive, the SQLite databases and the external databases - and starts the
     services again.
-  - Verifies the set first (its seal, every checksum, SQLite integrity, dumps, package control
-    fields, the configuration archive's members) and refuses a damaged or tampered set before
-    touching anything.
+  - Verifies the set first (its seal, every checksum, dumps, package control fields, the
+    configuration archive's members) and refuses a damaged or tampered set before touching
+    anything. The SQLite copies passed their integrity check when the set was taken and the
+    sealed sha256 proves they are the same bytes, so that check is not run again (the periodic
+    C(backup_verify.yml) runs the full one).
   - "Confined: the set may only touch what this host's settings name. Its configuration paths must
     lie under O(config_paths) (or be init scripts of O(services)); every archive member must be
     one of the manifest's entries, of the type it says, with symbolic links that stay inside those
@@ -29,7 +31,8 @@ description:
     an interrupted restore leaves each file old or new; directories are fsynced.
   - Free space for the files it writes is checked before the services stop.
   - Compares the host with the set first; when packages, configuration files and database
-    contents already match, it changes nothing.
+    contents already match, it changes nothing. When the package versions differ, everything is
+    restored anyway, so the database contents are not compared (RV(differences) says so).
   - "Order: stop O(services); unpack every saved C(.deb) that differs with one C(dpkg --unpack)
     (downgrades allowed here, and only here); extract C(config.tar) with owners, modes and mtimes;
     put the SQLite copies back (stale journals removed, the saved journal mode restored); restore
@@ -108,6 +111,15 @@ options:
       - Without it, a failed restore leaves the host as the message describes, and the lock
         keeps the unfinished step for the next run.
     type: str
+  trusted_files:
+    description:
+      - The RV(verified_files) that a run of this module in check mode returned for the same set
+        moments before (the rollback role passes them from its comparison to its restore). When
+        the manifest's seal verifies and every file of the set still has the identity recorded
+        there (inode, size, modification and change time), the files are not read again; any
+        change and the set is verified in full as without this option.
+    type: dict
+    default: {}
   lock_owner:
     description:
       - Run id that holds the host lock (M(microimpuls.micropvr.micropvr_lock)). The restore is then
@@ -176,6 +188,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+verified_files:
+  description:
+    - The identity (inode, size, modification and change time in ns) of every file of the set as it
+      was verified by this run; pass it as O(trusted_files) to a restore of the same set that follows.
+    - Empty when a file changed while it was read.
+  returned: when the set verified
+  type: dict
+  sample: {config.tar: [1835010, 20480, 1764195303000000000, 1764195303000000000]}
 differences:
   description: What differed from the set before the restore (empty when nothing did).
   returned: always
@@ -269,6 +289,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapsh
     belongs_to_database,
     describe,
     set_journal_mode,
+    user_version,
 )
 
 POLICY_RC_D = '/usr/sbin/policy-rc.d'
@@ -318,30 +339,54 @@ def extra_config_files(manifest):
     return sorted(extra)
 
 
-def sqlite_differences(manifest):
+def sqlite_differences(manifest, set_dir=None):
+    """Which live SQLite databases differ from their copies in the set.
+
+    Sets taken before the backup stopped digesting its copies record per-table digests (in their
+    ``digest_format``, 1 when not named); the live database is digested the same way. Newer sets
+    record none: then the copy in ``set_dir`` is digested too, here, the one place that needs it.
+    """
     differ = []
     for saved in manifest['sqlite']:
         source = saved['source']
         if not os.path.isfile(source):
             differ.append('%s: missing' % source)
             continue
+        recorded = saved.get('tables')
         try:
-            live = describe(source)
+            if recorded is None and set_dir is None:
+                differ.append('%s: no recorded contents, restored from the set' % source)
+                continue
+            if recorded is None:
+                if user_version(source) != saved.get('user_version'):
+                    differ.append('%s: contents differ' % source)
+                    continue
+                recorded = describe(os.path.join(set_dir, saved['file']))['tables']
+                live = describe(source)
+            else:
+                live = describe(source, digest_format=saved.get('digest_format', 1))
         except Exception as exc:  # pylint: disable=broad-except
             differ.append('%s: unreadable (%s)' % (source, exc))
             continue
-        if live['user_version'] != saved['user_version'] or live['tables'] != saved['tables']:
+        if live['user_version'] != saved.get('user_version') or live['tables'] != recorded:
             differ.append('%s: contents differ' % source)
     return differ
 
 
-def differences(module, manifest, installed):
+def differences(module, manifest, installed, set_dir=None):
     found = []
-    for name in changed_packages(manifest, installed):
+    changed = changed_packages(manifest, installed)
+    for name in changed:
         found.append('%s %s installed, the set has %s' % (name, installed[name]['version'] or 'not',
                                                           manifest['packages'][name]['version']))
     found.extend(config_differences(manifest['config']['entries']))
-    found.extend(sqlite_differences(manifest))
+    if changed:
+        # Any difference restores the whole set, and reading every row of the live databases
+        # (seconds per GiB) would only add to the outage's lead time.
+        if manifest['sqlite'] or manifest.get('databases'):
+            found.append('databases: restored from the set (not compared: the package versions differ)')
+        return found
+    found.extend(sqlite_differences(manifest, set_dir))
     if not manifest.get('databases'):
         return found
     with safepath.private_workdir(module.params['state_dir'], 'restore-') as work:
@@ -679,9 +724,11 @@ def host_allowances(module):
     return config_paths, init_scripts, sqlite_paths, params['packages'], databases
 
 
-def verified_set(module, keys, backup_id, option, allow_tampered=False):
-    """(directory, manifest) of a set that verifies and stays within what this host may touch;
-    fails the module, changing nothing, otherwise."""
+def verified_set(module, keys, backup_id, option, allow_tampered=False, trusted_files=None):
+    """(directory, manifest, identities) of a set that verifies and stays within what this host
+    may touch; fails the module, changing nothing, otherwise. ``identities`` are those of the
+    files as they were verified (empty when one changed meanwhile); with ``trusted_files`` that
+    still match, the files are not read again."""
     backup_root = module.params['backup_root']
     try:
         set_dir = backupset.set_path(backup_root, backup_id)
@@ -691,7 +738,7 @@ def verified_set(module, keys, backup_id, option, allow_tampered=False):
         ids, dummy = backupset.list_set_dirs(backup_root)
         module.fail_json(msg='%s: no backup set %s in %s (sets there: %s)'
                              % (option, backup_id, backup_root, ', '.join(ids) or 'none'))
-    manifest, problems, status = backupset.verify_set(module, set_dir, backup_id, keys)
+    manifest, problems, status, identities = verify_or_trust(module, set_dir, backup_id, keys, trusted_files)
     if status == backupset.STATUS_TAMPERED:
         seal_problem = keys.problem(manifest)
         rest = [p for p in problems if p != seal_problem and not p.startswith('manifest format_version')]
@@ -715,7 +762,38 @@ def verified_set(module, keys, backup_id, option, allow_tampered=False):
     if problems:
         module.fail_json(msg='refusing to restore from backup set %s: it reaches beyond what this host\'s settings '
                              'name, nothing was changed: %s' % (backup_id, '; '.join(problems)), problems=problems)
-    return set_dir, manifest
+    return set_dir, manifest, identities
+
+
+def verify_or_trust(module, set_dir, backup_id, keys, trusted_files):
+    """verify_set()'s (manifest, problems, status) and the identities of the files verified.
+
+    The SQLite copies are not integrity-checked again: they passed that check when the set was
+    taken, and the sealed sha256 proves they are the same bytes. A set that the comparison of
+    this same run verified (``trusted_files``) and that has not changed since is not read again.
+    """
+    if trusted_files:
+        try:
+            manifest = backupset.load_manifest(set_dir)
+        except backupset.BackupSetError:
+            manifest = None
+        if (manifest is not None and keys.problem(manifest) is None and manifest.get('backup_id') == backup_id
+                and manifest.get('format_version') == backupset.FORMAT_VERSION
+                and not confine.manifest_problems(manifest)
+                and backupset.changed_since(set_dir, manifest, trusted_files) is None):
+            return manifest, [], backupset.status_of(manifest, [], keys), trusted_files
+    before = None
+    try:
+        manifest = backupset.load_manifest(set_dir)
+        if not confine.manifest_problems(manifest):
+            before = backupset.file_identities(set_dir, manifest)
+    except backupset.BackupSetError:
+        pass
+    manifest, problems, status = backupset.verify_set(module, set_dir, backup_id, keys, sqlite_check='checksum')
+    identities = {}
+    if before is not None and not problems and backupset.file_identities(set_dir, manifest) == before:
+        identities = before
+    return manifest, problems, status, identities
 
 
 def space_problems(set_dir, manifest, changed):
@@ -763,6 +841,7 @@ def argument_spec():
         state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
         lock_owner=dict(type='str'),
         fallback_backup_id=dict(type='str'),
+        trusted_files=dict(type='dict', default={}),
         allow_tampered=dict(type='bool', default=False),
     )
     spec.update(backupset.seal_argument_spec())
@@ -778,10 +857,12 @@ def run(module):
     except safepath.UnsafePathError as exc:
         module.fail_json(msg=str(exc))
     keys = backupset.module_seal_keys(module)
-    set_dir, manifest = verified_set(module, keys, params['backup_id'], 'micropvr_backup_id', params['allow_tampered'])
+    set_dir, manifest, identities = verified_set(module, keys, params['backup_id'], 'micropvr_backup_id',
+                                                 params['allow_tampered'], params['trusted_files'])
     fallback = None
     if params['fallback_backup_id'] and params['fallback_backup_id'] != params['backup_id']:
-        fallback_dir, fallback_manifest = verified_set(module, keys, params['fallback_backup_id'], 'fallback_backup_id')
+        fallback_dir, fallback_manifest, dummy = verified_set(module, keys, params['fallback_backup_id'],
+                                                              'fallback_backup_id')
         fallback = (params['fallback_backup_id'], fallback_dir, fallback_manifest)
     installed = package_versions(module, sorted(manifest['packages']))
     # A host without the set's packages (disaster recovery onto a fresh host) gets the init
@@ -792,9 +873,10 @@ def run(module):
             if not os.access(script, os.X_OK):
                 module.fail_json(msg='services: %s has no init script %s' % (name, script))
     result = dict(
+        verified_files=identities,
         from_versions=dict((n, i['version']) for n, i in installed.items()),
         to_versions=dict((n, p['version']) for n, p in manifest['packages'].items()),
-        differences=differences(module, manifest, installed),
+        differences=differences(module, manifest, installed, set_dir),
         extra_files=extra_config_files(manifest),
         dpkg_audit=dpkg_audit(module),
     )

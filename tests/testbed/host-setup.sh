@@ -76,8 +76,16 @@ if docker info >/dev/null 2>&1; then
 else
     log "docker engine does not answer: starting dockerd in the background (log: ${DOCKERD_LOG})"
     # No systemd in CI: setsid + nohup so dockerd outlives this shell and the
-    # caller's session; stdin from /dev/null so it never holds a terminal.
-    setsid nohup dockerd >>"${DOCKERD_LOG}" 2>&1 </dev/null &
+    # caller's session; stdin from /dev/null so it never holds a terminal. Every
+    # other descriptor is closed first: dockerd lives on, and one it inherited
+    # (say the lock of `flock /tmp/molecule.lock make ...`) would stay held by it.
+    (
+        for fd_path in /proc/"${BASHPID}"/fd/*; do
+            fd=${fd_path##*/}
+            if ((fd > 2)); then eval "exec ${fd}>&-"; fi
+        done
+        exec setsid nohup dockerd >>"${DOCKERD_LOG}" 2>&1 </dev/null
+    ) &
     dockerd_pid=$!
     waited=0
     until docker info >/dev/null 2>&1; do

@@ -78,7 +78,11 @@ RESULTS = {
               ('gate', 'what the backup gate of M(microimpuls.micropvr.micropvr_install) decided'),
               ('offsite_status', 'the pre-update set\'s off-host copy: C(verified), C(off) (no repository) or why it '
                                  'is missing (C(failed), C(damaged), ...); never fails the update'),
-              ('run_id', 'id of this run (owner of the host lock)')]),
+              ('run_id', 'id of this run (owner of the host lock)'),
+              ('restarted', 'the services the update restarted after the install (empty when the packages\' '
+                            'maintainer scripts already started the installed version)'),
+              ('services', 'per service, what M(microimpuls.micropvr.micropvr_install) found after the install: '
+                           'C({name: {running, fresh, reason, pids}}); C(reason) says why it was or was not restarted')]),
     'rollback': dict(
         name='micropvr_rollback_result',
         summary='What the rollback restored; returned through C(set_stats) as C(micropvr_rollback) too.',
@@ -120,7 +124,8 @@ ROLES = {
                 options=['micropvr_backup_fetch', 'micropvr_backup_fetch_dir', 'micropvr_backup_keep',
                          'micropvr_backup_keep_pinned', 'micropvr_backup_lock_timeout', 'micropvr_backup_pin',
                          'micropvr_backup_reason', 'micropvr_backup_restore_test', 'micropvr_backup_root',
-                         'micropvr_backup_space_margin_mb', 'micropvr_backup_tools', 'micropvr_config_file',
+                         'micropvr_backup_space_margin_mb', 'micropvr_backup_sqlite_check', 'micropvr_backup_tools',
+                         'micropvr_config_file',
                          'micropvr_config_paths', 'micropvr_databases', 'micropvr_nginx_config', 'micropvr_packages',
                          'micropvr_seal_key', 'micropvr_seal_trusted_keys', 'micropvr_services',
                          'micropvr_sqlite_databases', 'micropvr_state_dir'] + OFFSITE_SEND),
@@ -161,14 +166,16 @@ ROLES = {
                 options=['micropvr_auto_rollback', 'micropvr_backup_fetch', 'micropvr_backup_fetch_dir',
                          'micropvr_backup_keep', 'micropvr_backup_keep_pinned', 'micropvr_backup_lock_timeout',
                          'micropvr_backup_max_age', 'micropvr_backup_restore_test', 'micropvr_backup_root',
-                         'micropvr_backup_space_margin_mb', 'micropvr_backup_tools', 'micropvr_config_file',
+                         'micropvr_backup_space_margin_mb', 'micropvr_backup_sqlite_check', 'micropvr_backup_tools',
+                         'micropvr_config_file',
                          'micropvr_config_paths', 'micropvr_databases', 'micropvr_health_delay',
                          'micropvr_health_retries', 'micropvr_http_check_url', 'micropvr_lock_ttl',
                          'micropvr_nginx_config', 'micropvr_packages', 'micropvr_rollback_allow_tampered',
                          'micropvr_rollback_safety_backup', 'micropvr_rpc_host', 'micropvr_rpc_port',
                          'micropvr_seal_key', 'micropvr_seal_trusted_keys', 'micropvr_services',
                          'micropvr_sqlite_databases', 'micropvr_state_dir', 'micropvr_update_allow_stopped',
-                         'micropvr_update_without_backup', 'micropvr_version'] + OFFSITE_SEND,
+                         'micropvr_update_restart', 'micropvr_update_without_backup',
+                         'micropvr_version'] + OFFSITE_SEND,
                 required=['micropvr_version']),
         },
         example=PLAY.format(title='Update MicroPVR one host at a time', body='''serial: 1

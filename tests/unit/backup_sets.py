@@ -14,7 +14,7 @@ import os
 import sqlite3
 import tarfile
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import confine
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, confine
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.backupset import (
     FORMAT_VERSION,
     MANIFEST,
@@ -98,7 +98,9 @@ def make_set(root, backup_id, keys=KEYS, pinned=False, verified=True, reason='ma
     conn.executemany('INSERT INTO records (name) VALUES (?)', [('r%d' % i,) for i in range(20)])
     conn.commit()
     conn.close()
-    sqlite_info = describe(os.path.join(directory, SQLITE_FILE), source=os.path.join(top, 'records.db'))
+    # As micropvr_backup records it: the schema version, no digests (a restore takes them).
+    sqlite_info = dict(user_version=describe(os.path.join(directory, SQLITE_FILE))['user_version'],
+                       source=os.path.join(top, 'records.db'))
     sqlite_info.update(file=SQLITE_FILE, journal_mode='delete', mode='0640', uid=0, gid=0)
     files.append(file_entry(directory, SQLITE_FILE, 'sqlite', source=sqlite_info['source']))
 
@@ -167,3 +169,17 @@ def reseal_unkeyed(directory, edit):
     unkeyed_seal(manifest)
     write_raw(directory, manifest)
     return manifest
+
+
+def count_verifications(monkeypatch):
+    """Count every full verification of a set (backupset.verify_set), by its SQLite check level;
+    the list of levels, which grows as the code under test reads sets."""
+    calls = []
+    real = backupset.verify_set
+
+    def counting(module, directory, backup_id, keys, sqlite_check='full'):
+        calls.append(sqlite_check)
+        return real(module, directory, backup_id, keys, sqlite_check=sqlite_check)
+
+    monkeypatch.setattr(backupset, 'verify_set', counting)
+    return calls

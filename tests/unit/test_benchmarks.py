@@ -60,9 +60,9 @@ def test_summary_and_pair_ratios():
 
 
 @pytest.mark.parametrize('ratio, target, at_most, passed, text', [
-    (1.05, 1.10, True, True, 'pass'),
+    (1.05, 1.10, True, True, 'PASS'),
     (2.20, 1.10, True, False, 'MISS by 1.10x (100% over; needs 2.0x faster)'),
-    (0.95, 0.90, False, True, 'pass'),
+    (0.95, 0.90, False, True, 'PASS'),
     (0.45, 0.90, False, False, 'MISS by 0.45x (50% under; needs 2.0x faster)'),
 ])
 def test_verdict_says_by_how_much(ratio, target, at_most, passed, text):
@@ -100,10 +100,12 @@ def test_report_rows_mark_misses_and_info_rows():
                                rollback_seconds=fig([12, 13], [1, 1]), rollback_longest=fig([0.4, 0.5], [0.3, 0.3])))
     table = report.rows(results, dict(db_mb=64))
     results_by_title = dict((row[0].strip(), row[5]) for row in table)
-    assert results_by_title['2. Update downtime 1.9.0 -> 1.10.0, longest window (s)'] == 'pass'
+    assert results_by_title['2. Update downtime 1.9.0 -> 1.10.0, longest window (s)'] == 'PASS'
     assert results_by_title['3. Rollback time (RTO), wall time (s)'].startswith('MISS by ')
     assert results_by_title['update wall time (s)'] == 'info'
-    assert [(m['item'], m['figure']) for m in report.misses(table)] == [(3, '3. Rollback time (RTO), wall time (s)')]
+    # The rollback outage (0.45 s against 0.3 s raw) has a target of its own since issue 16.
+    assert [(m['item'], m['figure']) for m in report.misses(table)] == [(3, '3. Rollback time (RTO), wall time (s)'),
+                                                                        (3, 'rollback downtime, longest window (s)')]
     assert report.markdown(table).count('\n') == len(table) + 1
 
 
@@ -133,3 +135,100 @@ def test_offsite_rows_compare_the_second_set_with_the_first():
     assert report.misses(table) == []
     results['offsite']['recover'] = dict(failed=1)  # a recovery that failed is said so, not left out
     assert report.rows(results, dict(db_mb=64))[-1][5] == 'FAILED in all 1 run(s) (errors in the JSON)'
+
+
+def test_outage_windows_are_counted_as_runs_of_failed_probes():
+    # The upgrade, then a restart blip of a single failed probe: two windows, as issue 16 counts them.
+    assert stats.count_windows(stats.outages(probes('+++------+++++-+++'))) == 2
+    assert stats.count_windows(stats.outages(probes('++--------++++'))) == 1
+    assert stats.count_windows(stats.outages(probes('+++++'))) == 0
+
+
+@pytest.mark.parametrize('value, target, unit, passed, text', [
+    (1, 1, 'window', True, 'PASS'),
+    (0, 1, 'window', True, 'PASS'),
+    (2, 1, 'window', False, 'MISS by 1 window (2 > 1)'),
+    (3, 1, 'window', False, 'MISS by 2 windows (3 > 1)'),
+    (1.5, 1, 'window', False, 'MISS by 0.50 windows (1.50 > 1.00)'),
+    (2.9, 1.2, 'CPU-s', False, 'MISS by 1.70 CPU-s (2.90 > 1.20)'),
+    (1.19, 1.2, 'CPU-s', True, 'PASS'),
+])
+def test_absolute_targets_say_by_how_much(value, target, unit, passed, text):
+    assert stats.verdict_value(value, target, unit) == (passed, text)
+
+
+def test_linearity_bound_is_the_size_ratio_plus_five_percent():
+    assert stats.linear_target(1024, 4096) == pytest.approx(4.2)
+    assert stats.linear_target(64, 256) == pytest.approx(4.2)
+    assert stats.linear_target(1024, 2048) == pytest.approx(2.1)
+    for base, large in ((1024, 1024), (1024, 512), (0, 256)):
+        with pytest.raises(ValueError):
+            stats.linear_target(base, large)
+
+
+def issue16_results(update_windows=(1, 1), controller=(15.0, 18.0), linear=(20.0, 21.0)):
+    """Results as the harness writes them for every figure of issue 16 (two rounds; 16 hosts)."""
+    def fig(ours, raw):
+        return dict(ours=stats.summary(ours), raw=stats.summary(raw), ratio=stats.summary(stats.pair_ratios(ours, raw)))
+    base = [5.0, 5.0]
+    backup = dict(throughput_mib_s=dict(ours=stats.summary([210, 200]), raw=stats.summary([560, 580]),
+                                        raw_verified=stats.summary([50, 50])),
+                  ratio=stats.summary([0.375, 0.345]), ratio_vs_verified=stats.summary([4.2, 4.0]),
+                  seconds=dict(ours=stats.summary(base), raw=stats.summary([1.8, 1.8]),
+                               raw_verified=stats.summary([21, 21]), ours_module=stats.summary([3.0, 3.0])),
+                  ratio_seconds=stats.summary([2.7, 2.8]), ratio_module_vs_verified=stats.summary([0.15, 0.15]))
+    backup['linear'] = dict(db_mb=4096, base_db_mb=1024, size_ratio=3.99, target=stats.linear_target(1024, 4096),
+                            seconds=dict(ours=stats.summary(linear), raw=stats.summary([7.2, 7.3]),
+                                         ours_module=stats.summary([18.0, 19.0])),
+                            base_seconds=stats.summary(base), base_module_seconds=stats.summary([3.0, 3.0]),
+                            base_raw_seconds=stats.summary([1.8, 1.8]),
+                            ratio=stats.summary(stats.pair_ratios(linear, base)),
+                            ratio_module=stats.summary([6.0, 6.3]), ratio_raw=stats.summary([4.0, 4.05]))
+    update = dict(update_longest=fig([5.0, 5.0], [5.0, 5.0]), update_windows=fig(list(update_windows), [2, 2]),
+                  update_seconds=fig([20, 21], [5, 6]), update_seconds_recommended=fig([12, 13], [5, 6]),
+                  update_windows_recommended=fig([1, 1], [2, 2]),
+                  rollback_seconds=fig([5, 5.4], [1, 1]), rollback_seconds_recommended=fig([3.5, 3.6], [1, 1]),
+                  rollback_longest=fig([0.6, 0.6], [0.6, 0.6]), rollback_longest_recommended=fig([0.6, 0.6], [0.6, 0.6]))
+    sizes = {'1': dict(seconds=stats.summary([13, 13]), ratio=stats.summary([1, 1]), cpu={}, machine_busy=None,
+                       controller_per_host=stats.summary([4.0, 4.2])),
+             '16': dict(seconds=stats.summary([100, 110]), ratio=stats.summary([7.7, 8.4]), cpu={}, machine_busy=None,
+                        controller_per_host=stats.summary([c / 16 for c in controller]))}
+    return dict(backup=backup, update=update, fleet=dict(sizes=sizes, base_size=1))
+
+
+def test_every_figure_of_issue_16_has_a_row_with_its_target():
+    table = report.rows(issue16_results(), dict(db_mb=1024))
+    by_title = dict((row[0].strip(), row[1:]) for row in table)
+    expected = {
+        '1. Backup throughput, 1024 MiB records.db + configs (MiB/s)': ('>= 0.35x', 'PASS'),
+        'linearity: backup.yml at 4096 MiB vs at 1024 MiB, wall time (s); sizes 3.99x': ('<= 4.20x', 'PASS'),
+        '3. Rollback time (RTO), wall time (s)': ('<= 6.00x', 'PASS'),
+        'rollback time (RTO), recommended ansible.cfg (s)': ('<= 4.00x', 'PASS'),
+        'rollback downtime, longest window (s)': ('<= 1.10x', 'PASS'),
+        'update outage windows (runs of failed probes), count': ('<= 1', 'PASS'),
+        'update wall time (s), recommended ansible.cfg': ('<= 2.50x', 'PASS'),
+        'controller CPU per host, update.yml on 16 hosts (CPU-s)': ('<= 1.20 CPU-s', 'PASS'),
+    }
+    for title, (target, result) in expected.items():
+        assert by_title[title][3:] == (target, result), title
+    assert by_title['update outage windows (runs of failed probes), count'][:3] == ('1 (1-1)', '2 (2-2)', '-')
+    assert by_title['linearity: backup.yml at 4096 MiB vs at 1024 MiB, wall time (s); sizes 3.99x'][:3] == (
+        '20.5 s (20.0-21.0 s)', '5.00 s (5.00-5.00 s)', '4.10x (4.00-4.20)')
+    assert by_title['controller CPU per host, update.yml on 16 hosts (CPU-s)'][0] == '1.03 CPU-s (0.94-1.12)'
+    # The fleet's wall-time ratio is information now; every row with a target says PASS or MISS.
+    assert by_title['update.yml on 16 hosts'][3:] == ('-', 'info')
+    for row in table:
+        assert (row[4] == '-') == (row[5].startswith('info')), row
+        assert row[4] == '-' or row[5] == 'PASS' or row[5].startswith('MISS by '), row
+    assert report.misses(table) == []
+
+
+def test_missed_issue_16_targets_are_listed_with_their_item():
+    table = report.rows(issue16_results(update_windows=(2, 2), controller=(46.0, 48.0), linear=(24.0, 25.0)),
+                        dict(db_mb=1024))
+    missed = [(m['item'], m['figure'], m['result']) for m in report.misses(table)]
+    assert missed == [
+        (1, 'linearity: backup.yml at 4096 MiB vs at 1024 MiB, wall time (s); sizes 3.99x',
+         'MISS by 0.70x (17% over; needs 1.2x faster)'),
+        (2, 'update outage windows (runs of failed probes), count', 'MISS by 1 window (2 > 1)'),
+        (4, 'controller CPU per host, update.yml on 16 hosts (CPU-s)', 'MISS by 1.74 CPU-s (2.94 > 1.20)')]

@@ -1579,3 +1579,152 @@ def test_unique_names(names, expected):
 def test_unique_names_are_unique_even_when_a_name_looks_prefixed():
     names = backupset.unique_names(['x.db', 'x.db', '1-x.db'])
     assert len(set(names)) == 3
+
+
+# --- how far the SQLite copies are checked -------------------------------------------------------
+
+@pytest.mark.parametrize('level, called', [('full', ['full']), ('quick', ['quick']), ('checksum', [])])
+def test_verify_set_checks_the_sqlite_copies_at_the_level_asked(sealed, monkeypatch, level, called):
+    from ansible_collections.microimpuls.micropvr.plugins.module_utils import sqlite_snapshot
+    seen = []
+    monkeypatch.setattr(sqlite_snapshot, 'integrity_check', lambda path, lvl='full': seen.append(lvl))
+    directory, dummy = sealed
+    assert verify_set(DebModule(), directory, ID, KEYS, sqlite_check=level)[1:] == ([], STATUS_VERIFIED)
+    assert seen == called
+
+
+def test_checksum_level_still_catches_a_flipped_byte_in_a_sqlite_copy(sealed):
+    directory, dummy = sealed
+    flip_byte(os.path.join(directory, SQLITE_FILE), 100)
+    manifest, problems, status = verify_set(DebModule(), directory, ID, KEYS, sqlite_check='checksum')
+    assert (problems, status) == (['%s: sha256 does not match the manifest' % SQLITE_FILE], STATUS_DAMAGED)
+
+
+def test_an_unknown_sqlite_check_level_is_refused_naming_it(sealed):
+    directory, dummy = sealed
+    with pytest.raises(BackupSetError, match="sqlite_check must be one of full, quick, checksum, not 'thorough'"):
+        verify_set(DebModule(), directory, ID, KEYS, sqlite_check='thorough')
+
+
+# --- trusting a verification of the same run -----------------------------------------------------
+
+RUN = 'update-20261126T221500Z-4242'
+
+
+@pytest.fixture
+def marked(sealed):
+    """A set sealed as verified just now by RUN, with the identities of its files."""
+    directory, manifest = sealed
+    backupset.mark_verified(directory, manifest, KEYS, RUN)
+    return directory, load_manifest(directory)
+
+
+def fresh(directory, run_id=RUN, keys=KEYS):
+    return backupset.fresh_verification_problem(directory, load_manifest(directory), ID, keys, run_id)
+
+
+def test_mark_verified_records_the_run_and_every_files_identity_under_the_seal(marked):
+    directory, manifest = marked
+    assert manifest['verified_by'] == RUN and manifest['verified_at']
+    assert sorted(manifest['verified_files']) == sorted(entry['path'] for entry in manifest['files'])
+    st = os.lstat(os.path.join(directory, SQLITE_FILE))
+    assert manifest['verified_files'][SQLITE_FILE] == [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    assert KEYS.problem(manifest) is None and confine.manifest_problems(manifest) == []
+    assert verify_set(DebModule(), directory, ID, KEYS)[1:] == ([], STATUS_VERIFIED)
+
+
+def test_the_same_run_trusts_an_unchanged_set(marked):
+    assert fresh(marked[0]) is None
+
+
+@pytest.mark.parametrize('run_id, reason', [(None, 'no run to trust'), ('', 'no run to trust'),
+                                            ('another-run', 'not verified by this run')])
+def test_another_run_or_none_does_not_trust_it(marked, run_id, reason):
+    assert fresh(marked[0], run_id) == reason
+
+
+def test_a_set_marked_without_a_run_is_never_trusted(sealed):
+    directory, manifest = sealed
+    backupset.mark_verified(directory, manifest, KEYS, None)
+    assert fresh(directory) == 'not verified by this run'
+
+
+def test_a_flipped_byte_is_seen_without_reading_the_file(marked):
+    directory, dummy = marked
+    flip_byte(os.path.join(directory, SQLITE_FILE), 100)
+    assert fresh(directory) == '%s changed since it was verified' % SQLITE_FILE
+
+
+def test_a_rewrite_with_the_old_times_put_back_is_still_seen(marked):
+    directory, manifest = marked
+    path = os.path.join(directory, 'config.tar')
+    st = os.stat(path)
+    with open(path, 'r+b') as handle:
+        data = handle.read()
+        handle.seek(0)
+        handle.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # Same bytes, same mtime: only the ctime moved, and that is enough not to trust it.
+    assert fresh(directory) == 'config.tar changed since it was verified'
+
+
+def test_a_replaced_file_is_seen(marked):
+    directory, dummy = marked
+    path = os.path.join(directory, SQLITE_FILE)
+    with open(path, 'rb') as handle:
+        data = handle.read()
+    os.unlink(path)
+    with open(path, 'wb') as handle:
+        handle.write(data)
+    assert fresh(directory) == '%s changed since it was verified' % SQLITE_FILE
+
+
+def test_a_missing_file_is_seen(marked):
+    directory, dummy = marked
+    os.unlink(os.path.join(directory, SQLITE_FILE))
+    assert fresh(directory) == '%s: missing' % SQLITE_FILE
+
+
+def test_a_file_replaced_by_a_symlink_is_seen(marked, tmp_path):
+    directory, dummy = marked
+    path = os.path.join(directory, 'config.tar')
+    os.rename(path, str(tmp_path / 'elsewhere.tar'))
+    os.symlink(str(tmp_path / 'elsewhere.tar'), path)
+    assert fresh(directory) == 'config.tar changed since it was verified'
+
+
+def test_an_added_file_or_symlinked_directory_is_seen(marked, tmp_path):
+    directory, dummy = marked
+    with open(os.path.join(directory, 'extra'), 'w') as handle:
+        handle.write('x')
+    assert fresh(directory) == 'extra is not listed in the manifest'
+    os.unlink(os.path.join(directory, 'extra'))
+    os.symlink(str(tmp_path), os.path.join(directory, 'linked'))
+    assert fresh(directory) == 'linked is a symbolic link'
+
+
+def test_forged_identities_need_the_key(marked):
+    directory, manifest = marked
+    flip_byte(os.path.join(directory, SQLITE_FILE), 100)
+    manifest['verified_files'][SQLITE_FILE] = backupset.file_identity(os.path.join(directory, SQLITE_FILE))
+    write_raw(directory, manifest)
+    assert fresh(directory) == CHANGED
+    reseal(directory, lambda m: None, OTHER_KEYS)
+    assert 'which this host does not have' in fresh(directory)
+
+
+@pytest.mark.parametrize('identities, reason', [
+    (None, 'the manifest is not sound'), ([], 'the manifest is not sound'), ('x', 'the manifest is not sound'),
+    ({}, 'config.tar changed since it was verified'),
+    ({'config.tar': 'x'}, 'config.tar changed since it was verified'),
+])
+def test_identities_of_the_wrong_shape_are_not_trusted(marked, identities, reason):
+    directory, manifest = marked
+    reseal(directory, lambda m: m.update(verified_files=identities))
+    assert fresh(directory) == reason
+
+
+def test_a_manifest_naming_another_set_is_not_trusted(marked):
+    directory, manifest = marked
+    reseal(directory, lambda m: m.update(backup_id='20261126T221501Z'))
+    assert fresh(directory) == 'the manifest is not of this format or names another set'

@@ -213,25 +213,7 @@ def test_integrity_check_corrupted_table_page(tmp_path):
 def test_integrity_check_corrupted_index_is_reported_by_pragma(tmp_path):
     """An index that disagrees with its table: the database opens, integrity_check complains."""
     path = make_db(tmp_path / 'records.db', rows=50)
-    conn = sqlite3.connect(path)
-    conn.execute('CREATE INDEX items_name ON items (name)')
-    conn.commit()
-    # Change the table without maintaining the index (writable_schema trick: drop the index from
-    # the schema, edit, put the stale index definition back).
-    sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'items_name'").fetchone()[0]
-    rootpage = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'items_name'").fetchone()[0]
-    conn.execute('PRAGMA writable_schema = ON')
-    conn.execute("DELETE FROM sqlite_master WHERE name = 'items_name'")
-    conn.commit()
-    conn.close()
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE items SET name = 'changed behind the index' WHERE id = 5")
-    conn.commit()
-    conn.execute('PRAGMA writable_schema = ON')
-    conn.execute("INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) "
-                 "VALUES ('index', 'items_name', 'items', ?, ?)", (rootpage, sql))
-    conn.commit()
-    conn.close()
+    corrupt_index_behind_the_table(path)
     problem = integrity_check(path)
     assert problem is not None
     assert problem.startswith('integrity_check: ')
@@ -259,7 +241,7 @@ def test_snapshot_copies_each_database_and_describes_the_copies(tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
     pairs = [(records, str(out / 'records.db')), (tasks, str(out / 'tasks.db'))]
-    infos = snapshot(pairs)
+    infos = snapshot(pairs, digests=True)
     assert infos == [dict(describe(records, records), journal_mode='delete'),
                      dict(describe(tasks, tasks), journal_mode='delete')]
     assert infos[0]['user_version'] == 3 and infos[1]['user_version'] == 5
@@ -284,7 +266,8 @@ def test_snapshot_of_a_read_only_source(tmp_path):
     records = make_db(tmp_path / 'records.db', rows=10)
     os.chmod(records, 0o444)
     infos = snapshot([(records, str(tmp_path / 'copy.db'))])
-    assert infos[0]['tables']['items']['rows'] == 10
+    assert describe(str(tmp_path / 'copy.db'))['tables']['items']['rows'] == 10
+    assert infos[0]['user_version'] == 0
 
 
 @pytest.mark.parametrize('name', ['with space.db', 'hash#tag.db', 'question?.db', 'per%cent.db', 'amp&er=sand.db'])
@@ -292,7 +275,7 @@ def test_snapshot_source_names_with_uri_special_characters(tmp_path, name):
     source = make_db(tmp_path / name, rows=12)
     other = make_db(tmp_path / 'plain.db', rows=3)
     infos = snapshot([(other, str(tmp_path / 'c1.db')), (source, str(tmp_path / 'c2.db'))])
-    assert infos[1]['tables']['items']['rows'] == 12
+    assert infos[1]['source'] == source
     assert describe(str(tmp_path / 'c2.db')) == describe(source)
 
 
@@ -303,10 +286,11 @@ def test_snapshot_copies_of_wal_databases(tmp_path):
     conn.execute("INSERT INTO items (id, name) VALUES (100, 'only in the wal')")
     conn.commit()
     try:
-        infos = snapshot([(records, str(tmp_path / 'copy.db'))])
+        info, = snapshot([(records, str(tmp_path / 'copy.db'))])
     finally:
         conn.close()
-    assert infos[0]['tables']['items']['rows'] == 21
+    assert describe(str(tmp_path / 'copy.db'))['tables']['items']['rows'] == 21
+    assert info['journal_mode'] == 'wal'
     assert 100 in ids(tmp_path / 'copy.db', 'items')
     assert integrity_check(str(tmp_path / 'copy.db')) is None
 
@@ -348,7 +332,7 @@ def test_snapshot_at_most_max_databases(tmp_path):
 def test_snapshot_of_exactly_max_databases(tmp_path):
     pairs = [(make_db(tmp_path / ('db%d.db' % i), rows=i), str(tmp_path / ('copy%d.db' % i)))
              for i in range(MAX_DATABASES_PER_SNAPSHOT)]
-    infos = snapshot(pairs)
+    infos = snapshot(pairs, digests=True)
     assert [info['tables']['items']['rows'] for info in infos] == list(range(MAX_DATABASES_PER_SNAPSHOT))
     assert [info['source'] for info in infos] == [source for source, dummy in pairs]
 
@@ -416,15 +400,17 @@ def test_snapshot_while_another_thread_writes_both_databases(tmp_path):
         seen = []
         for round_ in range(8):
             ca, cb = str(tmp_path / ('a%d.db' % round_)), str(tmp_path / ('b%d.db' % round_))
-            infos = snapshot([(a, ca), (b, cb)])
+            # Every other round with digests: they are taken of the copies, after the snapshot.
+            infos = snapshot([(a, ca), (b, cb)], digests=bool(round_ % 2))
             assert integrity_check(ca) is None
             assert integrity_check(cb) is None
             records, tasks = ids(ca, 'records'), ids(cb, 'tasks')
             # one snapshot across both databases: never a row in one copy without its partner
             assert records == tasks
             assert scalar(ca, 'SELECT value FROM counter') == scalar(cb, 'SELECT value FROM counter') == len(records)
-            assert infos[0]['tables']['records']['rows'] == len(records)
-            assert infos[1]['tables']['tasks']['rows'] == len(tasks)
+            if round_ % 2:
+                assert infos[0]['tables']['records']['rows'] == len(records)
+                assert infos[1]['tables']['tasks']['rows'] == len(tasks)
             seen.append(len(records))
             time.sleep(0.02)
     finally:
@@ -692,7 +678,7 @@ def test_batched_digest_equals_the_row_by_row_definition(tmp_path, monkeypatch):
     for row in conn.execute('SELECT * FROM t ORDER BY rowid'):
         reference.update(repr(tuple(row)).encode('utf-8'))
         reference.update(b'\n')
-    assert sqlite_snapshot.table_digests(conn) == {'t': dict(rows=100, sha256=reference.hexdigest())}
+    assert sqlite_snapshot.table_digests(conn, digest_format=1) == {'t': dict(rows=100, sha256=reference.hexdigest())}
     conn.close()
 
 
@@ -705,3 +691,310 @@ def test_integrity_check_is_redone_when_the_file_changes(tmp_path):
     assert sqlite_snapshot.integrity_check(str(path)) is None
     path.write_bytes(b'garbage' * 100)
     assert 'not a usable SQLite database' in sqlite_snapshot.integrity_check(str(path))
+
+
+# --- check levels and digest format 2 (issue 16) ------------------------------------------------
+
+def format2_reference(path, table, columns):
+    """Format 2 by its definition, computed in Python from SQLite's own JSON of each row."""
+    conn = sqlite3.connect(str(path))
+    conn.text_factory = bytes
+    try:
+        row = sqlite_snapshot._row_json(columns)
+        ranges = {}
+        for rowid, line in conn.execute('SELECT rowid, %s FROM "%s" ORDER BY rowid' % (row, table)):
+            ranges.setdefault(rowid >> 16, []).append(line + b'\n')
+    finally:
+        conn.close()
+    digest = hashlib.sha256()
+    for number in sorted(ranges):
+        digest.update(b'%d %d %s\n' % (number, len(ranges[number]),
+                                      hashlib.sha256(b''.join(ranges[number])).hexdigest().encode()))
+    return dict(rows=sum(len(lines) for lines in ranges.values()), sha256=digest.hexdigest())
+
+
+def test_describe_records_the_digest_format_and_format_1_stays_available(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=30)
+    assert sqlite_snapshot.DIGEST_FORMAT == 2
+    new, old = describe(path), describe(path, digest_format=1)
+    assert new['digest_format'] == 2 and old['digest_format'] == 1
+    assert new['tables']['items']['rows'] == old['tables']['items']['rows'] == 30
+    assert new['tables'] != old['tables']
+    with pytest.raises(ValueError, match='digest_format'):
+        describe(path, digest_format=3)
+
+
+def test_format_2_equals_its_definition_across_ranges_and_negative_rowids(tmp_path):
+    """Rows spread over several 2**16-rowid ranges (and below zero) hash range by range."""
+    path = str(tmp_path / 'spread.db')
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)')
+    ids_ = [-(2 ** 63), -70000, -1, 0, 1, 65535, 65536, 65537, 200000, 2 ** 40, 2 ** 63 - 1]
+    conn.executemany('INSERT INTO t VALUES (?, ?)', [(i, 'v%d' % i) for i in ids_])
+    conn.commit()
+    conn.close()
+    got = describe(path)['tables']['t']
+    assert got == format2_reference(path, 't', ['id', 'v'])
+    assert got['rows'] == len(ids_)
+
+
+@pytest.mark.parametrize('fmt', [1, 2])
+@pytest.mark.parametrize('value', [1, '1', 1.0, None, b'1', 1.0000000000000002, '', b'', "it's", 'a,b', 'x\ny'])
+def test_every_value_and_type_gives_its_own_digest(tmp_path, fmt, value):
+    """1, '1', 1.0, NULL and x'31' (and near values) never share a digest, in either format."""
+    digests = {}
+    for index, other in enumerate([1, '1', 1.0, None, b'1', 1.0000000000000002, '', b'', "it's", 'a,b', 'x\ny']):
+        path = str(tmp_path / ('%d.db' % index))
+        conn = sqlite3.connect(path)
+        conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v)')
+        conn.execute('INSERT INTO t VALUES (1, ?)', (other,))
+        conn.commit()
+        conn.close()
+        digests[index] = describe(path, digest_format=fmt)['tables']['t']['sha256']
+    assert len(set(digests.values())) == len(digests)
+
+
+def test_format_2_row_boundaries_cannot_be_faked_by_text(tmp_path):
+    """Two rows and one row whose text looks like the two rows' lines hash apart."""
+    one = str(tmp_path / 'one.db')
+    two = str(tmp_path / 'two.db')
+    for path, rows in ((one, [(1, 'a'), (2, 'b')]), (two, [(1, 'a"]\n[2,"b')])):
+        conn = sqlite3.connect(path)
+        conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)')
+        conn.executemany('INSERT INTO t VALUES (?, ?)', rows)
+        conn.commit()
+        conn.close()
+    assert describe(one)['tables']['t']['sha256'] != describe(two)['tables']['t']['sha256']
+
+
+@pytest.mark.parametrize('fmt', [1, 2])
+def test_digest_follows_rowid_not_the_physical_order(tmp_path, fmt):
+    """Rows inserted in another order, then moved around by VACUUM, give the same digest."""
+    rows = [(i, 'name %d' % (i * 7919 % 101), i / 7.0, bytes([i % 256]) * 3) for i in range(1, 301)]
+    paths = []
+    for name, ordered in (('asc.db', rows), ('shuffled.db', sorted(rows, key=lambda r: (r[0] * 31) % 301))):
+        path = str(tmp_path / name)
+        conn = sqlite3.connect(path)
+        conn.execute('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, size REAL, data BLOB)')
+        conn.execute('CREATE INDEX items_name ON items (name)')
+        conn.executemany('INSERT INTO items VALUES (?, ?, ?, ?)', ordered)
+        conn.commit()
+        conn.execute('DELETE FROM items WHERE id % 5 = 0')
+        conn.executemany('INSERT INTO items VALUES (?, ?, ?, ?)', [r for r in ordered if r[0] % 5 == 0])
+        conn.commit()
+        conn.execute('VACUUM')
+        conn.close()
+        paths.append(path)
+    assert describe(paths[0], digest_format=fmt) == describe(paths[1], digest_format=fmt)
+
+
+def test_format_2_without_rowid_and_odd_names(tmp_path):
+    path = str(tmp_path / 'odd.db')
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE kv (k TEXT PRIMARY KEY, v) WITHOUT ROWID')
+    conn.executemany('INSERT INTO kv VALUES (?, ?)', [('b', 2), ('a', b'\x00'), ('c', None)])
+    # A column called rowid: the digest orders by the real rowid (_rowid_) all the same.
+    conn.execute('CREATE TABLE "we""ird" ("rowid" TEXT, "co""l" INTEGER)')
+    conn.executemany('INSERT INTO "we""ird" VALUES (?, ?)', [('z', 1), ('a', 2)])
+    conn.commit()
+    conn.close()
+    first = describe(path)['tables']
+    assert first['kv']['rows'] == 3 and first['we"ird']['rows'] == 2
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE kv SET v = x'01' WHERE k = 'a'")
+    conn.execute('UPDATE "we""ird" SET "co""l" = 3 WHERE "co""l" = 2')
+    conn.commit()
+    conn.close()
+    second = describe(path)['tables']
+    assert second['kv']['sha256'] != first['kv']['sha256']
+    assert second['we"ird']['sha256'] != first['we"ird']['sha256']
+
+
+def test_random_tables_digest_like_their_copies_and_change_with_any_edit(tmp_path):
+    """Property-style: random rows of every type; a copy digests the same, one edited value not."""
+    import random
+    rng = random.Random(16)
+
+    def value():
+        kind = rng.randrange(5)
+        return [None, rng.randrange(-10 ** 12, 10 ** 12), rng.random() * 10 ** rng.randrange(-5, 20),
+                ''.join(rng.choice('ab\'",\n\u00e9') for _ in range(rng.randrange(6))),
+                bytes(rng.randrange(256) for _ in range(rng.randrange(6)))][kind]
+
+    for attempt in range(8):
+        path = str(tmp_path / ('r%d.db' % attempt))
+        copy = str(tmp_path / ('c%d.db' % attempt))
+        conn = sqlite3.connect(path)
+        conn.execute('CREATE TABLE t (a, b, c)')
+        rows = [(value(), value(), value()) for _ in range(rng.randrange(1, 60))]
+        conn.executemany('INSERT INTO t VALUES (?, ?, ?)', rows)
+        conn.commit()
+        target = sqlite3.connect(copy)
+        conn.backup(target)
+        target.close()
+        before = describe(path)
+        assert describe(copy) == before
+        rowid = rng.choice([r[0] for r in conn.execute('SELECT rowid FROM t')])
+        old = conn.execute('SELECT b FROM t WHERE rowid = ?', (rowid,)).fetchone()[0]
+        new = value()
+        while type(new) is type(old) and new == old:
+            new = value()
+        conn.execute('UPDATE t SET b = ? WHERE rowid = ?', (new, rowid))
+        conn.commit()
+        conn.close()
+        assert describe(path)['tables']['t']['sha256'] != before['tables']['t']['sha256'], (old, new)
+
+
+def test_quick_check_passes_a_good_database_and_is_cached_per_level(tmp_path, monkeypatch):
+    path = make_db(tmp_path / 'records.db', rows=200)
+    assert integrity_check(path, 'quick') is None
+    assert integrity_check(path, 'full') is None
+    calls = []
+    monkeypatch.setattr(sqlite_snapshot, '_check_rows', lambda *args: calls.append(args) or ['ok'])
+    assert integrity_check(path, 'quick') is None and integrity_check(path, 'full') is None
+    assert calls == []
+    with pytest.raises(ValueError, match='level'):
+        integrity_check(path, 'thorough')
+
+
+def corrupt_index_behind_the_table(path):
+    """Change a row without maintaining its index (writable_schema trick: drop the index from the
+    schema, edit, put the stale index definition back)."""
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE INDEX items_name ON items (name)')
+    conn.commit()
+    sql, rootpage = conn.execute("SELECT sql, rootpage FROM sqlite_master WHERE name = 'items_name'").fetchone()
+    conn.execute('PRAGMA writable_schema = ON')
+    conn.execute("DELETE FROM sqlite_master WHERE name = 'items_name'")
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE items SET name = 'changed behind the index' WHERE id = 5")
+    conn.commit()
+    conn.execute('PRAGMA writable_schema = ON')
+    conn.execute("INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) VALUES ('index', 'items_name', "
+                 "'items', ?, ?)", (rootpage, sql))
+    conn.commit()
+    conn.close()
+
+
+def test_quick_check_misses_a_stale_index_that_the_full_check_reports(tmp_path):
+    """The documented trade-off of the quick default, pinned: indexes against tables is full only."""
+    path = make_db(tmp_path / 'records.db', rows=50)
+    corrupt_index_behind_the_table(path)
+    assert integrity_check(path, 'quick') is None
+    problem = integrity_check(path, 'full')
+    assert problem.startswith('integrity_check: ') and 'items_name' in problem
+
+
+def flip_page_type(path, page_number):
+    page_size = scalar(path, 'PRAGMA page_size')
+    with open(path, 'r+b') as handle:
+        handle.seek((page_number - 1) * page_size)
+        handle.write(b'\x00')  # not a b-tree page type (2, 5, 10, 13)
+
+
+def test_both_levels_report_a_damaged_b_tree_page(tmp_path):
+    path = make_db(tmp_path / 'records.db', rows=3000)
+    page = scalar(path, "SELECT rootpage FROM sqlite_master WHERE name = 'items'")
+    pages = scalar(path, 'PRAGMA page_count')
+    flip_page_type(path, pages - 1)  # a leaf of items, not page 1
+    assert page != pages - 1
+    quick = integrity_check(path, 'quick')
+    full = integrity_check(path, 'full')
+    # The check's table scan stops at the page (SQLITE_CORRUPT): that is its complaint.
+    assert quick == 'quick_check: database disk image is malformed'
+    assert full.startswith('integrity_check: ') and 'malformed' in full
+
+
+def test_full_check_reports_every_complaint_of_the_whole_file_check(tmp_path):
+    """The per-table split (plus quick_check for the freelist and page use) finds what one
+    whole-file integrity_check finds: a stale index of one table and a page that nothing uses."""
+    path = make_db(tmp_path / 'records.db', rows=3000)
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT)')
+    conn.executemany('INSERT INTO other VALUES (?, ?)', [(i, 'x' * 200) for i in range(2000)])
+    conn.commit()
+    conn.close()
+    corrupt_index_behind_the_table(path)
+    page_size, pages = scalar(path, 'PRAGMA page_size'), scalar(path, 'PRAGMA page_count')
+    with open(path, 'r+b') as handle:  # one more page in the file and in the header's page count
+        handle.seek(pages * page_size)
+        handle.write(b'\0' * page_size)
+        handle.seek(28)
+        handle.write((pages + 1).to_bytes(4, 'big'))
+    whole = sqlite_snapshot._check_rows(path, 'PRAGMA integrity_check')
+    split = sqlite_snapshot._full_check(path)
+    assert set(whole) <= set(split), set(whole) - set(split)
+    assert any('never used' in c for c in split) and any('items_name' in c for c in split)
+    assert integrity_check(path, 'full') == 'integrity_check: ' + '; '.join(split)
+
+
+def test_full_check_falls_back_to_the_whole_file_when_the_per_table_form_is_refused(tmp_path, monkeypatch):
+    path = make_db(tmp_path / 'records.db', rows=20)
+    real = sqlite_snapshot._check_rows
+    seen = []
+
+    def old_sqlite(db, sql):
+        seen.append(sql)
+        if sql.startswith('PRAGMA integrity_check('):
+            raise sqlite3.OperationalError('near "(": syntax error')
+        return real(db, sql)
+
+    monkeypatch.setattr(sqlite_snapshot, '_check_rows', old_sqlite)
+    assert sqlite_snapshot._full_check(path) == ['ok']
+    assert seen[-1] == 'PRAGMA integrity_check'
+
+
+@pytest.mark.parametrize('level', ['quick', 'full'])
+def test_snapshot_checks_its_copies_at_the_level_asked(tmp_path, monkeypatch, level):
+    source = make_db(tmp_path / 'records.db', rows=10)
+    destination = str(tmp_path / 'copy.db')
+    asked = []
+    real = sqlite_snapshot.integrity_check
+    monkeypatch.setattr(sqlite_snapshot, 'integrity_check', lambda path, lvl='full': asked.append((path, lvl))
+                        or real(path, lvl))
+    infos = snapshot([(source, destination)], check=level)
+    assert asked == [(destination, level)]
+    # A backup takes no digests: only a restore that compares needs them (it takes them then).
+    assert 'tables' not in infos[0] and 'digest_format' not in infos[0]
+    assert describe(destination)['tables'] == describe(source)['tables']
+    with_digests = snapshot([(source, str(tmp_path / 'digested.db'))], check=level, digests=True)
+    assert (with_digests[0]['digest_format'], with_digests[0]['tables']) == (2, describe(source)['tables'])
+    with pytest.raises(ValueError, match='check'):
+        snapshot([(source, str(tmp_path / 'other.db'))], check='none')
+
+
+def spread_db(path, count=40):
+    """One row in each of ``count`` rowid ranges (and some neighbours), so that digests go to workers."""
+    conn = sqlite3.connect(str(path))
+    conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v, w TEXT)')
+    rows = [((n - 5) << 16 | (n * 37 % 65536), [n, 'x%d' % n, n / 3.0, b'\x00%d' % n, None][n % 5], 'w\n%d' % n)
+            for n in range(count)]
+    conn.executemany('INSERT INTO t VALUES (?, ?, ?)', rows)
+    conn.commit()
+    conn.close()
+    return str(path)
+
+
+def test_format_2_in_worker_processes_equals_its_definition(tmp_path, monkeypatch):
+    path = spread_db(tmp_path / 'spread.db')
+    started = []
+    real_popen = sqlite_snapshot.subprocess.Popen
+    monkeypatch.setattr(sqlite_snapshot.subprocess, 'Popen', lambda *a, **k: started.append(a) or real_popen(*a, **k))
+    monkeypatch.setattr(sqlite_snapshot, 'DIGEST_WORKERS', 3)
+    in_workers = describe(path)['tables']['t']
+    assert len(started) == 3
+    assert in_workers == format2_reference(path, 't', ['id', 'v', 'w'])
+    monkeypatch.setattr(sqlite_snapshot, 'DIGEST_WORKERS', 1)
+    assert describe(path)['tables']['t'] == in_workers
+    assert len(started) == 3  # one worker: no process
+
+
+def test_a_failing_digest_worker_is_redone_in_the_module(tmp_path, monkeypatch):
+    path = spread_db(tmp_path / 'spread.db')
+    monkeypatch.setattr(sqlite_snapshot, 'DIGEST_WORKERS', 1)
+    expected = describe(path)['tables']['t']
+    monkeypatch.setattr(sqlite_snapshot, 'DIGEST_WORKERS', 2)
+    monkeypatch.setattr(sqlite_snapshot, '_RANGE_WORKER', 'import sys; sys.exit(3)')
+    assert describe(path)['tables']['t'] == expected

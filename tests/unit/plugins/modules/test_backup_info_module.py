@@ -193,7 +193,9 @@ def test_documentation_matches_argument_spec():
     doc.update(yaml.safe_load(backup_root_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     doc.update(yaml.safe_load(seal_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     doc.update(yaml.safe_load(state_dir_fragment.ModuleDocFragment.DOCUMENTATION)['options'])
-    assert sorted(doc) == ['backup_id', 'backup_root', 'seal_key', 'state_dir', 'trusted_seal_keys', 'verify']
+    assert sorted(doc) == ['backup_id', 'backup_root', 'seal_key', 'sqlite_check', 'state_dir', 'trusted_seal_keys',
+                           'verify']
+    assert doc['sqlite_check']['default'] == 'full'
     assert doc['state_dir']['default'] == '/var/lib/microimpuls-micropvr'
     returned = yaml.safe_load(micropvr_backup_info.RETURN)
     assert 'tampered' in returned and 'tampered' in returned['sets']['contains']['status']['description']

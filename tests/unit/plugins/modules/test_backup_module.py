@@ -402,7 +402,7 @@ def make_plan(conf):
 
 def backup_params(root, **extra):
     params = dict(backup_root=root, lock_timeout=0, keep=None, keep_pinned=2, reason='unit test', pin=False,
-                  databases=[], services=[])
+                  databases=[], services=[], sqlite_check='quick', lock_owner=None)
     params.update(extra)
     return params
 
@@ -436,7 +436,11 @@ def test_run_backup_writes_a_verified_set(tmp_path, fixed_host):
     assert sorted(f['path'] for f in manifest['files']) == ['config.tar', 'sqlite/records.db', 'sqlite/tasks.db']
     assert backupset.verify_files(directory, manifest, KEYS) == []
     assert [e['path'] for e in manifest['config']['entries']] == [str(conf), str(conf / 'micropvr.conf')]
-    assert [s['tables'] for s in manifest['sqlite']] == [
+    # The copies are not digested at backup time (a restore digests them when it must compare),
+    # but they hold exactly what the live databases hold.
+    assert [sorted(s) for s in manifest['sqlite']] == [['file', 'gid', 'journal_mode', 'mode', 'source', 'uid',
+                                                        'user_version']] * 2
+    assert [sqlite_tables(os.path.join(directory, s['file'])) for s in manifest['sqlite']] == [
         sqlite_tables(conf / 'records.db'), sqlite_tables(conf / 'tasks.db')]
     assert backupset.summarize(directory, backup_id, KEYS)['status'] == backupset.STATUS_VERIFIED
     assert result['size'] == backupset.set_size(directory)
@@ -444,6 +448,27 @@ def test_run_backup_writes_a_verified_set(tmp_path, fixed_host):
         assert stat.S_IMODE(os.stat(dirpath).st_mode) == 0o700
         for name in filenames:
             assert stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode) == 0o600
+
+
+@pytest.mark.parametrize('level', ['quick', 'full'])
+def test_run_backup_checks_at_sqlite_check_and_records_it(tmp_path, fixed_host, monkeypatch, level):
+    from ansible_collections.microimpuls.micropvr.plugins.module_utils import sqlite_snapshot
+    conf = make_micropvr_tree(tmp_path)
+    root = str(tmp_path / 'backups')
+    asked = []
+    real = sqlite_snapshot.integrity_check
+    monkeypatch.setattr(sqlite_snapshot, 'integrity_check',
+                        lambda path, lvl='full': asked.append((os.path.basename(path), lvl)) or real(path, lvl))
+    result = micropvr_backup.run_backup(FakeModule(backup_params(root, sqlite_check=level)), make_plan(conf), {}, KEYS)
+    manifest = backupset.load_manifest(result['backup_path'])
+    assert manifest['sqlite_check'] == level == result['manifest']['sqlite_check']
+    assert [s.get('tables') for s in manifest['sqlite']] == [None, None]
+    assert sorted(set(asked)) == [('records.db', level), ('tasks.db', level)]
+
+
+def test_argument_spec_sqlite_check_defaults_to_quick():
+    spec = micropvr_backup.argument_spec()['sqlite_check']
+    assert spec == dict(type='str', default='quick', choices=['quick', 'full'])
 
 
 def sqlite_tables(path):

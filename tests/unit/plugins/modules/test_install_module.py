@@ -136,3 +136,31 @@ def test_no_diff_without_diff_mode_or_in_preflight(capsys, apt, state_dir, extra
                             state_dir=state_dir, **extra)
     assert code == 0, result
     assert 'diff' not in result
+
+
+# --- which services the caller must restart after the install ----------------------------------------
+
+def test_check_mode_plans_a_restart_of_every_service(capsys, apt, state_dir):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, services=['micropvr', 'live555_mi'], _ansible_check_mode=True)
+    assert code == 0, result
+    assert result['restart_services'] == ['micropvr', 'live555_mi']
+    assert result['services']['live555_mi'] == dict(running=None, fresh=False, pids=[],
+                                                     reason='check mode: decided after a real install')
+
+
+def test_preflight_decides_no_restart(capsys, apt, state_dir):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', preflight=True, state_dir=state_dir)
+    assert code == 0, result
+    assert (result['services'], result['restart_services']) == ({}, [])
+
+
+def test_after_an_install_a_service_without_init_script_is_to_restart(capsys, apt, state_dir):
+    """Nothing proves it runs the new version, so the caller restarts it (and fails there, as before)."""
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, services=['no-such-service-16'])
+    assert code == 0, result
+    assert result['restart_services'] == ['no-such-service-16']
+    assert result['services']['no-such-service-16']['fresh'] is False
+    assert result['services']['no-such-service-16']['reason'].startswith(
+        'no executable init script /etc/init.d/no-such-service-16')

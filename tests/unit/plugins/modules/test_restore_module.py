@@ -12,7 +12,7 @@ import tarfile
 
 import pytest
 
-from backup_sets import KEYS, TEST_KEY_HEX, make_set, reseal_unkeyed, write_raw
+from backup_sets import KEYS, OTHER_KEYS, TEST_KEY_HEX, count_verifications, make_set, reseal, reseal_unkeyed, write_raw
 from fake_module import FailJson, FakeModuleBase
 from module_runner import run_main
 
@@ -364,7 +364,7 @@ class SetHost(object):
                       config_file=os.path.join(self.top, 'micropvr.conf'), sqlite_databases=[self.db], databases=[],
                       hold=False, install_dependencies=False, state_dir=self.state_dir, lock_owner=None,
                       fallback_backup_id=None,
-                      allow_tampered=False, seal_key=TEST_KEY_HEX, trusted_seal_keys=[])
+                      allow_tampered=False, seal_key=TEST_KEY_HEX, trusted_seal_keys=[], trusted_files={})
         params.update(change)
         return params
 
@@ -402,15 +402,59 @@ def test_a_verified_set_is_restored(set_host):
     assert (outcome, result['outcome']) == ('exit', 'restored'), result
     assert module.calls == ['micropvr stop', 'micropvr start']
     assert micropvr_restore.config_differences(set_host.manifest['config']['entries']) == []
-    assert micropvr_restore.sqlite_differences(set_host.manifest) == []
+    assert micropvr_restore.sqlite_differences(set_host.manifest, set_host.set_dir) == []
     # and once more: nothing to do
     outcome, result = set_host.run(set_host.module())
     assert (outcome, result['outcome']) == ('exit', 'unchanged'), result
 
 
 def test_verified_set_returns_the_set_of_a_good_id(set_host):
-    set_dir, manifest = micropvr_restore.verified_set(set_host.module(), KEYS, SET_ID, 'micropvr_backup_id')
+    set_dir, manifest, identities = micropvr_restore.verified_set(set_host.module(), KEYS, SET_ID, 'micropvr_backup_id')
     assert set_dir == set_host.set_dir and manifest['backup_id'] == SET_ID
+    assert identities == backupset.file_identities(set_dir, manifest) and len(identities) == len(manifest['files'])
+
+
+@pytest.fixture
+def counted_reads(monkeypatch):
+    return count_verifications(monkeypatch)
+
+
+def test_the_comparison_returns_what_it_verified_and_the_restore_trusts_it(set_host, counted_reads):
+    module = set_host.module()
+    module.check_mode = True
+    outcome, plan = set_host.run(module)
+    assert outcome == 'exit' and plan['verified_files'], plan
+    # The SQLite copies passed their check when the set was taken: only the checksums are read.
+    assert counted_reads == ['checksum']
+    outcome, result = set_host.run(set_host.module(trusted_files=plan['verified_files']))
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert counted_reads == ['checksum'], 'the restore read the set again although nothing changed'
+
+
+def test_a_set_changed_after_the_comparison_is_read_again_and_refused(set_host, counted_reads):
+    module = set_host.module()
+    module.check_mode = True
+    outcome, plan = set_host.run(module)
+    path = os.path.join(set_host.set_dir, 'config.tar')
+    with open(path, 'r+b') as handle:
+        handle.seek(700)
+        byte = handle.read(1)
+        handle.seek(700)
+        handle.write(bytes([byte[0] ^ 1]))
+    outcome, result = set_host.run(set_host.module(trusted_files=plan['verified_files']))
+    assert outcome == 'fail' and 'config.tar: sha256 does not match the manifest' in result['msg'], result
+    assert counted_reads == ['checksum', 'checksum']
+    assert set_host.snapshot() == set_host.before
+
+
+def test_trusted_files_do_not_cover_a_changed_seal(set_host, counted_reads):
+    module = set_host.module()
+    module.check_mode = True
+    outcome, plan = set_host.run(module)
+    reseal(set_host.set_dir, lambda m: m.update(reason='edited'), OTHER_KEYS)
+    outcome, result = set_host.run(set_host.module(trusted_files=plan['verified_files']))
+    assert outcome == 'fail' and 'TAMPERED' in result['msg'], result
+    assert set_host.snapshot() == set_host.before
 
 
 @pytest.mark.parametrize('backup_id, named', [
@@ -699,3 +743,59 @@ def test_the_diff_puts_package_versions_first_and_each_item_once():
                               'mysql database mw: table a is missing\nmysql database mw: table b is not in the backup\n')
     assert diff['after'] == ('micropvr 1.9.0-1\nmicropvs 1.9.0-1\n/etc/micropvr/tasks.db: as in backup set 20261126T221500Z\n'
                              'mysql database mw: as in backup set 20261126T221500Z\n')
+
+
+# --- what is compared before a restore -----------------------------------------------------------
+
+def test_when_the_package_versions_differ_the_databases_are_restored_without_reading_them(set_host, monkeypatch):
+    def no_reading(*args, **kwargs):
+        raise AssertionError('the live databases were read although the packages differ')
+    monkeypatch.setattr(micropvr_restore, 'describe', no_reading)
+    monkeypatch.setattr(micropvr_restore, 'live_digests', no_reading)
+    manifest = dict(set_host.manifest, packages={'micropvr': dict(version='1.9.0-1')},
+                    databases=[dict(engine='mysql', database='mw', file='databases/mw.sql', format='plain',
+                                    tables={'a': dict(rows=1, sha256='0' * 64)})])
+    installed = {'micropvr': dict(version='1.10.0-1', installed=True)}
+    found = micropvr_restore.differences(set_host.module(), manifest, installed, set_host.set_dir)
+    assert found[0] == 'micropvr 1.10.0-1 installed, the set has 1.9.0-1'
+    assert found[-1] == 'databases: restored from the set (not compared: the package versions differ)'
+
+
+def test_with_the_same_package_versions_the_live_databases_are_compared(set_host):
+    manifest = dict(set_host.manifest, packages={'micropvr': dict(version='1.9.0-1')})
+    installed = {'micropvr': dict(version='1.9.0-1', installed=True)}
+    found = micropvr_restore.differences(set_host.module(), manifest, installed, set_host.set_dir)
+    assert '%s: contents differ' % set_host.db in found
+    assert not [line for line in found if line.startswith('databases:')]
+
+
+@pytest.mark.parametrize('digest_format', [1, 2])
+def test_the_live_database_is_compared_in_the_digest_format_of_the_set(set_host, digest_format):
+    from ansible_collections.microimpuls.micropvr.plugins.module_utils import sqlite_snapshot
+    live = sqlite_snapshot.describe(set_host.db, digest_format=digest_format)
+    entry = dict(set_host.manifest['sqlite'][0], user_version=live['user_version'], tables=live['tables'])
+    if digest_format == 2:
+        entry['digest_format'] = 2
+    else:
+        entry.pop('digest_format', None)  # sets from before format 2 do not name it
+    assert micropvr_restore.sqlite_differences(dict(set_host.manifest, sqlite=[entry])) == []
+    other = sqlite_snapshot.describe(set_host.db, digest_format=3 - digest_format)
+    assert other['tables'] != live['tables']
+    entry['tables'] = other['tables']
+    assert micropvr_restore.sqlite_differences(dict(set_host.manifest, sqlite=[entry])) == [
+        '%s: contents differ' % set_host.db]
+
+
+def test_a_set_without_recorded_digests_is_compared_by_digesting_its_copy(set_host):
+    entry = dict((k, v) for k, v in set_host.manifest['sqlite'][0].items() if k not in ('tables', 'digest_format'))
+    manifest = dict(set_host.manifest, sqlite=[entry])
+    assert micropvr_restore.sqlite_differences(manifest, set_host.set_dir) == ['%s: contents differ' % set_host.db]
+    # Without the set to read, nothing is claimed equal: it is restored.
+    assert micropvr_restore.sqlite_differences(manifest) == [
+        '%s: no recorded contents, restored from the set' % set_host.db]
+    shutil.copyfile(os.path.join(set_host.set_dir, entry['file']), set_host.db)
+    assert micropvr_restore.sqlite_differences(manifest, set_host.set_dir) == []
+    conn = sqlite3.connect(set_host.db)
+    conn.execute('PRAGMA user_version = %d' % (entry['user_version'] + 1))
+    conn.close()
+    assert micropvr_restore.sqlite_differences(manifest, set_host.set_dir) == ['%s: contents differ' % set_host.db]
