@@ -272,7 +272,9 @@ class Bench(object):
         """Bytes of both databases and the configuration (tar of the config paths, databases excluded)."""
         return int(docker.sh(name, """
             set -e
-            dbs=$(stat -c %%s /etc/micropvr/records.db /etc/micropvr/tasks.db | awk '{s += $1} END {print s}')
+            # Shell arithmetic is 64-bit; awk would print a sum past 2**31 as 4.46e+09.
+            set -- $(stat -c %%s /etc/micropvr/records.db /etc/micropvr/tasks.db)
+            dbs=$(($1 + $2))
             conf=$(tar -cf - --exclude='*.db' --exclude='*.db-journal' %s 2>/dev/null | wc -c)
             echo $((dbs + conf))""" % ' '.join(('/etc/micropvr', '/usr/local/nginx-micropvr/conf',
                                                '/etc/init.d/micropvr', '/etc/init.d/micropvs'))).stdout)
