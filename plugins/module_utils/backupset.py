@@ -279,10 +279,11 @@ def load_manifest(directory):
     return manifest
 
 
-def file_entry(directory, relpath, kind, **extra):
-    """Manifest entry for one file of the set: path relative to the set, size, sha256."""
+def file_entry(directory, relpath, kind, sha256=None, **extra):
+    """Manifest entry for one file of the set: path relative to the set, size, sha256 (computed
+    here unless the caller has just computed it of the finished file, as the SQLite copies')."""
     full = os.path.join(directory, relpath)
-    entry = dict(path=relpath, kind=kind, size=os.path.getsize(full), sha256=sha256_file(full))
+    entry = dict(path=relpath, kind=kind, size=os.path.getsize(full), sha256=sha256 or sha256_file(full))
     entry.update(extra)
     return entry
 
@@ -489,15 +490,18 @@ def content_checkers(module, manifest, sqlite_check='full'):
     return checkers
 
 
-def verify_set(module, directory, backup_id, keys, sqlite_check='full'):
+def verify_set(module, directory, backup_id, keys, sqlite_check='full', manifest=None):
     """(manifest or None, problems, status) of the set in ``directory``; no problems means it verifies.
 
     ``sqlite_check`` says how the SQLite copies are checked beyond their checksums (SQLITE_CHECKS).
+    ``manifest``: the set's manifest.json as the caller has just loaded it (load_manifest), so
+    that it is not read twice; it is verified like one read here.
     """
-    try:
-        manifest = load_manifest(directory)
-    except BackupSetError as exc:
-        return None, [str(exc)], STATUS_DAMAGED
+    if manifest is None:
+        try:
+            manifest = load_manifest(directory)
+        except BackupSetError as exc:
+            return None, [str(exc)], STATUS_DAMAGED
     problems = []
     if manifest.get('backup_id') != backup_id:
         problems.append('manifest names backup id %r, not %r' % (manifest.get('backup_id'), backup_id))
@@ -565,6 +569,22 @@ def changed_since(directory, manifest, identities):
     return None
 
 
+def unchanged_problem(directory, manifest, backup_id, keys, identities):
+    """None when ``manifest`` (loaded from ``directory``) is a sound, sealed manifest of the set
+    ``backup_id`` and no file of the set changed since ``identities`` (file_identities) were
+    taken, nothing added; otherwise why the set must be read again (for the log, not an error).
+    The one rule by which a verification already done is trusted: the gate (the sealed
+    ``verified_files`` of this run) and a restore (the identities of its own comparison)."""
+    seal_problem = keys.problem(manifest)
+    if seal_problem:
+        return seal_problem
+    if manifest.get('format_version') != FORMAT_VERSION or manifest.get('backup_id') != backup_id:
+        return 'the manifest is not of this format or names another set'
+    if confine.manifest_problems(manifest):
+        return 'the manifest is not sound'
+    return changed_since(directory, manifest, identities)
+
+
 def fresh_verification_problem(directory, manifest, backup_id, keys, run_id):
     """None when the set in ``directory`` was verified by the run ``run_id`` (its sealed
     ``verified_by``) and no file of it changed since (the sealed identities match, nothing was
@@ -572,13 +592,7 @@ def fresh_verification_problem(directory, manifest, backup_id, keys, run_id):
     reason it must be verified in full (for the log, not an error)."""
     if not run_id:
         return 'no run to trust'
-    seal_problem = keys.problem(manifest)
-    if seal_problem:
-        return seal_problem
-    if manifest.get('format_version') != FORMAT_VERSION or manifest.get('backup_id') != backup_id:
-        return 'the manifest is not of this format or names another set'
     if not manifest.get('verified_at') or manifest.get('verified_by') != run_id:
-        return 'not verified by this run'
-    if confine.manifest_problems(manifest):
-        return 'the manifest is not sound'
-    return changed_since(directory, manifest, manifest.get('verified_files'))
+        # The seal is checked below; an unsealed claim is only a reason to read the set.
+        return keys.problem(manifest) or 'not verified by this run'
+    return unchanged_problem(directory, manifest, backup_id, keys, manifest.get('verified_files'))

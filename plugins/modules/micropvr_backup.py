@@ -576,13 +576,17 @@ def build_set(module, plan, packages, work, backup_id, now):
         os.mkdir(os.path.join(work, 'sqlite'), 0o700)
         pairs = [(source, os.path.join(work, 'sqlite', name))
                  for source, name in zip(plan['sqlite_databases'], plan['sqlite_names'])]
-        for (source, destination), info in zip(pairs, snapshot(pairs, check=params['sqlite_check'])):
+        # Each copy is hashed while it is checked (two cores, one pass each); the set's
+        # verification below reads it back against that sha256.
+        copies = snapshot(pairs, check=params['sqlite_check'], file_digest=backupset.sha256_file)
+        for (source, destination), info in zip(pairs, copies):
             relpath = os.path.relpath(destination, work)
             owner = os.stat(source)
+            sha256 = info.pop('file_digest')
             # A rollback puts the database back with the owner and mode it had.
             info.update(file=relpath, mode='%04o' % stat.S_IMODE(owner.st_mode), uid=owner.st_uid, gid=owner.st_gid)
             sqlite_info.append(info)
-            files.append(backupset.file_entry(work, relpath, 'sqlite', source=source))
+            files.append(backupset.file_entry(work, relpath, 'sqlite', sha256=sha256, source=source))
 
     package_info = {}
     os.mkdir(os.path.join(work, 'packages'), 0o700)

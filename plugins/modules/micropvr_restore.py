@@ -772,24 +772,16 @@ def verify_or_trust(module, set_dir, backup_id, keys, trusted_files):
     taken, and the sealed sha256 proves they are the same bytes. A set that the comparison of
     this same run verified (``trusted_files``) and that has not changed since is not read again.
     """
-    if trusted_files:
-        try:
-            manifest = backupset.load_manifest(set_dir)
-        except backupset.BackupSetError:
-            manifest = None
-        if (manifest is not None and keys.problem(manifest) is None and manifest.get('backup_id') == backup_id
-                and manifest.get('format_version') == backupset.FORMAT_VERSION
-                and not confine.manifest_problems(manifest)
-                and backupset.changed_since(set_dir, manifest, trusted_files) is None):
-            return manifest, [], backupset.status_of(manifest, [], keys), trusted_files
-    before = None
     try:
         manifest = backupset.load_manifest(set_dir)
-        if not confine.manifest_problems(manifest):
-            before = backupset.file_identities(set_dir, manifest)
     except backupset.BackupSetError:
-        pass
-    manifest, problems, status = backupset.verify_set(module, set_dir, backup_id, keys, sqlite_check='checksum')
+        # verify_set reads it again and reports why it is damaged.
+        return backupset.verify_set(module, set_dir, backup_id, keys, sqlite_check='checksum') + ({},)
+    if trusted_files and backupset.unchanged_problem(set_dir, manifest, backup_id, keys, trusted_files) is None:
+        return manifest, [], backupset.status_of(manifest, [], keys), trusted_files
+    before = None if confine.manifest_problems(manifest) else backupset.file_identities(set_dir, manifest)
+    manifest, problems, status = backupset.verify_set(module, set_dir, backup_id, keys, sqlite_check='checksum',
+                                                      manifest=manifest)
     identities = {}
     if before is not None and not problems and backupset.file_identities(set_dir, manifest) == before:
         identities = before

@@ -177,9 +177,9 @@ def count_verifications(monkeypatch):
     calls = []
     real = backupset.verify_set
 
-    def counting(module, directory, backup_id, keys, sqlite_check='full'):
+    def counting(module, directory, backup_id, keys, sqlite_check='full', manifest=None):
         calls.append(sqlite_check)
-        return real(module, directory, backup_id, keys, sqlite_check=sqlite_check)
+        return real(module, directory, backup_id, keys, sqlite_check=sqlite_check, manifest=manifest)
 
     monkeypatch.setattr(backupset, 'verify_set', counting)
     return calls

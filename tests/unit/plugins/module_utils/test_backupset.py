@@ -1728,3 +1728,15 @@ def test_a_manifest_naming_another_set_is_not_trusted(marked):
     directory, manifest = marked
     reseal(directory, lambda m: m.update(backup_id='20261126T221501Z'))
     assert fresh(directory) == 'the manifest is not of this format or names another set'
+
+
+@pytest.mark.parametrize('edit, reason', [
+    (lambda m: m.update(backup_id='20200101T000000Z'), 'names another set'),
+    (lambda m: m.update(files='nope'), 'not sound'),
+])
+def test_unchanged_problem_names_a_manifest_it_cannot_trust(sealed, edit, reason):
+    directory, manifest = sealed
+    identities = backupset.file_identities(directory, manifest)
+    assert backupset.unchanged_problem(directory, manifest, ID, KEYS, identities) is None
+    edited = reseal(directory, edit)
+    assert reason in backupset.unchanged_problem(directory, edited, ID, KEYS, identities)

@@ -253,6 +253,31 @@ def test_snapshot_copies_each_database_and_describes_the_copies(tmp_path):
         assert describe(destination) == describe(source)
 
 
+def _sha256(path):
+    with open(path, 'rb') as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+@pytest.mark.parametrize('digests', [False, True])
+def test_snapshot_hashes_each_finished_copy_with_file_digest(tmp_path, digests):
+    records = make_db(tmp_path / 'records.db', rows=3000, user_version=3)
+    tasks = make_db(tmp_path / 'tasks.db', rows=40, table='tasks')
+    out = tmp_path / 'out'
+    out.mkdir()
+    pairs = [(records, str(out / 'records.db')), (tasks, str(out / 'tasks.db'))]
+    hashed = []
+
+    def digest(path):
+        hashed.append(path)
+        return _sha256(path)
+
+    infos = snapshot(pairs, digests=digests, file_digest=digest)
+    assert sorted(hashed) == sorted(destination for dummy, destination in pairs)
+    # The digest is of the finished copy: the bytes on disk after the snapshot returned.
+    assert [info['file_digest'] for info in infos] == [_sha256(destination) for dummy, destination in pairs]
+    assert 'file_digest' not in snapshot([(records, str(out / 'again.db'))])[0]
+
+
 def test_snapshot_leaves_sources_untouched(tmp_path):
     (tmp_path / 'src').mkdir()
     records = make_db(tmp_path / 'src' / 'records.db', rows=10)

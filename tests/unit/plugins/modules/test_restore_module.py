@@ -457,6 +457,33 @@ def test_trusted_files_do_not_cover_a_changed_seal(set_host, counted_reads):
     assert set_host.snapshot() == set_host.before
 
 
+def test_verify_or_trust_reads_the_manifest_once(set_host, monkeypatch):
+    loads = []
+    real = backupset.load_manifest
+
+    def counting(directory):
+        loads.append(directory)
+        return real(directory)
+
+    monkeypatch.setattr(backupset, 'load_manifest', counting)
+    manifest, problems, dummy, identities = micropvr_restore.verify_or_trust(
+        set_host.module(), set_host.set_dir, SET_ID, KEYS, {})
+    assert problems == [] and identities == backupset.file_identities(set_host.set_dir, manifest)
+    assert loads == [set_host.set_dir]
+    # Trusted and unchanged: the manifest is still read once, and nothing else.
+    del loads[:]
+    micropvr_restore.verify_or_trust(set_host.module(), set_host.set_dir, SET_ID, KEYS, identities)
+    assert loads == [set_host.set_dir]
+
+
+def test_verify_or_trust_reports_an_unreadable_manifest(set_host):
+    with open(os.path.join(set_host.set_dir, backupset.MANIFEST), 'w') as handle:
+        handle.write('{not json')
+    manifest, problems, status, identities = micropvr_restore.verify_or_trust(
+        set_host.module(), set_host.set_dir, SET_ID, KEYS, {'config.tar': [1, 2, 3, 4]})
+    assert manifest is None and problems and status == backupset.STATUS_DAMAGED and identities == {}
+
+
 @pytest.mark.parametrize('backup_id, named', [
     ('20261231T000000Z', 'micropvr_backup_id: no backup set 20261231T000000Z'),
     ('../20261126T221500Z', 'micropvr_backup_id: backup id'),
