@@ -6,6 +6,10 @@
 #   bench-raw backup DIR [verify]   sqlite3 .backup of both databases + tar of the same config
 #                                   paths as the collection, no compression (the collection's
 #                                   default); "verify" adds PRAGMA integrity_check and sha256sum
+#   bench-raw profile DIR           the parts of a verified backup, each timed here, one
+#                                   "part seconds" line each: copy (sqlite3 .backup of both
+#                                   databases), tar, quick_check (PRAGMA quick_check of both
+#                                   copies), sha256 (sha256sum of the copies and the tar)
 #   bench-raw save DIR              untimed: the .debs of the installed version and copies of the
 #                                   databases, for a later raw rollback
 #   bench-raw update VERSION        apt-get update; apt-get install micropvr=V micropvs=V; restart
@@ -66,6 +70,43 @@ cmd_backup() {
         done
         (cd "${dir}" && sha256sum -- * >SHA256SUMS && sha256sum --quiet -c SHA256SUMS)
     fi
+}
+
+timed() { # timed PART COMMAND...: run it, print "PART seconds"
+    local part=$1 start=${EPOCHREALTIME}
+    shift
+    "$@"
+    awk -v part="${part}" -v start="${start}" -v end="${EPOCHREALTIME}" 'BEGIN { printf "%s %.3f\n", part, end - start }'
+}
+
+sha256_all() { # sha256_all DIR
+    (cd "$1" && sha256sum -- * >/dev/null)
+}
+
+quick_check_all() { # quick_check_all DIR
+    local db
+    for db in "${DBS[@]}"; do
+        [[ $(sqlite3 "$1/$(basename "${db}")" 'PRAGMA quick_check') == ok ]] \
+            || die "quick_check failed for $1/$(basename "${db}")"
+    done
+}
+
+copy_all() { # copy_all DIR
+    local db
+    for db in "${DBS[@]}"; do
+        sqlite3 "${db}" ".backup '$1/$(basename "${db}")'"
+    done
+}
+
+cmd_profile() {
+    local dir=$1
+    rm -rf "${dir}"
+    mkdir -p "${dir}"
+    timed copy copy_all "${dir}"
+    timed tar tar -cf "${dir}/config.tar" --exclude='*.db' --exclude='*.db-journal' "${CONFIG_PATHS[@]}" 2>/dev/null
+    timed quick_check quick_check_all "${dir}"
+    timed sha256 sha256_all "${dir}"
+    rm -rf "${dir}"
 }
 
 cmd_save() {
@@ -167,11 +208,12 @@ cmd_digest() {
     sqlite3 "${DBS[1]}" "SELECT count(*), total(id), total(status = 'cancelled'), total(length(name)) FROM tasks"
 }
 
-(($# >= 1)) || die "usage: bench-raw backup|save|update|rollback|pristine|reset|state|change|digest [ARG...]"
+(($# >= 1)) || die "usage: bench-raw backup|profile|save|update|rollback|pristine|reset|state|change|digest [ARG...]"
 command=$1
 shift
 case "${command}" in
     backup) (($# >= 1)) || die "usage: bench-raw backup DIR [verify]"; cmd_backup "$@" ;;
+    profile) (($# == 1)) || die "usage: bench-raw profile DIR"; cmd_profile "$1" ;;
     save) (($# == 1)) || die "usage: bench-raw save DIR"; cmd_save "$1" ;;
     update) (($# == 1)) || die "usage: bench-raw update VERSION"; cmd_update "$1" ;;
     rollback) (($# == 1)) || die "usage: bench-raw rollback DIR"; cmd_rollback "$1" ;;

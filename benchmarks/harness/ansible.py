@@ -10,6 +10,8 @@ which writes one JSON line per task result so that tasks per host and per-task t
 import json
 import os
 import resource
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -33,8 +35,30 @@ def write_inventory(path, hosts):
     return path
 
 
+DOCKER_SHIM = """#!/bin/sh
+# bench: count the docker CLI calls of the connection plugin, then run the real docker.
+echo "$1" >>"$BENCH_DOCKER_LOG"
+exec %s "$@"
+"""
+
+
+def docker_shim(workdir):
+    """A directory with a ``docker`` that logs each call's subcommand to $BENCH_DOCKER_LOG and
+    runs the real one; put first on PATH, it counts the connection plugin's calls."""
+    real = shutil.which('docker')
+    if real is None:
+        raise PlaybookError('docker: not found on PATH')
+    shim_dir = os.path.join(workdir, 'docker-shim')
+    os.makedirs(shim_dir, exist_ok=True)
+    shim = os.path.join(shim_dir, 'docker')
+    with open(shim, 'w') as handle:
+        handle.write(DOCKER_SHIM % shlex.quote(real))
+    os.chmod(shim, 0o755)
+    return shim_dir
+
+
 def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=False, forks=None, vars_files=(),
-                 config=None):
+                 config=None, count_docker_calls=False):
     """Run ``playbook`` (FQCN) against ``hosts``; return timing and per-host task counts.
 
     ``vars_files``: files of extra variables (``-e @file``), for secrets such as a seal key,
@@ -69,6 +93,11 @@ def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=Fa
                ANSIBLE_RETRY_FILES_ENABLED='false',
                BENCH_TASK_LOG=task_log)
     env.pop('ANSIBLE_PIPELINING', None)
+    docker_log = None
+    if count_docker_calls:
+        docker_log = os.path.join(workdir, '%s.docker-calls' % label)
+        open(docker_log, 'w').close()
+        env.update(PATH=docker_shim(workdir) + os.pathsep + env.get('PATH', ''), BENCH_DOCKER_LOG=docker_log)
     if pipelining is not None:
         env['ANSIBLE_PIPELINING'] = 'True' if pipelining else 'False'
     args = [playbook_bin, '-i', inventory, playbook, '--forks', str(max(forks or len(hosts), 1))]
@@ -92,8 +121,24 @@ def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=Fa
         raise PlaybookError('%s (%s) failed (rc=%d), full output in %s:\n%s'
                             % (playbook, label, proc.returncode, output_log, '\n'.join(output.splitlines()[-40:])))
     tasks = read_task_log(task_log)
-    return dict(seconds=seconds, start=started, end=ended, playbook=playbook, hosts=list(hosts),
-                pipelining=pipelining, config=config, tasks=tasks, log=output_log, controller_cpu=controller_cpu)
+    run = dict(seconds=seconds, start=started, end=ended, playbook=playbook, hosts=list(hosts),
+               pipelining=pipelining, config=config, tasks=tasks, log=output_log, controller_cpu=controller_cpu)
+    if docker_log:
+        with open(docker_log) as handle:
+            run['docker_calls'] = sum(1 for line in handle if line.strip())
+    return run
+
+
+def docker_call_cpu(workdir, host, calls=20):
+    """CPU seconds the controller pays for one docker CLI call through the shim (``docker exec
+    HOST true``: the CLI's start, the API round trip, the exit), the mean of ``calls``."""
+    env = dict(os.environ, BENCH_DOCKER_LOG=os.devnull)
+    shim = os.path.join(docker_shim(workdir), 'docker')
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for dummy in range(calls):
+        subprocess.run([shim, 'exec', host, 'true'], env=env, check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) / calls
 
 
 def read_task_log(path):

@@ -135,7 +135,8 @@ class Bench(object):
     def probe(self, name, label):
         return Probe(name, label, self.config['probe_interval'])
 
-    def playbook(self, label, playbook, hosts, extra_vars=None, pipelining=False, vars_files=(), config=None):
+    def playbook(self, label, playbook, hosts, extra_vars=None, pipelining=False, vars_files=(), config=None,
+                 count_docker_calls=False):
         """Run a playbook; with the CPU time of the controller, of the hosts and of the whole machine.
 
         ``config``: an ansible.cfg (the recommended one) instead of Ansible's defaults; its own
@@ -145,7 +146,7 @@ class Bench(object):
         try:
             run = ansible.run_playbook(self.workdir, label, playbook, hosts, extra_vars=extra_vars,
                                        pipelining=None if config else pipelining, vars_files=vars_files,
-                                       config=config)
+                                       config=config, count_docker_calls=count_docker_calls)
         except ansible.PlaybookError as exc:
             raise BenchError(str(exc))
         hosts_after, machine_after = docker.container_cpu_seconds(hosts), docker.machine_busy_seconds()
@@ -184,6 +185,13 @@ class Bench(object):
             docker.sh(name, 'rm -rf %s/*' % BACKUP_ROOT)
             return run, size
 
+        def profile():
+            """The parts of a verified backup as raw commands time them inside the host (copy,
+            tar, quick_check, sha256): what the collection's module cannot do without."""
+            self.settle(name)
+            lines = docker.exec_timed_output(name, ['bench-raw', 'profile', RAW_DIR + '/profile'], timeout=3600)
+            return dict((part, float(seconds)) for part, seconds in (line.split() for line in lines.splitlines()))
+
         raw()
         ours('backup-warmup')
         rounds = []
@@ -195,12 +203,17 @@ class Bench(object):
                            if r['task'].split(' : ', 1)[-1] == BACKUP_TASK)
             rounds.append(dict(raw_seconds=raw_s, ours_seconds=run['seconds'], raw_verified_seconds=verified_s,
                                ours_module_seconds=module_s, set_bytes=set_bytes,
-                               ours_tasks=ansible.task_times(run['tasks'][name])))
+                               ours_tasks=ansible.task_times(run['tasks'][name]), profile=profile()))
             self.log('backup %d/%d: raw %.1f s, ours %.1f s (module %.1f s), raw+verify %.1f s'
                      % (index + 1, cfg['runs'], raw_s, run['seconds'], module_s, verified_s))
         mib = source_bytes / 1048576.0
         throughput = dict((key, [mib / r[key + '_seconds'] for r in rounds]) for key in ('raw', 'ours', 'raw_verified'))
+        parts = sorted(rounds[0]['profile'])
         self.results['backup'] = dict(container=name, data=data, source_bytes=source_bytes, rounds=rounds,
+                                      profile=dict((part, stats.summary([r['profile'][part] for r in rounds]))
+                                                   for part in parts),
+                                      ansible_seconds=stats.summary([r['ours_seconds'] - r['ours_module_seconds']
+                                                                     for r in rounds]),
                                       throughput_mib_s=dict((k, stats.summary(v)) for k, v in throughput.items()),
                                       seconds=dict((k, stats.summary([r[k + '_seconds'] for r in rounds]))
                                                    for k in ('raw', 'ours', 'raw_verified', 'ours_module')),
@@ -367,6 +380,9 @@ class Bench(object):
                     result[name_] = dict(
                         ours=stats.summary(ours_v), raw=stats.summary(raw_v),
                         ratio=stats.summary(stats.pair_ratios(ours_v, raw_v)) if min(raw_v) > 0 else None)
+            result['rollback_profile' + suffix] = dict(
+                (part, stats.summary([r[part] for r in parts]))
+                for parts in [[rollback_profile(r[prefix + 'rollback']) for r in rounds]] for part in parts[0])
         # The plot shows the round whose collection downtime is the median one.
         order = sorted(range(len(rounds)), key=lambda i: rounds[i]['ours_update']['longest'])
         result['plot_round'] = order[len(order) // 2]
@@ -381,39 +397,60 @@ class Bench(object):
         names = ['bench-fleet-%02d' % (i + 1) for i in range(max(sizes))]
         self.log('fleet: starting %d containers with a %d MiB records.db each' % (len(names), cfg['fleet_db_mb']))
         self.start_hosts(names, cfg['fleet_db_mb'])
+        # What one docker CLI call costs the controller: with the calls counted, the controller's
+        # CPU splits into the test bed's connection (docker CLI) and Ansible itself.
+        call_cpu = stats.summary([ansible.docker_call_cpu(self.workdir, names[0]) for dummy in range(3)])['median']
+        self.log('fleet: one docker CLI call costs the controller %.1f ms CPU' % (call_cpu * 1000))
+        recommended = cfg.get('recommended_cfg')
+        largest = max(sizes)
         rounds = []
         for index in range(cfg['runs']):
             entry = {}
-            for size in sizes:
+            runs = [(size, str(size), None) for size in sizes]
+            if recommended:
+                # The largest fleet again with the recommended ansible.cfg: what an operator who
+                # follows the README's advice pays per host.
+                runs.append((largest, '%d-recommended' % largest, recommended))
+            for size, key, config in runs:
                 hosts = names[:size]
                 self.reset(hosts)
                 self.settle(hosts[0])  # sync is system-wide: once is enough
-                run = self.playbook('fleet-%d-%d' % (size, index + 1), 'microimpuls.micropvr.update', hosts,
-                                    extra_vars=dict(micropvr_version=TO_VERSION))
+                run = self.playbook('fleet-%s-%d' % (key, index + 1), 'microimpuls.micropvr.update', hosts,
+                                    extra_vars=dict(micropvr_version=TO_VERSION), config=config,
+                                    count_docker_calls=True)
                 for host in hosts:
                     self.expect(host, TO_VERSION, 2, 'update.yml on %d hosts' % size)
-                entry[str(size)] = dict(seconds=run['seconds'], cpu=run['cpu'],
-                                        tasks_per_host=stats.summary([ansible.tasks_run(run['tasks'][h])
-                                                                      for h in hosts])['median'])
-                self.log('fleet %d/%d: %d host(s) %.1f s (CPU s: controller %s, hosts %s, machine %s of %s)'
-                         % (index + 1, cfg['runs'], size, run['seconds'], run['cpu']['controller'],
-                            run['cpu']['hosts'], run['cpu']['machine'], run['cpu']['available']))
+                entry[key] = dict(seconds=run['seconds'], cpu=run['cpu'], docker_calls=run['docker_calls'],
+                                  tasks_per_host=stats.summary([ansible.tasks_run(run['tasks'][h])
+                                                                for h in hosts])['median'])
+                self.log('fleet %d/%d: %s host(s) %.1f s (CPU s: controller %s, hosts %s, machine %s of %s; '
+                         '%d docker CLI calls)'
+                         % (index + 1, cfg['runs'], key, run['seconds'], run['cpu']['controller'],
+                            run['cpu']['hosts'], run['cpu']['machine'], run['cpu']['available'], run['docker_calls']))
             rounds.append(entry)
         base = str(sizes[0])
-        result = dict(hosts=names, rounds=rounds, base_size=sizes[0], sizes={})
-        for size in sizes:
-            walls = [r[str(size)]['seconds'] for r in rounds]
-            busy = [r[str(size)]['cpu']['machine'] / r[str(size)]['cpu']['available'] for r in rounds
-                    if r[str(size)]['cpu']['machine'] is not None]
-            result['sizes'][str(size)] = dict(
+        result = dict(hosts=names, rounds=rounds, base_size=sizes[0], sizes={}, docker_call_cpu=call_cpu)
+        for key in rounds[0]:
+            size = int(key.split('-')[0])
+            walls = [r[key]['seconds'] for r in rounds]
+            busy = [r[key]['cpu']['machine'] / r[key]['cpu']['available'] for r in rounds
+                    if r[key]['cpu']['machine'] is not None]
+            per_host = [r[key]['cpu']['controller'] / size for r in rounds]
+            docker_per_host = [r[key]['docker_calls'] * call_cpu / size for r in rounds]
+            result['sizes'][key] = dict(
                 seconds=stats.summary(walls),
                 ratio=stats.summary(stats.pair_ratios(walls, [r[base]['seconds'] for r in rounds])),
-                cpu=dict((key, stats.summary([r[str(size)]['cpu'][key] for r in rounds])['median'])
-                         for key in ('controller', 'hosts', 'machine', 'available')
-                         if all(r[str(size)]['cpu'][key] is not None for r in rounds)),
+                cpu=dict((name, stats.summary([r[key]['cpu'][name] for r in rounds])['median'])
+                         for name in ('controller', 'hosts', 'machine', 'available')
+                         if all(r[key]['cpu'][name] is not None for r in rounds)),
                 machine_busy=stats.summary(busy)['median'] if busy else None,
-                # What a real fleet's controller pays per host (issue 16): controller CPU / hosts.
-                controller_per_host=stats.summary([r[str(size)]['cpu']['controller'] / size for r in rounds]))
+                # What a real fleet's controller pays per host (issue 16): controller CPU / hosts,
+                # split into the docker CLI calls of the test bed's connection (calls x the
+                # measured cost of one) and the rest: Ansible itself.
+                controller_per_host=stats.summary(per_host),
+                docker_calls_per_host=stats.summary([r[key]['docker_calls'] / float(size) for r in rounds]),
+                controller_docker_per_host=stats.summary(docker_per_host),
+                controller_ansible_per_host=stats.summary([a - b for a, b in zip(per_host, docker_per_host)]))
         self.results['fleet'] = result
         self.fleet_hosts = names
 
@@ -712,6 +749,34 @@ class Probe(object):
                     windows=[dict(start=round(w['start'] - start, 3), seconds=round(w['seconds'], 3),
                                   errors=w['errors']) for w in windows],
                     timeline=stats.timeline(self.samples, start))
+
+
+# The tasks of rollback.yml that do the work a raw rollback does too (or that it skips: the
+# safety backup); rollback_profile() puts every other task in "other tasks".
+ROLLBACK_WORK = (('safety backup', 'Back up the host as it is now'), ('restore', 'Restore backup set'))
+
+
+def rollback_profile(run):
+    """Where rollback.yml's wall time goes, from its task marks: before the first task (Ansible's
+    start), the safety backup, the restore, the other tasks (and how many), after the last one."""
+    tasks = run['tasks']
+    profile = dict(start=tasks[0][1] if tasks else run['seconds'], other_tasks=0.0, other_task_count=0)
+    for part, dummy in ROLLBACK_WORK:
+        profile[part] = 0.0
+    for task, dummy, seconds in tasks:
+        title = task.split(' : ', 1)[-1]
+        part = next((p for p, prefix in ROLLBACK_WORK if title.startswith(prefix)), None)
+        if part:
+            profile[part] += seconds
+        else:
+            profile['other_tasks'] += seconds
+            profile['other_task_count'] += 1
+    profile['end'] = max(run['seconds'] - max(offset + seconds for dummy, offset, seconds in tasks), 0.0) \
+        if tasks else 0.0
+    # The controller's own time from one task's result to the next task's start.
+    profile['between_tasks'] = max(run['seconds'] - profile['start'] - profile['end']
+                                   - sum(seconds for dummy, dummy2, seconds in tasks), 0.0)
+    return profile
 
 
 def task_marks(host_tasks, start):

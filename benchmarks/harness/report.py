@@ -38,6 +38,8 @@ def rows(results, config):
         table.append(('   of which the micropvr_backup task (s), vs raw + integrity_check + sha256sum',
                       stats.fmt_summary(b['seconds']['ours_module']), stats.fmt_summary(b['seconds']['raw_verified']),
                       _ratio(b['ratio_module_vs_verified']), '-', 'info'))
+        if b.get('profile'):
+            table.append(_backup_profile_row(b))
         if 'linear' in b:
             table.extend(_linear_rows(b['linear']))
     if 'update' in results:
@@ -69,25 +71,13 @@ def rows(results, config):
                 text, target_text = 'info', '-'
             table.append((title, stats.fmt_summary(fig['ours']), stats.fmt_summary(fig['raw']),
                           _ratio(ratio) if ratio else 'n/a', target_text, text))
+        for suffix, target, label in (('', 'rollback', ''), ('_recommended', 'rollback_recommended',
+                                                              ', %s' % RECOMMENDED)):
+            profile = u.get('rollback_profile' + suffix)
+            if profile and 'rollback_seconds' + suffix in u:
+                table.append(_rollback_profile_row(profile, u['rollback_seconds' + suffix]['raw'], target, label))
     if 'fleet' in results:
-        f = results['fleet']
-        sizes = sorted(int(s) for s in f['sizes'])
-        largest = sizes[-1]
-        for size in sizes:
-            fig = f['sizes'][str(size)]
-            title = ('4. Fleet: update.yml on %d host(s), wall time (s); ratio vs %d host'
-                     % (size, f['base_size']) if size == sizes[0] else '   update.yml on %d hosts' % size)
-            # The wall-time ratio is information: on 2 CPUs shared by the controller and every
-            # host it measures the machine; the controller's CPU per host is the target (issue 16).
-            table.append((title, stats.fmt_summary(fig['seconds']), '-', _ratio(fig['ratio']), '-',
-                          'info' + _cpu_note(fig)))
-        per_host = f['sizes'][str(largest)].get('controller_per_host')
-        if per_host:
-            target = TARGETS['controller_cpu_per_host']
-            passed, text = stats.verdict_value(per_host['median'], target, 'CPU-s')
-            table.append(('   controller CPU per host, update.yml on %d hosts (CPU-s)' % largest,
-                          '%.2f CPU-s (%.2f-%.2f)' % (per_host['median'], per_host['min'], per_host['max']), '-', '-',
-                          '<= %.2f CPU-s' % target, text))
+        table.extend(_fleet_rows(results['fleet']))
     if 'pipelining' in results:
         p = results['pipelining']
         for key in ('off', 'on'):
@@ -108,6 +98,62 @@ def rows(results, config):
     if 'offsite' in results:
         table.extend(_offsite_rows(results['offsite']))
     return table
+
+
+def _backup_profile_row(b):
+    """Where a verified backup's time goes: its parts as raw commands inside the host, Ansible's
+    share of backup.yml (wall time minus the micropvr_backup task), and the time the target allows."""
+    parts = ', '.join('%s %.2f' % (part, b['profile'][part]['median'])
+                      for part in ('copy', 'tar', 'quick_check', 'sha256') if part in b['profile'])
+    budget = b['seconds']['raw']['median'] / TARGETS['backup']
+    return ('   where the time goes (s): backup.yml around its task vs the parts as raw commands',
+            'Ansible %.2f' % b['ansible_seconds']['median'], parts, '-', '-',
+            'info; the target allows backup.yml %.2f s' % budget)
+
+
+def _rollback_profile_row(profile, raw, target, label):
+    """Where rollback.yml's time goes (medians of rollback_profile), against the raw rollback."""
+    def m(part):
+        return profile[part]['median']
+    parts = ('start %.2f, safety backup %.2f, restore %.2f, %d other tasks %.2f, between tasks %.2f, end %.2f'
+             % (m('start'), m('safety backup'), m('restore'), m('other_task_count'), m('other_tasks'),
+                m('between_tasks'), m('end')))
+    return ('   where the RTO goes%s (s)' % label, parts, stats.fmt_summary(raw), '-', '-',
+            'info; the target allows %.2f s' % (raw['median'] * TARGETS[target]))
+
+
+def _fleet_rows(f):
+    """Item 4: wall time per fleet size (information), the controller's CPU per host of the
+    largest fleet (the target) with Ansible's defaults and with the recommended ansible.cfg, and
+    how it splits into the docker CLI calls of the test bed's connection and Ansible itself."""
+    rows_ = []
+    sizes = sorted(int(key) for key in f['sizes'] if key.isdigit())
+    largest = sizes[-1]
+    for size in sizes:
+        fig = f['sizes'][str(size)]
+        title = ('4. Fleet: update.yml on %d host(s), wall time (s); ratio vs %d host'
+                 % (size, f['base_size']) if size == sizes[0] else '   update.yml on %d hosts' % size)
+        # The wall-time ratio is information: on 2 CPUs shared by the controller and every
+        # host it measures the machine; the controller's CPU per host is the target (issue 16).
+        rows_.append((title, stats.fmt_summary(fig['seconds']), '-', _ratio(fig['ratio']), '-',
+                      'info' + _cpu_note(fig)))
+    target = TARGETS['controller_cpu_per_host']
+    for key, label in ((str(largest), ''), ('%d-recommended' % largest, ', %s' % RECOMMENDED)):
+        fig = f['sizes'].get(key)
+        if not fig or not fig.get('controller_per_host'):
+            continue
+        per_host = fig['controller_per_host']
+        passed, text = stats.verdict_value(per_host['median'], target, 'CPU-s')
+        rows_.append(('   controller CPU per host, update.yml on %d hosts%s (CPU-s)' % (largest, label),
+                      '%.2f CPU-s (%.2f-%.2f)' % (per_host['median'], per_host['min'], per_host['max']), '-', '-',
+                      '<= %.2f CPU-s' % target, text))
+        if fig.get('controller_docker_per_host') and f.get('docker_call_cpu'):
+            rows_.append(('     of which docker CLI (the test bed\'s connection) vs Ansible itself (CPU-s)',
+                          '%.2f CPU-s' % fig['controller_docker_per_host']['median'],
+                          '%.2f CPU-s' % fig['controller_ansible_per_host']['median'], '-', '-',
+                          'info; %.0f docker calls per host x %.1f ms' % (
+                              fig['docker_calls_per_host']['median'], f['docker_call_cpu'] * 1000)))
+    return rows_
 
 
 def _linear_rows(lin):

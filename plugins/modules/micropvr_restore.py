@@ -33,14 +33,18 @@ description:
   - Compares the host with the set first; when packages, configuration files and database
     contents already match, it changes nothing. When the package versions differ, everything is
     restored anyway, so the database contents are not compared (RV(differences) says so).
-  - "Order: stop O(services); unpack every saved C(.deb) that differs with one C(dpkg --unpack)
+  - "Order: write the set's SQLite copies beside the databases they replace, as hidden temporary
+    files, while the services still run (a database whose directory does not exist yet is copied
+    later); stop O(services); unpack every saved C(.deb) that differs with one C(dpkg --unpack)
     (downgrades allowed here, and only here); extract C(config.tar) with owners, modes and mtimes;
-    put the SQLite copies back (stale journals removed, the saved journal mode restored); restore
-    external databases; then C(dpkg --configure) those packages in one transaction, so that each
-    maintainer script (a C(postinst) that runs the vendor's migration tool, for example) sees the
-    configuration and data of its own version; extract C(config.tar) again, so that dpkg's
-    conffile handling cannot leave a file different from the set; hold the packages; start the
-    services. A C(policy-rc.d) keeps maintainer scripts from starting or stopping daemons meanwhile."
+    put the SQLite copies in place by renaming them (stale journals removed, the saved journal mode
+    restored); restore external databases; then C(dpkg --configure) those packages in one
+    transaction, so that each maintainer script (a C(postinst) that runs the vendor's migration
+    tool, for example) sees the configuration and data of its own version; extract C(config.tar)
+    again, so that dpkg's conffile handling cannot leave a file different from the set; start the
+    services; hold the packages. A C(policy-rc.d) keeps maintainer scripts from starting or
+    stopping daemons meanwhile. Copying the databases before and holding after keeps both out of
+    the outage."
   - "When a step fails, the host is put back on a known state: on the set given in
     O(fallback_backup_id) (normally the set the rollback role takes of the host just before the
     restore), with its services started. RV(outcome) says which. When that is impossible too,
@@ -522,29 +526,82 @@ def restore_config(set_dir, manifest):
     confine.extract_config(manifest, os.path.join(set_dir, manifest['config']['archive']))
 
 
-def restore_sqlite(set_dir, manifest):
+def _write_sqlite_copy(set_dir, saved):
+    """Copy the set's file of one SQLite database beside the database it replaces, as a hidden
+    temporary file with the owner, mode and journal mode of the original; its path."""
+    source = saved['source']
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(source), prefix='.%s.restore-' % os.path.basename(source))
+    try:
+        with os.fdopen(fd, 'wb') as out, \
+                os.fdopen(safepath.open_nofollow(os.path.join(set_dir, saved['file']), os.O_RDONLY), 'rb') as copy:
+            shutil.copyfileobj(copy, out, MIB)
+            out.flush()
+            os.fsync(out.fileno())
+        if saved.get('journal_mode') == 'wal':
+            # The copy is kept in rollback-journal mode; put back the mode the live file had.
+            set_journal_mode(tmp, 'wal')
+        if 'mode' in saved:
+            os.chown(tmp, saved['uid'], saved['gid'])
+            os.chmod(tmp, int(saved['mode'], 8))
+        elif os.path.exists(source):
+            st = os.stat(source)
+            os.chown(tmp, st.st_uid, st.st_gid)
+            os.chmod(tmp, st.st_mode & 0o7777)
+    except BaseException:
+        discard_staged({source: tmp})
+        raise
+    return tmp
+
+
+def stage_sqlite(set_dir, manifest):
+    """Write the set's SQLite copies beside the databases they replace while the services still
+    run, so that the outage holds only their renames (restore_sqlite); {database: temporary file}.
+
+    A database whose directory is missing (a host without MicroPVR) or reached through anything
+    but real directories inside the configuration paths is not staged: restore_sqlite copies it
+    after the configuration is restored, and refuses it then if it still is not confined.
+    """
+    staged = {}
+    try:
+        for saved in manifest['sqlite']:
+            source = saved['source']
+            if not os.path.isdir(os.path.dirname(source)):
+                continue
+            try:
+                confine.check_parents('/', source, manifest['config']['paths'])
+            except confine.ConfinementError:
+                continue
+            staged[source] = _write_sqlite_copy(set_dir, saved)
+    except BaseException:
+        discard_staged(staged)
+        raise
+    return staged
+
+
+def discard_staged(staged):
+    """Remove the temporary copies of ``staged`` that were not put in place (restore_sqlite pops
+    those it used)."""
+    for tmp in list(staged.values()):
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    staged.clear()
+
+
+def restore_sqlite(set_dir, manifest, staged=None):
+    """Put every SQLite database of the set in place: the copy staged for it, else a copy made now."""
+    staged = {} if staged is None else staged
     for saved in manifest['sqlite']:
         source = saved['source']
         directory = os.path.dirname(source)
-        # Inside the configuration paths, never through a symbolic link (the config was just restored).
+        # Inside the configuration paths, never through a symbolic link (the config was just
+        # restored): checked again for a staged copy too.
         confine.check_parents('/', source, manifest['config']['paths'])
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.restore-' % os.path.basename(source))
+        tmp = staged.pop(source, None)
+        if tmp is None or os.path.dirname(tmp) != directory or not os.path.isfile(tmp):
+            if tmp is not None:
+                discard_staged({source: tmp})
+            tmp = _write_sqlite_copy(set_dir, saved)
         try:
-            with os.fdopen(fd, 'wb') as out, \
-                    os.fdopen(safepath.open_nofollow(os.path.join(set_dir, saved['file']), os.O_RDONLY), 'rb') as copy:
-                shutil.copyfileobj(copy, out, MIB)
-                out.flush()
-                os.fsync(out.fileno())
-            if saved.get('journal_mode') == 'wal':
-                # The copy is kept in rollback-journal mode; put back the mode the live file had.
-                set_journal_mode(tmp, 'wal')
-            if 'mode' in saved:
-                os.chown(tmp, saved['uid'], saved['gid'])
-                os.chmod(tmp, int(saved['mode'], 8))
-            elif os.path.exists(source):
-                st = os.stat(source)
-                os.chown(tmp, st.st_uid, st.st_gid)
-                os.chmod(tmp, st.st_mode & 0o7777)
             # A journal left by the version being rolled back would be replayed into the copy.
             for side in SIDE_FILES:
                 if os.path.lexists(source + side):
@@ -552,8 +609,7 @@ def restore_sqlite(set_dir, manifest):
             os.rename(tmp, source)
             backupset.fsync_dir(directory)
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            discard_staged({source: tmp})
             raise
 
 
@@ -619,16 +675,21 @@ def apply_set(module, set_dir, manifest, services, hold, dependencies=False):
 
     The services are stopped first. The packages are unpacked, the configuration and data put
     back, and only then the packages configured: a postinst that migrates the databases, or
-    refuses a schema newer than its own, sees the data of its own version.
+    refuses a schema newer than its own, sees the data of its own version. What does not need
+    the services stopped happens outside the outage: the SQLite copies are written beside the
+    databases before (stage_sqlite), the packages held after the services started.
     """
     step = 'read the installed packages'
     touched = False
+    staged = {}
     try:
         installed = package_versions(module, sorted(manifest['packages']))
         changed = changed_packages(manifest, installed)
         if dependencies and changed:
             step = 'install the dependencies of the saved packages'
             install_dependencies(module, set_dir, manifest, changed)
+        step = 'stage the SQLite databases'
+        staged = stage_sqlite(set_dir, manifest)
         step = 'stop the services'
         stop_services(module, services)
         touched = True
@@ -638,7 +699,7 @@ def apply_set(module, set_dir, manifest, services, hold, dependencies=False):
             step = 'restore the configuration'
             restore_config(set_dir, manifest)
             step = 'restore the SQLite databases'
-            restore_sqlite(set_dir, manifest)
+            restore_sqlite(set_dir, manifest, staged)
             step = 'restore the external databases'
             restore_databases(module, set_dir, manifest)
             step = 'configure the packages'
@@ -646,20 +707,22 @@ def apply_set(module, set_dir, manifest, services, hold, dependencies=False):
             # dpkg may have put a packaged conffile in place of the restored one.
             step = 'restore the configuration after dpkg'
             restore_config(set_dir, manifest)
+        step = 'start the services'
+        start_services(module, services)
         if hold:
             step = 'hold the packages'
             rc, out, err = module.run_command([module.get_bin_path('apt-mark', required=True), 'hold']
                                               + sorted(manifest['packages']))
             if rc != 0:
                 raise StepFailed('apt-mark hold failed (rc=%d): %s' % (rc, err.strip()))
-        step = 'start the services'
-        start_services(module, services)
     except StepFailed as exc:
         raise StepFailed('%s: %s' % (step, exc), touched)
     except Exception as exc:  # pylint: disable=broad-except
         # Whatever goes wrong (a full disk, a member that fails its check late), the host is put
         # back on a known state by the caller.
         raise StepFailed('%s: %s: %s' % (step, type(exc).__name__, exc), touched)
+    finally:
+        discard_staged(staged)
 
 
 def host_state(module, manifest, services):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
-from harness import ansible, report, stats  # noqa: E402  pylint: disable=wrong-import-position
+from harness import ansible, phases, report, stats  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def probes(pattern, start=100.0, interval=0.05):
@@ -232,3 +233,75 @@ def test_missed_issue_16_targets_are_listed_with_their_item():
          'MISS by 0.70x (17% over; needs 1.2x faster)'),
         (2, 'update outage windows (runs of failed probes), count', 'MISS by 1 window (2 > 1)'),
         (4, 'controller CPU per host, update.yml on 16 hosts (CPU-s)', 'MISS by 1.74 CPU-s (2.94 > 1.20)')]
+
+
+def test_rollback_profile_splits_the_wall_time_by_task():
+    run = dict(seconds=15.0, tasks=[
+        ('microimpuls.micropvr.micropvr : Gather MicroPVR facts', 1.2, 0.9),
+        ('microimpuls.micropvr.rollback : List the backup sets', 2.2, 1.0),
+        ('microimpuls.micropvr.rollback : Back up the host as it is now, to fall back on', 5.7, 4.3),
+        ('microimpuls.micropvr.rollback : Restore backup set 20261201T210901Z', 10.0, 2.3),
+        ('microimpuls.micropvr.rollback : Release the host lock', 14.0, 0.5)])
+    profile = phases.rollback_profile(run)
+    assert profile['start'] == 1.2 and profile['end'] == pytest.approx(0.5)
+    assert profile['safety backup'] == 4.3 and profile['restore'] == 2.3
+    assert (profile['other_task_count'], profile['other_tasks']) == (3, pytest.approx(2.4))
+    # Every second of the run is in exactly one part.
+    assert sum(v for k, v in profile.items() if k != 'other_task_count') == pytest.approx(15.0)
+
+
+def with_profiles(results):
+    """issue16_results() with the profiles the harness adds to items 1, 3 and 4."""
+    b = results['backup']
+    b['profile'] = dict(copy=stats.summary([1.0, 1.2]), tar=stats.summary([0.1, 0.1]),
+                        quick_check=stats.summary([1.5, 1.7]), sha256=stats.summary([0.6, 0.6]))
+    b['ansible_seconds'] = stats.summary([2.0, 2.2])
+    parts = [dict(start=1.2, other_tasks=4.0, other_task_count=12, end=0.5, between_tasks=1.0,
+                  restore=2.3, **{'safety backup': 4.3})] * 2
+    profile = dict((k, stats.summary([p[k] for p in parts])) for k in parts[0])
+    results['update'].update(rollback_profile=profile, rollback_profile_recommended=profile)
+    fleet = results['fleet']
+    fleet['docker_call_cpu'] = 0.033
+    big = dict(fleet['sizes']['16'])
+    big.update(docker_calls_per_host=stats.summary([100, 104]), controller_docker_per_host=stats.summary([3.3, 3.4]),
+               controller_ansible_per_host=stats.summary([1.5, 1.6]))
+    fleet['sizes']['16'] = big
+    fleet['sizes']['16-recommended'] = dict(big, controller_per_host=stats.summary([1.0, 1.1]))
+    return results
+
+
+def test_profile_rows_say_where_the_time_goes_and_what_the_target_allows():
+    table = report.rows(with_profiles(issue16_results(controller=(46.0, 48.0))), dict(db_mb=1024))
+    by_title = dict((row[0].strip(), row[1:]) for row in table)
+    row = by_title['where the time goes (s): backup.yml around its task vs the parts as raw commands']
+    assert row[:2] == ('Ansible 2.10', 'copy 1.10, tar 0.10, quick_check 1.60, sha256 0.60')
+    assert row[4] == 'info; the target allows backup.yml 5.14 s'  # raw 1.8 s / 0.35
+    row = by_title['where the RTO goes, recommended ansible.cfg (s)']
+    assert row[0] == ('start 1.20, safety backup 4.30, restore 2.30, 12 other tasks 4.00, between tasks 1.00, '
+                      'end 0.50')
+    assert row[4] == 'info; the target allows 4.00 s'  # raw 1 s x 4
+    assert by_title['where the RTO goes (s)'][4] == 'info; the target allows 6.00 s'
+    # The controller's CPU per host: both configurations against the target, each with its split.
+    assert by_title['controller CPU per host, update.yml on 16 hosts (CPU-s)'][3:] == (
+        '<= 1.20 CPU-s', 'MISS by 1.74 CPU-s (2.94 > 1.20)')
+    assert by_title['controller CPU per host, update.yml on 16 hosts, recommended ansible.cfg (CPU-s)'][3:] == (
+        '<= 1.20 CPU-s', 'PASS')
+    split = [row for row in table if row[0].strip().startswith('of which docker CLI')]
+    assert len(split) == 2 and split[0][1:3] == ('3.35 CPU-s', '1.55 CPU-s')
+    assert split[0][5] == 'info; 102 docker calls per host x 33.0 ms'
+    assert [m['figure'] for m in report.misses(table)] == ['controller CPU per host, update.yml on 16 hosts (CPU-s)']
+
+
+def test_the_docker_shim_logs_each_call_and_runs_the_real_command(tmp_path, monkeypatch):
+    real = tmp_path / 'bin' / 'docker'
+    real.parent.mkdir()
+    real.write_text('#!/bin/sh\necho "real docker: $*"\n')
+    real.chmod(0o755)
+    monkeypatch.setenv('PATH', str(real.parent) + os.pathsep + os.environ['PATH'])
+    shim = os.path.join(ansible.docker_shim(str(tmp_path / 'work')), 'docker')
+    log = tmp_path / 'calls'
+    env = dict(os.environ, BENCH_DOCKER_LOG=str(log))
+    out = subprocess.run([shim, 'exec', 'host', 'echo', "it's"], env=env, check=True, capture_output=True, text=True)
+    subprocess.run([shim, 'cp', 'a', 'b'], env=env, check=True)
+    assert out.stdout == "real docker: exec host echo it's\n"
+    assert log.read_text().split() == ['exec', 'cp']

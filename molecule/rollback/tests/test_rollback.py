@@ -51,6 +51,12 @@ def test_exactly_the_pre_update_data(host, rollback):
         assert now['/etc/micropvr/%s.db' % db] == host.file('/root/pre-update-%s.sql' % db).content_string.rstrip('\n')
 
 
+def test_no_staged_database_copy_is_left(host, rollback):
+    # The restore writes each database's copy beside it before the services stop, then renames it.
+    left = host.check_output('find /etc/micropvr -maxdepth 1 -name ".*.restore-*"')
+    assert left == '', left
+
+
 def test_services_healthy(host, rollback):
     assert service_status(host, 'micropvr') == 0 and service_status(host, 'micropvs') == 0
     assert rpc(host, 'is_alive')['is_alive'] is True

@@ -132,7 +132,10 @@ def fake_host(monkeypatch, tmp_path):
                 raise OSError(28, 'No space left on device')
         return record
     monkeypatch.setattr(micropvr_restore, 'restore_config', lambda set_dir, manifest: stage('config')(manifest['__module']))
-    monkeypatch.setattr(micropvr_restore, 'restore_sqlite', lambda set_dir, manifest: stage('sqlite')(manifest['__module']))
+    monkeypatch.setattr(micropvr_restore, 'stage_sqlite',
+                        lambda set_dir, manifest: stage('staging')(manifest['__module']) or {})
+    monkeypatch.setattr(micropvr_restore, 'restore_sqlite',
+                        lambda set_dir, manifest, staged=None: stage('sqlite')(manifest['__module']))
     monkeypatch.setattr(micropvr_restore, 'restore_databases',
                         lambda module, set_dir, manifest: stage('databases')(module))
     monkeypatch.setattr(micropvr_restore, 'INIT_DIR', '/etc/init.d')
@@ -165,6 +168,8 @@ def test_restore_unpacks_then_puts_data_back_then_configures(fake_host):
     module, manifest = fake_host(NEWER, ROLLBACK)
     micropvr_restore.apply_set(module, '/set', manifest, ['micropvr', 'micropvs'], True)
     assert module.calls == [
+        # the set's SQLite copies written beside the databases while the services still run
+        'staging',
         'micropvr stop', 'micropvs stop',
         'apt-mark unhold micropvr micropvr-control micropvs',
         # every package of the set in ONE dpkg run (a companion pinned to micropvr (= version))
@@ -174,8 +179,9 @@ def test_restore_unpacks_then_puts_data_back_then_configures(fake_host):
         'config', 'sqlite', 'databases',
         'dpkg --configure --force-confdef --force-confold micropvr micropvr-control micropvs',
         'config',  # dpkg's conffile handling cannot leave a file different from the set
-        'apt-mark hold micropvr micropvr-control micropvs',
         'micropvr start', 'micropvs start',
+        # holding needs no outage
+        'apt-mark hold micropvr micropvr-control micropvs',
     ]
 
 
@@ -186,8 +192,8 @@ def test_a_host_without_micropvr_gets_the_dependencies_from_apt_first(fake_host)
                       'micropvr-control': 'micropvr (= 1.9.0-1), python3 (>= 3.9)'}
     micropvr_restore.apply_set(module, '/set', manifest, ['micropvr', 'micropvs'], True, dependencies=True)
     # Before anything stops; the companion's pin on micropvr is the set's own business.
-    assert module.calls[:3] == ['apt-get satisfy -y -q --no-install-recommends python3 (>= 3.9) nginx',
-                                'micropvr stop', 'micropvs stop']
+    assert module.calls[:4] == ['apt-get satisfy -y -q --no-install-recommends python3 (>= 3.9) nginx',
+                                'staging', 'micropvr stop', 'micropvs stop']
     assert 'dpkg --configure --force-confdef --force-confold micropvr micropvr-control micropvs' in module.calls
     # Nothing installed is on hold (apt-mark would not even know a package no source has).
     assert not [call for call in module.calls if call.startswith('apt-mark unhold')]
@@ -204,7 +210,8 @@ def test_a_failure_to_install_the_dependencies_changes_nothing_of_micropvr(fake_
 def test_restore_of_data_only_touches_no_package(fake_host):
     module, manifest = fake_host(ROLLBACK, ROLLBACK)
     micropvr_restore.apply_set(module, '/set', manifest, ['micropvr'], False)
-    assert module.calls == ['micropvr stop', 'config', 'sqlite', 'databases', 'config', 'micropvr start']
+    assert module.calls == ['staging', 'micropvr stop', 'config', 'sqlite', 'databases', 'config',
+                            'micropvr start']
 
 
 @pytest.mark.parametrize('fail, step', [
@@ -214,6 +221,7 @@ def test_restore_of_data_only_touches_no_package(fake_host):
     ('databases', 'restore the external databases'),
     ('dpkg --configure', 'configure the packages'),
     ('micropvs start', 'start the services'),
+    ('apt-mark hold', 'hold the packages'),
 ])
 def test_a_failed_step_is_named(fake_host, fail, step):
     module, manifest = fake_host(NEWER, ROLLBACK, fail=fail)
@@ -223,12 +231,20 @@ def test_a_failed_step_is_named(fake_host, fail, step):
     assert excinfo.value.touched is True
 
 
+def test_a_failure_to_stage_the_databases_stops_nothing(fake_host):
+    module, manifest = fake_host(NEWER, ROLLBACK, fail='staging')
+    with pytest.raises(micropvr_restore.StepFailed) as excinfo:
+        micropvr_restore.apply_set(module, '/set', manifest, ['micropvr', 'micropvs'], True)
+    assert str(excinfo.value).startswith('stage the SQLite databases: OSError')
+    assert excinfo.value.touched is False and module.calls == ['staging']
+
+
 def test_a_failure_to_stop_changes_nothing(fake_host):
     module, manifest = fake_host(NEWER, ROLLBACK, fail='micropvs stop')
     with pytest.raises(micropvr_restore.StepFailed) as excinfo:
         micropvr_restore.apply_set(module, '/set', manifest, ['micropvr', 'micropvs'], True)
     assert excinfo.value.touched is False
-    assert module.calls == ['micropvr stop', 'micropvs stop']
+    assert module.calls == ['staging', 'micropvr stop', 'micropvs stop']
     outcome, message = micropvr_restore.recover(module, str(excinfo.value), False, None, ['micropvr', 'micropvs'], True)
     assert outcome == 'not started'
     assert module.calls[-2:] == ['micropvr start', 'micropvs start']
@@ -247,8 +263,8 @@ def test_recover_puts_the_host_on_the_fallback_set(fake_host):
                                                 ('20261130T000000Z', '/fallback', fallback_manifest), ['micropvr'], True)
     assert outcome == 'fell back'
     assert 'backup set 20261130T000000Z' in message and 'micropvr 1.10.0-1' in message
-    assert module.calls[0] == 'micropvr stop'
-    assert module.calls[-1] == 'micropvr start'
+    assert module.calls[:2] == ['staging', 'micropvr stop']
+    assert module.calls[-2:] == ['micropvr start', 'apt-mark hold micropvr micropvr-control micropvs']
     assert any(call.startswith('dpkg --configure') for call in module.calls)
 
 
@@ -594,7 +610,8 @@ def test_enospc_while_restoring_the_configuration_is_a_clean_failure(set_host, m
     # the services were started again, and every file is the old one (no temporary file left)
     assert module.calls == ['micropvr stop', 'micropvr start']
     now = set_host.snapshot()
-    assert [p for p in now if 'micropvr-restore' in p] == []
+    # neither the configuration's temporary files nor the staged database copies are left
+    assert [p for p in now if 'micropvr-restore' in p or '.restore-' in p] == []
     for path, state in set_host.before.items():
         if not os.path.isdir(os.path.join(set_host.host, path)):
             assert now[path] == state, path
@@ -612,10 +629,54 @@ def test_enospc_while_restoring_sqlite_is_a_clean_failure(set_host, monkeypatch)
     outcome, result = set_host.run(module)
     monkeypatch.setattr(shutil, 'copyfileobj', real)
     assert outcome == 'fail', result
-    assert 'restore the SQLite databases: OSError: [Errno 28] No space left on device' in result['msg'], result['msg']
+    # The copy is written while the service still runs: nothing was stopped or changed.
+    assert 'stage the SQLite databases: OSError: [Errno 28] No space left on device' in result['msg'], result['msg']
     assert set_host.snapshot()['etc/micropvr/records.db'] == live
     assert [p for p in os.listdir(set_host.top) if '.restore-' in p] == []
-    assert module.calls[-1] == 'micropvr start'
+    assert set_host.stopped(module) == []
+
+
+def test_the_database_copy_is_written_before_the_services_stop(set_host, monkeypatch):
+    module = set_host.module()
+    at_stop = []
+    real = SetModule.run_command
+
+    def run_command(self, args, **kwargs):
+        if args[-1] == 'stop':
+            at_stop.extend(p for p in os.listdir(set_host.top) if '.restore-' in p)
+        return real(self, args, **kwargs)
+    monkeypatch.setattr(SetModule, 'run_command', run_command)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert [p.split('.restore-')[0] for p in at_stop] == ['.' + os.path.basename(set_host.db)]
+    assert micropvr_restore.sqlite_differences(set_host.manifest, set_host.set_dir) == []
+    assert [p for p in os.listdir(set_host.top) if '.restore-' in p] == []
+
+
+def test_a_database_whose_directory_is_missing_is_copied_after_the_configuration(set_host, tmp_path):
+    shutil.rmtree(set_host.top)  # a host without MicroPVR: the restore makes the directory
+    staged = micropvr_restore.stage_sqlite(set_host.set_dir, set_host.manifest)
+    assert staged == {}
+    outcome, result = set_host.run(set_host.module())
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert micropvr_restore.sqlite_differences(set_host.manifest, set_host.set_dir) == []
+
+
+def test_a_staged_copy_is_not_written_through_a_symbolic_link(set_host, tmp_path):
+    elsewhere = str(tmp_path / 'elsewhere')
+    shutil.move(set_host.top, elsewhere)
+    os.symlink(elsewhere, set_host.top)
+    assert micropvr_restore.stage_sqlite(set_host.set_dir, set_host.manifest) == {}
+    assert [p for p in os.listdir(elsewhere) if '.restore-' in p] == []
+
+
+def test_discard_staged_removes_only_what_was_not_put_in_place(tmp_path):
+    kept, left = tmp_path / 'kept', tmp_path / 'left'
+    kept.write_text('x')
+    left.write_text('y')
+    staged = {'/a': str(left), '/b': str(tmp_path / 'gone')}
+    micropvr_restore.discard_staged(staged)
+    assert staged == {} and kept.exists() and not left.exists()
 
 
 def test_enospc_through_main_is_a_failure_message_not_a_traceback(set_host, monkeypatch, capsys):
