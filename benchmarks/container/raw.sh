@@ -56,18 +56,32 @@ put_databases_back() { # put_databases_back DIR
     done
 }
 
-cmd_backup() {
-    local dir=$1 verify=${2:-} db
-    mkdir -p "${dir}"
+copy_all() { # copy_all DIR: sqlite3 .backup of every database into DIR
+    local db
     for db in "${DBS[@]}"; do
-        sqlite3 "${db}" ".backup '${dir}/$(basename "${db}")'"
+        sqlite3 "${db}" ".backup '$1/$(basename "${db}")'"
     done
-    tar -cf "${dir}/config.tar" --exclude='*.db' --exclude='*.db-journal' "${CONFIG_PATHS[@]}" 2>/dev/null
+}
+
+config_tar() { # config_tar DIR: the configuration paths, databases excluded, into DIR/config.tar
+    tar -cf "$1/config.tar" --exclude='*.db' --exclude='*.db-journal' "${CONFIG_PATHS[@]}" 2>/dev/null
+}
+
+check_all() { # check_all DIR PRAGMA: PRAGMA (integrity_check, quick_check) of every copy in DIR says ok
+    local db
+    for db in "${DBS[@]}"; do
+        [[ $(sqlite3 "$1/$(basename "${db}")" "PRAGMA $2") == ok ]] \
+            || die "$2 failed for $1/$(basename "${db}")"
+    done
+}
+
+cmd_backup() {
+    local dir=$1 verify=${2:-}
+    mkdir -p "${dir}"
+    copy_all "${dir}"
+    config_tar "${dir}"
     if [[ ${verify} == verify ]]; then
-        for db in "${DBS[@]}"; do
-            [[ $(sqlite3 "${dir}/$(basename "${db}")" 'PRAGMA integrity_check') == ok ]] \
-                || die "integrity_check failed for ${dir}/$(basename "${db}")"
-        done
+        check_all "${dir}" integrity_check
         (cd "${dir}" && sha256sum -- * >SHA256SUMS && sha256sum --quiet -c SHA256SUMS)
     fi
 }
@@ -83,43 +97,26 @@ sha256_all() { # sha256_all DIR
     (cd "$1" && sha256sum -- * >/dev/null)
 }
 
-quick_check_all() { # quick_check_all DIR
-    local db
-    for db in "${DBS[@]}"; do
-        [[ $(sqlite3 "$1/$(basename "${db}")" 'PRAGMA quick_check') == ok ]] \
-            || die "quick_check failed for $1/$(basename "${db}")"
-    done
-}
-
-copy_all() { # copy_all DIR
-    local db
-    for db in "${DBS[@]}"; do
-        sqlite3 "${db}" ".backup '$1/$(basename "${db}")'"
-    done
-}
-
 cmd_profile() {
     local dir=$1
     rm -rf "${dir}"
     mkdir -p "${dir}"
     timed copy copy_all "${dir}"
-    timed tar tar -cf "${dir}/config.tar" --exclude='*.db' --exclude='*.db-journal' "${CONFIG_PATHS[@]}" 2>/dev/null
-    timed quick_check quick_check_all "${dir}"
+    timed tar config_tar "${dir}"
+    timed quick_check check_all "${dir}" quick_check
     timed sha256 sha256_all "${dir}"
     rm -rf "${dir}"
 }
 
 cmd_save() {
-    local dir=$1 db specs=() name
+    local dir=$1 specs=() name
     rm -rf "${dir}"
     mkdir -p "${dir}"
     for name in "${PACKAGES[@]}"; do
         specs+=("${name}=$(dpkg-query -W -f '${Version}' "${name}")")
     done
     (cd "${dir}" && apt-get download -q "${specs[@]}" >/dev/null)
-    for db in "${DBS[@]}"; do
-        sqlite3 "${db}" ".backup '${dir}/$(basename "${db}")'"
-    done
+    copy_all "${dir}"
 }
 
 cmd_update() {

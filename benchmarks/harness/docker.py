@@ -94,11 +94,6 @@ def exec_timed(name, args, timeout=None):
     return time.perf_counter() - t0, started, time.time()
 
 
-def exec_timed_output(name, args, timeout=None):
-    """Run a command in the container; its standard output (the command times itself)."""
-    return docker('exec', name, *args, timeout=timeout).stdout
-
-
 def exec_detached(name, args):
     docker('exec', '-d', name, *args)
 

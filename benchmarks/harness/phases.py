@@ -189,7 +189,7 @@ class Bench(object):
             """The parts of a verified backup as raw commands time them inside the host (copy,
             tar, quick_check, sha256): what the collection's module cannot do without."""
             self.settle(name)
-            lines = docker.exec_timed_output(name, ['bench-raw', 'profile', RAW_DIR + '/profile'], timeout=3600)
+            lines = docker.sh(name, 'bench-raw profile %s/profile' % RAW_DIR, timeout=3600).stdout
             return dict((part, float(seconds)) for part, seconds in (line.split() for line in lines.splitlines()))
 
         raw()
@@ -380,9 +380,9 @@ class Bench(object):
                     result[name_] = dict(
                         ours=stats.summary(ours_v), raw=stats.summary(raw_v),
                         ratio=stats.summary(stats.pair_ratios(ours_v, raw_v)) if min(raw_v) > 0 else None)
+            profiles = [rollback_profile(r[prefix + 'rollback']) for r in rounds]
             result['rollback_profile' + suffix] = dict(
-                (part, stats.summary([r[part] for r in parts]))
-                for parts in [[rollback_profile(r[prefix + 'rollback']) for r in rounds]] for part in parts[0])
+                (part, stats.summary([p[part] for p in profiles])) for part in profiles[0])
         # The plot shows the round whose collection downtime is the median one.
         order = sorted(range(len(rounds)), key=lambda i: rounds[i]['ours_update']['longest'])
         result['plot_round'] = order[len(order) // 2]

@@ -597,9 +597,7 @@ def restore_sqlite(set_dir, manifest, staged=None):
         # restored): checked again for a staged copy too.
         confine.check_parents('/', source, manifest['config']['paths'])
         tmp = staged.pop(source, None)
-        if tmp is None or os.path.dirname(tmp) != directory or not os.path.isfile(tmp):
-            if tmp is not None:
-                discard_staged({source: tmp})
+        if tmp is None or not os.path.isfile(tmp):
             tmp = _write_sqlite_copy(set_dir, saved)
         try:
             # A journal left by the version being rolled back would be replayed into the copy.
