@@ -31,6 +31,7 @@ __metaclass__ = type
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -46,6 +47,10 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
 MAX_DATABASES_PER_SNAPSHOT = 10
 # Files SQLite keeps beside a database; they belong to the live database.
 SIDE_FILES = ('-journal', '-wal', '-shm')
+# A transaction that writes to several attached databases commits through a super-journal
+# named after the main database: "<db>-mj" + 9 hex digits, the 7th always 9 (SQLite's
+# vdbeCommit: "-mj%06X9%02X"). It lives for the length of one commit.
+_SUPER_JOURNAL = re.compile(r'-mj[0-9A-F]{6}9[0-9A-F]{2}\Z')
 # How long one attempt waits for a database's read lock before letting go of all of them.
 _LOCK_ATTEMPT_MS = 200
 # Rows hashed per batch (format 1): the digest is the same as row by row, with less Python per row.
@@ -96,8 +101,13 @@ json.dump(done, sys.stdout)
 
 
 def belongs_to_database(path, databases):
-    """Whether ``path`` is one of ``databases`` or a journal/WAL/shm file beside one."""
-    return any(path == db + suffix for db in databases for suffix in ('',) + SIDE_FILES)
+    """Whether ``path`` is one of ``databases`` or a journal/WAL/shm/super-journal file beside one."""
+    for db in databases:
+        if path == db or any(path == db + suffix for suffix in SIDE_FILES):
+            return True
+        if path.startswith(db) and _SUPER_JOURNAL.match(path, len(db)):
+            return True
+    return False
 
 
 def _ro_uri(path):

@@ -381,6 +381,14 @@ def _walk_files(path):
             yield os.path.join(dirpath, name)
 
 
+def _size_if_present(path):
+    """Size of ``path``, 0 when it vanished after it was listed (see _add_tree)."""
+    try:
+        return os.lstat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
 def plan_backup(module):
     """Everything the set will hold, checked to exist, with a size estimate. Writes nothing."""
     params = module.params
@@ -440,7 +448,7 @@ def plan_backup(module):
                              % (db['engine'], db['name'], db['login_password_file']))
 
     config_files = [f for p in config_paths for f in _walk_files(p) if not belongs_to_database(f, sqlite_paths)]
-    estimate = sum(os.lstat(f).st_size for f in config_files)
+    estimate = sum(_size_if_present(f) for f in config_files)
     estimate += sum(os.path.getsize(p) for p in sqlite_paths)
     estimate += sum(estimated_size(module, name, info['version'], info['architecture'], info['installed_size_kib'])
                     for name, info in packages.items())
@@ -520,16 +528,25 @@ def _tar_entries(path):
     return entries
 
 
-def _add_tree(archive, path, sqlite_paths):
+def _add_tree(archive, path, sqlite_paths, top=True):
     """Add ``path`` and what is below it, in tarfile's own order, leaving out the SQLite databases
-    and their side files before they are even stat'ed: a -journal comes and goes while MicroPVR
-    writes, and tarfile's recursive add fails when one vanishes between listdir and lstat."""
+    and their side files before they are even stat'ed: a -journal (or a -mj super-journal) comes
+    and goes while MicroPVR writes, and tarfile's recursive add fails when one vanishes between
+    listdir and lstat. Any other entry below ``path`` that vanishes after it was listed (a
+    temporary file renamed into place) was not there when the archive got to it: it is left out.
+    A configured path itself that is gone is an error."""
     if belongs_to_database(path, sqlite_paths):
         return
-    archive.add(path, arcname=path.lstrip('/'), recursive=False)
-    if os.path.isdir(path) and not os.path.islink(path):
-        for name in sorted(os.listdir(path)):
-            _add_tree(archive, os.path.join(path, name), sqlite_paths)
+    try:
+        # tarfile writes nothing for a member it could not lstat or open.
+        archive.add(path, arcname=path.lstrip('/'), recursive=False)
+        names = sorted(os.listdir(path)) if os.path.isdir(path) and not os.path.islink(path) else []
+    except (FileNotFoundError, NotADirectoryError):
+        if top:
+            raise
+        return
+    for name in names:
+        _add_tree(archive, os.path.join(path, name), sqlite_paths, top=False)
 
 
 def _write_config_archive(work, plan):

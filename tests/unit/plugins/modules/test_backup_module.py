@@ -50,6 +50,9 @@ DBS = ['/etc/micropvr/records.db', '/etc/micropvr/tasks.db']
     '/etc/micropvr/records.db-shm',
     '/etc/micropvr/tasks.db',
     '/etc/micropvr/tasks.db-wal',
+    # super-journal of a transaction over attached databases (seen in the backup scenario)
+    '/etc/micropvr/tasks.db-mjA7DFDE9CC',
+    '/etc/micropvr/records.db-mj0000009FF',
 ])
 def test_excluded_database_and_side_files(path):
     assert belongs_to_database(path, DBS) is True
@@ -60,6 +63,11 @@ def test_excluded_database_and_side_files(path):
     '/etc/micropvr/records.db.bak',
     '/etc/micropvr/records.db-old',
     '/etc/micropvr/records.db-journal.1',
+    '/etc/micropvr/records.db-mj',
+    '/etc/micropvr/records.db-mjA7DFDE8CC',
+    '/etc/micropvr/records.db-mjA7DFDE9CCX',
+    '/etc/micropvr/records.db-mja7dfde9cc',
+    '/etc/micropvr/other.db-mjA7DFDE9CC',
     '/etc/micropvr/records',
     '/etc/micropvr/other.db',
     '/etc/micropvr/other.db-wal',
@@ -246,6 +254,40 @@ def test_write_config_archive_survives_a_journal_that_vanishes_while_the_tree_is
     assert _write_config_archive(str(work), plan) == 'config.tar'
     archived = sorted(e['path'] for e in _tar_entries(str(work / 'config.tar')))
     assert archived == [str(conf), str(conf / 'micropvr.conf')]
+
+
+def test_write_config_archive_leaves_out_a_super_journal_and_entries_that_vanish(tmp_path, monkeypatch):
+    """A commit over attached databases creates <db>-mjXXXXXXXXX for a moment (the backup
+    scenario failed with ENOENT on one); a temporary file renamed into place vanishes the same
+    way. Neither is archived, and neither fails the backup."""
+    conf = tmp_path / 'etc' / 'micropvr'
+    (conf / 'sub').mkdir(parents=True)
+    (conf / 'micropvr.conf').write_text('{}\n')
+    (conf / 'tasks.db').write_bytes(b'sqlite stuff')
+    (conf / 'tasks.db-mjA7DFDE9CC').write_bytes(b'a super-journal still there')
+    real_listdir = os.listdir
+
+    def listdir_with_ghosts(path):
+        names = real_listdir(path)
+        if str(path) == str(conf):
+            return names + ['micropvr.conf.tmp', 'gone-dir', 'records.db-mj0123459AB']
+        return names
+
+    monkeypatch.setattr(os, 'listdir', listdir_with_ghosts)
+    work = tmp_path / 'work'
+    work.mkdir()
+    plan = dict(config_paths=[str(conf)], sqlite_databases=[str(conf / 'tasks.db'), str(conf / 'records.db')])
+    assert _write_config_archive(str(work), plan) == 'config.tar'
+    archived = sorted(e['path'] for e in _tar_entries(str(work / 'config.tar')))
+    assert archived == [str(conf), str(conf / 'micropvr.conf'), str(conf / 'sub')]
+
+
+def test_write_config_archive_fails_when_a_configured_path_is_gone(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    plan = dict(config_paths=[str(tmp_path / 'etc' / 'micropvr')], sqlite_databases=[])
+    with pytest.raises(FileNotFoundError):
+        _write_config_archive(str(work), plan)
 
 
 # --- argument spec -----------------------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""The backup installs only the tools that are missing. With them installed, apt is not on a
+backup's path: an unreachable repository and a stale package index do not stop a backup (the
+vendor's rule is a backup before every update, and the update may be what fixes the sources)."""
+
+import re
+
+from micropvr_testlib import run_playbook
+
+TOOL = 'dpkg-repack'
+UNREACHABLE_SOURCE = '/etc/apt/sources.list.d/zz-unreachable.list'
+INSTALL_TASK = r'TASK \[microimpuls\.micropvr\.backup : Install backup tools\] \*+\n'
+
+
+def test_a_missing_tool_is_installed(host):
+    host.check_output('DEBIAN_FRONTEND=noninteractive apt-get remove -y -q %s' % TOOL)
+    assert not host.package(TOOL).is_installed
+    result = run_playbook(host, 'backup.yml', micropvr_backup_reason='molecule tool missing')
+    assert result.returncode == 0, result.output
+    assert re.search(INSTALL_TASK + r'changed: ', result.output), result.output
+    assert host.package(TOOL).is_installed
+
+
+def test_installed_tools_need_no_repository(host):
+    # A refresh of apt's index now would fail: a source nothing answers on, and an index older
+    # than the role's cache_valid_time (one day).
+    host.check_output("echo 'deb http://127.0.0.1:9/debian nowhere main' > %s" % UNREACHABLE_SOURCE)
+    host.check_output('touch -d "3 days ago" /var/lib/apt/lists; '
+                      'if [ -e /var/lib/apt/periodic/update-success-stamp ]; then '
+                      'touch -d "3 days ago" /var/lib/apt/periodic/update-success-stamp; fi')
+    try:
+        result = run_playbook(host, 'backup.yml', micropvr_backup_reason='molecule repository unreachable')
+    finally:
+        host.check_output('rm -f %s' % UNREACHABLE_SOURCE)
+    assert result.returncode == 0, result.output
+    assert re.search(INSTALL_TASK + r'skipping: ', result.output), result.output
