@@ -102,6 +102,16 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def hash_with_identity(path):
+    """(sha256, identity) of the file at ``path``: its file_identity when it was the same before
+    and after it was read (else None), so that the digest is known to be that of the file with
+    this identity. A verification in the same process may then skip reading it again
+    (verify_files' ``hashed``)."""
+    before = file_identity(path)
+    digest = sha256_file(path)
+    return digest, (before if before is not None and file_identity(path) == before else None)
+
+
 def _canonical(manifest):
     body = dict((k, v) for k, v in manifest.items() if k not in ('seal', 'manifest_sha256'))
     return json.dumps(body, sort_keys=True, separators=(',', ':')).encode('utf-8')
@@ -288,7 +298,7 @@ def file_entry(directory, relpath, kind, sha256=None, **extra):
     return entry
 
 
-def verify_files(directory, manifest, keys, checkers=None):
+def verify_files(directory, manifest, keys, checkers=None, hashed=None):
     """Problems found in the set (an empty list means it verifies).
 
     Checks the seal, the format version, the manifest's shape and paths (see
@@ -296,6 +306,9 @@ def verify_files(directory, manifest, keys, checkers=None):
     the manifest does not list. ``checkers`` maps a file kind to a function ``(full_path, entry)
     -> problem or None`` for content checks (SQLite integrity, dump listings, the configuration
     archive's members) that need more than a checksum. Nothing is read through a symbolic link.
+    ``hashed``: {path: (sha256, identity)} from hash_with_identity in this process (the backup
+    that has just written the set): a file that still has that identity, and whose manifest
+    entry names that sha256, is not read again (the first read was of the finished file too).
     """
     problems = []
     seal_problem = keys.problem(manifest)
@@ -323,7 +336,10 @@ def verify_files(directory, manifest, keys, checkers=None):
         if st.st_size != entry['size']:
             problems.append('%s: size %d, manifest says %s' % (relpath, st.st_size, entry['size']))
             continue
-        if sha256_file(full) != entry['sha256']:
+        digest, identity = (hashed or {}).get(relpath, (None, None))
+        unchanged = identity is not None and digest == entry['sha256'] \
+            and identity == [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        if not unchanged and sha256_file(full) != entry['sha256']:
             problems.append('%s: sha256 does not match the manifest' % relpath)
             continue
         checker = (checkers or {}).get(entry['kind'])
@@ -490,12 +506,12 @@ def content_checkers(module, manifest, sqlite_check='full'):
     return checkers
 
 
-def verify_set(module, directory, backup_id, keys, sqlite_check='full', manifest=None):
+def verify_set(module, directory, backup_id, keys, sqlite_check='full', manifest=None, hashed=None):
     """(manifest or None, problems, status) of the set in ``directory``; no problems means it verifies.
 
     ``sqlite_check`` says how the SQLite copies are checked beyond their checksums (SQLITE_CHECKS).
     ``manifest``: the set's manifest.json as the caller has just loaded it (load_manifest), so
-    that it is not read twice; it is verified like one read here.
+    that it is not read twice; it is verified like one read here. ``hashed``: see verify_files.
     """
     if manifest is None:
         try:
@@ -505,7 +521,8 @@ def verify_set(module, directory, backup_id, keys, sqlite_check='full', manifest
     problems = []
     if manifest.get('backup_id') != backup_id:
         problems.append('manifest names backup id %r, not %r' % (manifest.get('backup_id'), backup_id))
-    problems.extend(verify_files(directory, manifest, keys, content_checkers(module, manifest, sqlite_check)))
+    problems.extend(verify_files(directory, manifest, keys, content_checkers(module, manifest, sqlite_check),
+                                 hashed=hashed))
     return manifest, problems, status_of(manifest, problems, keys)
 
 

@@ -575,13 +575,23 @@ def _fsync_tree(top):
 def _restrict(top):
     """Directories 0700, files 0600: a backup set holds secrets (configs, dumps)."""
     for dirpath, _dirnames, filenames in os.walk(top):
-        os.chmod(dirpath, 0o700)
+        _chmod(dirpath, 0o700)
         for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o600)
+            _chmod(os.path.join(dirpath, name), 0o600)
 
 
-def build_set(module, plan, packages, work, backup_id, now):
-    """Write every part of the set into ``work``; return its manifest (not yet verified)."""
+def _chmod(path, mode):
+    # Only when needed: any chmod changes the file's ctime, part of the identity under which the
+    # set's verification trusts a digest taken by this run (build_set's hashed).
+    if stat.S_IMODE(os.lstat(path).st_mode) != mode:
+        os.chmod(path, mode)
+
+
+def build_set(module, plan, packages, work, backup_id, now, hashed):
+    """Write every part of the set into ``work``; return its manifest (not yet verified).
+
+    ``hashed`` (a dict) receives {path: (sha256, identity)} of the files hashed after they were
+    finished (the SQLite copies), for the set's verification (backupset.verify_files)."""
     params = module.params
     files = []
 
@@ -593,13 +603,17 @@ def build_set(module, plan, packages, work, backup_id, now):
         os.mkdir(os.path.join(work, 'sqlite'), 0o700)
         pairs = [(source, os.path.join(work, 'sqlite', name))
                  for source, name in zip(plan['sqlite_databases'], plan['sqlite_names'])]
-        # Each copy is hashed while it is checked (two cores, one pass each); the set's
-        # verification below reads it back against that sha256.
-        copies = snapshot(pairs, check=params['sqlite_check'], file_digest=backupset.sha256_file)
+        for dummy, destination in pairs:
+            # Private from the first page, and no chmod after it is hashed (see _chmod).
+            os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # Each copy is hashed while it is checked (two cores, one pass each), from the finished
+        # file: the set's verification does not read it a third time while it stays unchanged.
+        copies = snapshot(pairs, check=params['sqlite_check'], file_digest=backupset.hash_with_identity)
         for (source, destination), info in zip(pairs, copies):
             relpath = os.path.relpath(destination, work)
             owner = os.stat(source)
-            sha256 = info.pop('file_digest')
+            sha256, identity = info.pop('file_digest')
+            hashed[relpath] = (sha256, identity)
             # A rollback puts the database back with the owner and mode it had.
             info.update(file=relpath, mode='%04o' % stat.S_IMODE(owner.st_mode), uid=owner.st_uid, gid=owner.st_gid)
             sqlite_info.append(info)
@@ -686,11 +700,12 @@ def run_backup(module, plan, packages, keys):
         os.mkdir(work, 0o700)
         done = False
         try:
-            manifest = build_set(module, plan, packages, work, backup_id, now)
+            hashed = {}
+            manifest = build_set(module, plan, packages, work, backup_id, now, hashed)
             _restrict(work)
             backupset.write_manifest(work, manifest, keys)
             verified, problems, status = backupset.verify_set(module, work, backup_id, keys,
-                                                              sqlite_check=params['sqlite_check'])
+                                                              sqlite_check=params['sqlite_check'], hashed=hashed)
             if problems:
                 module.fail_json(msg='the new backup set did not verify; it was removed: %s' % '; '.join(problems))
             # Sealed with the identities of the files just verified: the install gate of the same

@@ -177,9 +177,23 @@ def count_verifications(monkeypatch):
     calls = []
     real = backupset.verify_set
 
-    def counting(module, directory, backup_id, keys, sqlite_check='full', manifest=None):
+    def counting(module, directory, backup_id, keys, sqlite_check='full', **kwargs):
         calls.append(sqlite_check)
-        return real(module, directory, backup_id, keys, sqlite_check=sqlite_check, manifest=manifest)
+        return real(module, directory, backup_id, keys, sqlite_check=sqlite_check, **kwargs)
 
     monkeypatch.setattr(backupset, 'verify_set', counting)
+    return calls
+
+
+def count_calls(monkeypatch, owner, name):
+    """The first argument of every call of ``owner.name`` (say each path backupset.sha256_file
+    reads), in a list that grows as the code under test calls it."""
+    calls = []
+    real = getattr(owner, name)
+
+    def counting(first, *args, **kwargs):
+        calls.append(first)
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
     return calls

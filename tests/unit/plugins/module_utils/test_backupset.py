@@ -19,6 +19,7 @@ import tarfile
 import pytest
 
 from backup_sets import (
+    count_calls,
     DEB_FIELDS,
     DUMP_FILE,
     KEYS,
@@ -715,6 +716,61 @@ def test_verify_files_flipped_byte_is_a_sha256_problem(sealed):
     flip_byte(os.path.join(directory, SQLITE_FILE), offset=7)
     assert verify_files(directory, load_manifest(directory), KEYS) == [
         'sqlite/records.db: sha256 does not match the manifest']
+
+
+def test_hash_with_identity_of_an_unchanged_file(sealed):
+    directory, manifest = sealed
+    path = os.path.join(directory, SQLITE_FILE)
+    digest, identity = backupset.hash_with_identity(path)
+    assert digest == hashlib.sha256(open(path, 'rb').read()).hexdigest()
+    assert identity == backupset.file_identity(path)
+
+
+def test_hash_with_identity_of_a_file_written_while_it_is_read_has_none(sealed, monkeypatch):
+    directory, manifest = sealed
+    path = os.path.join(directory, SQLITE_FILE)
+    real = backupset.sha256_file
+
+    def written_meanwhile(target):
+        digest = real(target)
+        with open(target, 'ab') as handle:
+            handle.write(b'x')
+        return digest
+
+    monkeypatch.setattr(backupset, 'sha256_file', written_meanwhile)
+    digest, identity = backupset.hash_with_identity(path)
+    assert identity is None
+
+
+def test_verify_files_does_not_read_again_a_file_hashed_unchanged(sealed, monkeypatch):
+    directory, manifest = sealed
+    hashed = dict((entry['path'], backupset.hash_with_identity(os.path.join(directory, entry['path'])))
+                  for entry in manifest['files'] if entry['path'] == SQLITE_FILE)
+    reads = count_calls(monkeypatch, backupset, 'sha256_file')
+    assert verify_files(directory, load_manifest(directory), KEYS, hashed=hashed) == []
+    assert os.path.join(directory, SQLITE_FILE) not in reads
+    assert len(reads) == len(manifest['files']) - 1
+
+
+def test_verify_files_reads_a_hashed_file_that_changed_since(sealed, monkeypatch):
+    """Same size, new content after it was hashed: its identity (ctime, mtime) changed, so it is
+    read again and the flipped byte is caught."""
+    directory, manifest = sealed
+    path = os.path.join(directory, SQLITE_FILE)
+    hashed = {SQLITE_FILE: backupset.hash_with_identity(path)}
+    flip_byte(path, offset=7)
+    assert verify_files(directory, load_manifest(directory), KEYS, hashed=hashed) == [
+        'sqlite/records.db: sha256 does not match the manifest']
+
+
+def test_verify_files_reads_a_hashed_file_whose_manifest_names_another_digest(sealed, monkeypatch):
+    directory, manifest = sealed
+    path = os.path.join(directory, SQLITE_FILE)
+    digest, identity = backupset.hash_with_identity(path)
+    hashed = {SQLITE_FILE: ('0' * 64, identity)}
+    reads = count_calls(monkeypatch, backupset, 'sha256_file')
+    assert verify_files(directory, load_manifest(directory), KEYS, hashed=hashed) == []
+    assert len(reads) == len(manifest['files'])
 
 
 def test_verify_files_truncated_file_is_a_size_problem(sealed):

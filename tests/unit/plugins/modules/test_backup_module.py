@@ -8,11 +8,12 @@ import os
 import sqlite3
 import stat
 import tarfile
+import time
 
 import pytest
 import yaml
 
-from backup_sets import KEYS, OTHER_KEYS, TEST_KEY_HEX, make_set, reseal
+from backup_sets import KEYS, OTHER_KEYS, TEST_KEY_HEX, count_calls, make_set, reseal
 from module_runner import run_main
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import belongs_to_database
@@ -379,6 +380,18 @@ def test_restrict(tmp_path):
     assert stat.S_IMODE(os.stat(str(top / 'a' / 'b' / 'g')).st_mode) == 0o600
 
 
+def test_restrict_leaves_a_private_file_untouched(tmp_path):
+    """Even a chmod to the same mode changes ctime, which the set's verification compares
+    before it trusts a digest taken by the backup (backupset.verify_files' hashed)."""
+    top = tmp_path / 'set'
+    top.mkdir(mode=0o700)
+    (top / 'f').write_text('x')
+    os.chmod(str(top / 'f'), 0o600)
+    before = backupset.file_identity(str(top / 'f'))
+    _restrict(str(top))
+    assert backupset.file_identity(str(top / 'f')) == before
+
+
 class FailJson(BaseException):
     """Like AnsibleModule.fail_json's SystemExit: not caught by ``except Exception``."""
 
@@ -490,6 +503,52 @@ def test_run_backup_writes_a_verified_set(tmp_path, fixed_host):
         assert stat.S_IMODE(os.stat(dirpath).st_mode) == 0o700
         for name in filenames:
             assert stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode) == 0o600
+
+
+def test_run_backup_reads_each_sqlite_copy_once_for_its_checksum(tmp_path, fixed_host, monkeypatch):
+    """A copy is hashed once, after it is finished (while it is checked); the set's verification
+    trusts that digest while the file keeps its identity, and reads every other file."""
+    conf = make_micropvr_tree(tmp_path)
+    root = str(tmp_path / 'backups')
+    reads = count_calls(monkeypatch, backupset, 'sha256_file')
+    result = micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+    work = backupset.INCOMPLETE_PREFIX + result['backup_id']
+    assert sorted(os.path.relpath(path, root) for path in reads) == sorted([
+        os.path.join(work, 'config.tar'), os.path.join(work, 'config.tar'),
+        os.path.join(work, 'sqlite', 'records.db'), os.path.join(work, 'sqlite', 'tasks.db')])
+    directory = result['backup_path']
+    manifest = backupset.load_manifest(directory)
+    assert backupset.verify_files(directory, manifest, KEYS) == []
+    for entry in manifest['sqlite']:
+        assert stat.S_IMODE(os.stat(os.path.join(directory, entry['file'])).st_mode) == 0o600
+
+
+def test_run_backup_still_catches_a_copy_changed_after_it_was_hashed(tmp_path, fixed_host, monkeypatch):
+    conf = make_micropvr_tree(tmp_path)
+    root = str(tmp_path / 'backups')
+    real = backupset.hash_with_identity
+
+    def hash_then_damage(path):
+        digest, identity = real(path)
+        if path.endswith('records.db'):
+            # Past the kernel's coarse timestamp tick, so that the write shows in mtime/ctime.
+            time.sleep(0.05)
+            # The file's last byte is the text of the first row ('x0'): a changed value that
+            # quick_check cannot see, only the checksum.
+            with open(path, 'r+b') as handle:
+                handle.seek(-1, os.SEEK_END)
+                byte = handle.read(1)
+                handle.seek(-1, os.SEEK_END)
+                handle.write(bytes([byte[0] ^ 0x01]))
+        return digest, identity
+
+    monkeypatch.setattr(backupset, 'hash_with_identity', hash_then_damage)
+    module = FakeModule(backup_params(root))
+    with pytest.raises(FailJson) as failed:
+        micropvr_backup.run_backup(module, make_plan(conf), {}, KEYS)
+    assert 'the new backup set did not verify' in failed.value.kwargs['msg']
+    assert 'sqlite/records.db: sha256 does not match the manifest' in failed.value.kwargs['msg']
+    assert backupset.list_set_dirs(root) == ([], [])
 
 
 @pytest.mark.parametrize('level', ['quick', 'full'])

@@ -12,7 +12,7 @@ import tarfile
 
 import pytest
 
-from backup_sets import KEYS, OTHER_KEYS, TEST_KEY_HEX, count_verifications, make_set, reseal, reseal_unkeyed, write_raw
+from backup_sets import KEYS, OTHER_KEYS, TEST_KEY_HEX, count_calls, count_verifications, make_set, reseal, reseal_unkeyed, write_raw
 from fake_module import FailJson, FakeModuleBase
 from module_runner import run_main
 
@@ -474,14 +474,7 @@ def test_trusted_files_do_not_cover_a_changed_seal(set_host, counted_reads):
 
 
 def test_verify_or_trust_reads_the_manifest_once(set_host, monkeypatch):
-    loads = []
-    real = backupset.load_manifest
-
-    def counting(directory):
-        loads.append(directory)
-        return real(directory)
-
-    monkeypatch.setattr(backupset, 'load_manifest', counting)
+    loads = count_calls(monkeypatch, backupset, 'load_manifest')
     manifest, problems, dummy, identities = micropvr_restore.verify_or_trust(
         set_host.module(), set_host.set_dir, SET_ID, KEYS, {})
     assert problems == [] and identities == backupset.file_identities(set_host.set_dir, manifest)
