@@ -338,7 +338,7 @@ def verify_files(directory, manifest, keys, checkers=None, hashed=None):
             continue
         digest, identity = (hashed or {}).get(relpath, (None, None))
         unchanged = identity is not None and digest == entry['sha256'] \
-            and identity == [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            and identity == stat_identity(st)
         if not unchanged and sha256_file(full) != entry['sha256']:
             problems.append('%s: sha256 does not match the manifest' % relpath)
             continue
@@ -529,7 +529,11 @@ def verify_set(module, directory, backup_id, keys, sqlite_check='full', manifest
 def file_identity(path):
     """What changes whenever a file is written, replaced or has its times reset: inode, size,
     mtime and ctime in ns (ctime cannot be set back by anyone but the clock's owner)."""
-    st = os.lstat(path)
+    return stat_identity(os.lstat(path))
+
+
+def stat_identity(st):
+    """file_identity of an lstat result (None for anything but a regular file)."""
     if not stat.S_ISREG(st.st_mode):
         return None
     return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]

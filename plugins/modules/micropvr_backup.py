@@ -22,7 +22,8 @@ description:
     C(manifest.json) with every file's size and sha256, sealed with the host's key
     (see O(seal_key))."
   - The set is built in C(<backup_root>/.incomplete-<id>) on the same filesystem, verified
-    (every checksum re-read, SQLite's check, dump listings, package control fields), and
+    (every checksum re-read, SQLite's check, dump listings, package control fields; a SQLite
+    copy is hashed once, when it is finished, and re-read only if it changed since), and
     only then renamed to C(<backup_root>/<id>). A failed or interrupted run never leaves
     something that looks like a backup set; leftovers of a crashed run are removed by the
     next run.
