@@ -53,7 +53,7 @@ def package_versions(module, names):
         return result
     dpkg_query = module.get_bin_path('dpkg-query', required=True)
     # dpkg-query exits 1 when one of the packages is unknown; the others are still printed.
-    rc, out, err = module.run_command([dpkg_query, '-W', '-f', _DPKG_FORMAT] + list(names))
+    rc, out, err = module.run_command([dpkg_query, '-W', '-f', _DPKG_FORMAT, '--'] + list(names))
     if rc not in (0, 1):
         module.fail_json(msg='dpkg-query failed (rc=%d): %s' % (rc, err.strip()))
     result.update((name, info) for name, info in parse_dpkg_query(out).items() if name in result)

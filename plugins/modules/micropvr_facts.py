@@ -47,6 +47,15 @@ options:
     type: list
     elements: path
     default: []
+  tools:
+    description:
+      - Further Debian packages whose installed state is reported in C(tools), in the same
+        C(dpkg-query) call as O(packages) - the tools a backup needs (the backup role installs
+        those that are not installed, and runs no C(apt) when all are).
+      - A name dpkg does not know is reported as not installed.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -117,6 +126,9 @@ ansible_facts:
         nginx_config: {path: /usr/local/nginx-micropvr/conf/nginx.conf, exists: true}
         backup_root: {path: /var/backups/micropvr, exists: false, measured_at: /var/backups,
                       free_bytes: 52613349376, total_bytes: 270465425408}
+        tools:
+          dpkg-repack: {installed: true, version: '1.52', architecture: all,
+                        status: install ok installed, state: installed}
         installed: true
         running: true
 '''
@@ -137,7 +149,10 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
 
 def gather(module):
     params = module.params
-    packages = package_versions(module, params['packages'])
+    # One dpkg-query for both lists; a name in both is reported in both.
+    queried = package_versions(module, list(params['packages']) + [name for name in params['tools']
+                                                                   if name not in params['packages']])
+    packages = dict((name, queried[name]) for name in params['packages'])
     services = dict((name, service_state(module, name)) for name in params['services'])
     config_info, dummy = read_micropvr_config(params['config_file'])
     if params['sqlite_databases']:
@@ -151,13 +166,16 @@ def gather(module):
         sqlite_databases=databases,
         nginx_config=dict(path=params['nginx_config'], exists=os.path.isfile(params['nginx_config'])),
         backup_root=free_space(params['backup_root']),
+        tools=dict((name, queried[name]) for name in params['tools']),
         installed=all(info['installed'] for info in packages.values()),
         running=all(info['state'] == 'running' for info in services.values()),
     )
 
 
 def main():
-    module = AnsibleModule(argument_spec=host_argument_spec(), supports_check_mode=True)
+    argument_spec = host_argument_spec()
+    argument_spec.update(tools=dict(type='list', elements='str', default=[]))
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     module.exit_json(changed=False, ansible_facts=dict(micropvr=gather(module)))
 
 

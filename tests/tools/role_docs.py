@@ -135,8 +135,9 @@ ROLES = {
                              'M(microimpuls.micropvr.micropvr_backup_info). With O(micropvr_offsite_repository) set, '
                              'also verifies the off-host copy of that set, or of the newest verified one. Fails when a '
                              'set or that copy is damaged or tampered, or when there is no set.'],
-                options=['micropvr_backup_id', 'micropvr_backup_root', 'micropvr_config_file',
-                         'micropvr_nginx_config', 'micropvr_offsite_read_data_subset', 'micropvr_packages',
+                options=['micropvr_backup_id', 'micropvr_backup_root', 'micropvr_backup_tools', 'micropvr_config_file',
+                         'micropvr_databases', 'micropvr_nginx_config', 'micropvr_offsite_read_data_subset',
+                         'micropvr_packages',
                          'micropvr_seal_key', 'micropvr_seal_trusted_keys', 'micropvr_services',
                          'micropvr_sqlite_databases', 'micropvr_state_dir'] + OFFSITE_REPOSITORY),
         },
@@ -198,10 +199,10 @@ ROLES = {
                              'Refuses a damaged or tampered set before changing anything; restoring the state the '
                              'host is already in changes nothing.'],
                 options=['micropvr_backup_id', 'micropvr_backup_root', 'micropvr_backup_space_margin_mb',
-                         'micropvr_config_file', 'micropvr_config_paths', 'micropvr_databases',
+                         'micropvr_backup_tools', 'micropvr_config_file', 'micropvr_config_paths', 'micropvr_databases',
                          'micropvr_health_delay', 'micropvr_health_retries', 'micropvr_http_check_url',
-                         'micropvr_lock_ttl', 'micropvr_nginx_config', 'micropvr_packages',
-                         'micropvr_rollback_allow_tampered', 'micropvr_rollback_safety_backup',
+                         'micropvr_lock_ttl', 'micropvr_nginx_config', 'micropvr_offsite_repository',
+                         'micropvr_packages', 'micropvr_rollback_allow_tampered', 'micropvr_rollback_safety_backup',
                          'micropvr_rpc_host', 'micropvr_rpc_port', 'micropvr_seal_key',
                          'micropvr_seal_trusted_keys', 'micropvr_services', 'micropvr_sqlite_databases',
                          'micropvr_state_dir']),
@@ -501,13 +502,21 @@ class _Reads(object):
         path = os.path.join(self.root, 'roles', role, 'vars', 'main.yml')
         return (_load(path) or {}) if os.path.exists(path) else {}
 
+    def _dependencies(self, role):
+        meta = os.path.join(self.root, 'roles', role, 'meta', 'main.yml')
+        return [(dependency['role'] if isinstance(dependency, dict) else dependency).split('.')[-1]
+                for dependency in ((_load(meta) or {}) if os.path.exists(meta) else {}).get('dependencies') or []]
+
     def _from_names(self, role, names, seen):
-        role_vars = self._role_vars(role)
         found = set(name for name in names if name.startswith('micropvr_') and name not in self.results)
-        for name in names & set(role_vars):
-            if (role, 'var', name) not in seen:
-                seen.add((role, 'var', name))
-                found |= self._of_node(role, role_vars[name], 'roles/%s/vars/main.yml' % role, seen)
+        # A role sees its own vars/main.yml and those of the roles it depends on (the micropvr role).
+        for owner in [role] + self._dependencies(role):
+            role_vars = self._role_vars(owner)
+            for name in names & set(role_vars):
+                if (owner, 'var', name) not in seen:
+                    seen.add((owner, 'var', name))
+                    found |= self._of_node(owner, role_vars[name], 'roles/%s/vars/main.yml' % owner, seen)
+            names = names - set(role_vars)
         return found
 
     def _of_node(self, role, node, where, seen):
@@ -540,10 +549,8 @@ class _Reads(object):
     def entry(self, role, entry='main', seen=None):
         seen = set() if seen is None else seen
         found = set()
-        meta = os.path.join(self.root, 'roles', role, 'meta', 'main.yml')
-        for dependency in ((_load(meta) or {}) if os.path.exists(meta) else {}).get('dependencies') or []:
-            name = dependency['role'] if isinstance(dependency, dict) else dependency
-            found |= self.entry(name.split('.')[-1], 'main', seen)
+        for name in self._dependencies(role):
+            found |= self.entry(name, 'main', seen)
         return found | self.task_file(role, entry + '.yml', seen)
 
 
