@@ -305,3 +305,52 @@ def test_the_docker_shim_logs_each_call_and_runs_the_real_command(tmp_path, monk
     subprocess.run([shim, 'cp', 'a', 'b'], env=env, check=True)
     assert out.stdout == "real docker: exec host echo it's\n"
     assert log.read_text().split() == ['exec', 'cp']
+
+
+def test_profile_report_adds_up_the_parts_over_the_workers(tmp_path, capsys):
+    """benchmarks/profile_playbook.py --report: real cProfile files of functions named like
+    Ansible's (a worker's _run, a payload build, a wait on the host), summed over the workers."""
+    import cProfile
+    import importlib
+    import time
+
+    import profile_playbook
+
+    (tmp_path / 'fake').mkdir()
+    (tmp_path / 'fake' / 'worker.py').write_text(
+        'import module_common, subprocess_fake\n'
+        'def _run(build):\n'
+        '    if build:\n'
+        '        module_common.recursive_finder()\n'
+        '    subprocess_fake.wait()\n')
+    (tmp_path / 'fake' / 'module_common.py').write_text(
+        'import time\ndef recursive_finder():\n    time.sleep(0.05)\n')
+    # The wait is matched by file suffix subprocess.py and function _communicate.
+    (tmp_path / 'fake' / 'subprocess_fake.py').write_text('import subprocess as _s\ndef wait():\n    _s.run(["sleep", "0.02"], capture_output=True)\n')
+    sys.path.insert(0, str(tmp_path / 'fake'))
+    try:
+        worker = importlib.import_module('worker')
+        for number, build in enumerate((True, False, True)):
+            profiler = cProfile.Profile(time.perf_counter)
+            profiler.runcall(worker._run, build)
+            profiler.dump_stats(str(tmp_path / ('w-%d.prof' % number)))
+    finally:
+        sys.path.remove(str(tmp_path / 'fake'))
+        for name in ('worker', 'module_common', 'subprocess_fake'):
+            sys.modules.pop(name, None)
+    profile_playbook.report(str(tmp_path), top=3)
+    out = capsys.readouterr().out
+    assert out.startswith('3 workers (tasks), ')
+    build = [line for line in out.splitlines() if 'building module payloads' in line][0]
+    assert build.split()[-2] == '2'  # two of the three workers built a payload
+    assert 0.09 < float(build.split()[-4]) < 1.0
+    wait = [line for line in out.splitlines() if 'waiting for the host' in line][0]
+    assert int(wait.split()[-2]) >= 3 and float(wait.split()[-4]) >= 0.05
+
+
+def test_profile_report_without_profiles_says_so(tmp_path):
+    import profile_playbook
+
+    with pytest.raises(SystemExit) as exit_info:
+        profile_playbook.report(str(tmp_path))
+    assert 'no worker profiles in %s' % tmp_path in str(exit_info.value)
