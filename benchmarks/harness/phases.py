@@ -753,7 +753,9 @@ class Probe(object):
 
 # The tasks of rollback.yml that do the work a raw rollback does too (or that it skips: the
 # safety backup); rollback_profile() puts every other task in "other tasks".
-ROLLBACK_WORK = (('safety backup', 'Back up the host as it is now'), ('restore', 'Restore backup set'))
+ROLLBACK_WORK = (('safety backup', 'Back up the host as it is now'),
+                 # "Restore the backup set" since the module chooses the set; "Restore backup set <id>" before.
+                 ('restore', 'Restore the backup set'), ('restore', 'Restore backup set'))
 
 
 def rollback_profile(run):

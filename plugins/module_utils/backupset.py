@@ -433,6 +433,23 @@ def list_sets(root, keys):
     return [summarize(os.path.join(root, backup_id), backup_id, keys) for backup_id in ids]
 
 
+# The reason the update role gives the set it takes before it installs ("pre-update to <version>").
+PRE_UPDATE_REASON = 'pre-update'
+
+
+def newest_pre_update_set(root, keys):
+    """Id of the set a rollback restores when none is named: the newest set whose manifest
+    says it was verified at backup time and taken before an update, or None. Only manifests
+    and seals are read (summarize()); the restore verifies the set it then acts on."""
+    ids, dummy = list_set_dirs(root)
+    for backup_id in reversed(ids):
+        summary = summarize(os.path.join(root, backup_id), backup_id, keys)
+        reason = summary['reason']
+        if summary['status'] == STATUS_VERIFIED and isinstance(reason, str) and reason.startswith(PRE_UPDATE_REASON):
+            return backup_id
+    return None
+
+
 def select_for_removal(sets, keep, keep_pinned=2, protect=()):
     """Ids that retention removes: all but the newest ``keep``, never the newest ``keep_pinned``
     pinned sets, never the newest verified set, never an id in ``protect`` (the set just taken:

@@ -72,6 +72,13 @@ def append_history(state_dir, record, now=None):
     return entry
 
 
+def record_event(state_dir, event, data, check_mode=False):
+    """The history entry of ``event`` with ``data`` (a dict): appended, or only returned in
+    check mode. One rule for micropvr_history and for micropvr_lock's release."""
+    entry = dict(data or {}, event=event)
+    return entry if check_mode else append_history(state_dir, entry)
+
+
 def read_history(state_dir):
     """Every event in the history, oldest first; unreadable lines are returned as errors."""
     path = os.path.join(state_dir, HISTORY_FILE)

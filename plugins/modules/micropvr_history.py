@@ -99,9 +99,7 @@ def main():
         # Checked in check mode too; a directory that does not exist yet passes (nothing to read).
         state_dir = safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
         if params['event']:
-            entry = dict(params['data'], event=params['event'])
-            if not module.check_mode:
-                entry = hoststate.append_history(state_dir, entry)
+            entry = hoststate.record_event(state_dir, params['event'], params['data'], module.check_mode)
             result.update(changed=True, entry=entry)
         result['history'] = hoststate.read_history(state_dir)
     except safepath.UnsafePathError as exc:

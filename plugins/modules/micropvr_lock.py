@@ -43,6 +43,19 @@ options:
     description: Seconds after which a lock is considered abandoned and may be taken over.
     type: int
     default: 7200
+  event:
+    description:
+      - With O(state=absent), an event to record in the host history first, as
+        M(microimpuls.micropvr.micropvr_history) records it, so that a run ends with one remote task.
+        It is recorded whether or not the lock is then removed (one that belongs to another run, or
+        keeps an unfinished step, stays). When the history cannot be written, the lock is still
+        released and the module fails saying so.
+      - Not allowed with O(state=present).
+    type: str
+  data:
+    description: What to record with O(event) (versions, backup id, outcome).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -70,10 +83,14 @@ EXAMPLES = r'''
     msg: "took over the lock of {{ host_lock.taken_over.owner }} ({{ host_lock.taken_over.purpose }})"
   when: host_lock.taken_over is defined
 
-- name: Release it
+- name: Record the update in the host history and release the lock
   microimpuls.micropvr.micropvr_lock:
     owner: "{{ run_id }}"
     state: absent
+    event: update
+    data:
+      backup_id: 20261126T221500Z
+      outcome: updated
 '''
 
 RETURN = r'''
@@ -87,6 +104,11 @@ taken_over:
   returned: when a stale or interrupted lock was taken over
   type: dict
   sample: {owner: 20261126T180000Z-update-host1, purpose: update to 1.10.0-1, acquired_at: '2026-11-26T18:00:00Z'}
+entry:
+  description: The history event as recorded (with its time; not written in check mode).
+  returned: when O(event) is set and the history could be written
+  type: dict
+  sample: {event: rollback, time: '2026-11-26T23:02:11Z', backup_id: 20261126T221500Z, outcome: restored}
 interrupted:
   description:
     - The step an interrupted run left unfinished; C(name) is C(install) or C(restore), C(backup_id)
@@ -152,21 +174,42 @@ def take(module):
 
 def release(module):
     params = module.params
+    result, history_error = {}, None
+    if params['event']:
+        # Written before the lock goes, so that the next run that takes the lock sees it.
+        try:
+            result['entry'] = hoststate.record_event(params['state_dir'], params['event'], params['data'],
+                                                     module.check_mode)
+        except (OSError, safepath.UnsafePathError) as exc:
+            history_error = str(exc)
+    released = remove_own_lock(module)
+    result.update(released, changed=released['changed'] or 'entry' in result)
+    if history_error:
+        module.fail_json(msg='the %s event could not be recorded in the host history (%s); the lock %s'
+                             % (params['event'], history_error,
+                                'was released' if result['lock'] is None else 'stays: %s' % result['lock']),
+                         **result)
+    module.exit_json(**result)
+
+
+def remove_own_lock(module):
+    """What releasing the lock did: dict(changed, lock[, kept])."""
+    params = module.params
     current = hoststate.read_lock(params['state_dir'])
     if current is None:
-        module.exit_json(changed=False, lock=None)
+        return dict(changed=False, lock=None)
     if current.get('owner') != params['owner']:
         module.warn('the lock belongs to another run (owner %s); left in place' % current.get('owner'))
-        module.exit_json(changed=False, lock=current)
+        return dict(changed=False, lock=current)
     if isinstance(current.get('step'), dict):
         # A step that failed half-way (or a module killed in it) stays: it is how the next run
         # learns that the host must be recovered first.
         module.warn('the lock keeps the unfinished %s step of this run (backup set %s); the next run recovers the '
                     'host from it' % (current['step'].get('name'), current['step'].get('backup_id')))
-        module.exit_json(changed=False, lock=current, kept=True)
+        return dict(changed=False, lock=current, kept=True)
     if not module.check_mode:
         hoststate.remove_lock(params['state_dir'])
-    module.exit_json(changed=True, lock=None)
+    return dict(changed=True, lock=None)
 
 
 def main():
@@ -176,6 +219,8 @@ def main():
             owner=dict(type='str', required=True),
             purpose=dict(type='str', default=''),
             ttl=dict(type='int', default=7200),
+            event=dict(type='str'),
+            data=dict(type='dict', default={}),
             state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
         ),
         supports_check_mode=True,
@@ -183,6 +228,8 @@ def main():
     try:
         module.params['state_dir'] = safepath.check_private_dir(module.params['state_dir'], 'micropvr_state_dir')
         if module.params['state'] == 'present':
+            if module.params['event']:
+                module.fail_json(msg='event: recorded only when the lock is released (state=absent), nothing was changed')
             take(module)
         release(module)
     except safepath.UnsafePathError as exc:

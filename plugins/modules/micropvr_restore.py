@@ -59,9 +59,12 @@ description:
     left by an update) are reported in RV(extra_files) and left alone.
 options:
   backup_id:
-    description: The backup set to restore.
+    description:
+      - The backup set to restore.
+      - Omitted or empty, the newest set that was verified when it was taken and was taken before
+        an update (its reason starts with C(pre-update)); the module fails, changing nothing, when
+        the backup root has none. The set restored is returned as RV(backup_id).
     type: str
-    required: true
   packages:
     description: The host's MicroPVR packages; a set that installs any other package is refused.
     type: list
@@ -167,15 +170,14 @@ author:
 '''
 
 EXAMPLES = r'''
-- name: See what a rollback to the pre-update set would change (run with --check --diff for the diff)
+- name: See what a rollback to the newest pre-update set would change (run with --check --diff for the diff)
   microimpuls.micropvr.micropvr_restore:
-    backup_id: 20261126T221500Z
   check_mode: true
   register: planned
 
-- name: Show the differences
+- name: Show the set chosen and the differences
   ansible.builtin.debug:
-    var: planned.differences
+    msg: "{{ planned.backup_id }}: {{ planned.differences | join('; ') or 'nothing differs' }}"
 
 - name: Roll back to the pre-update set, back onto the set taken just before if it fails
   microimpuls.micropvr.micropvr_restore:
@@ -192,6 +194,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+backup_id:
+  description: The backup set restored (or compared, in check mode), the one named or the one chosen.
+  returned: when a set was named or chosen
+  type: str
+  sample: 20261126T221500Z
 verified_files:
   description:
     - The identity (inode, size, modification and change time in ns) of every file of the set as it
@@ -881,7 +888,7 @@ def space_problems(set_dir, manifest, changed):
 
 def argument_spec():
     spec = dict(
-        backup_id=dict(type='str', required=True),
+        backup_id=dict(type='str'),
         backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
         services=dict(type='list', elements='str', default=list(DEFAULT_SERVICES)),
         packages=dict(type='list', elements='str', default=list(DEFAULT_PACKAGES)),
@@ -910,6 +917,12 @@ def run(module):
     except safepath.UnsafePathError as exc:
         module.fail_json(msg=str(exc))
     keys = backupset.module_seal_keys(module)
+    if not params['backup_id']:
+        params['backup_id'] = backupset.newest_pre_update_set(params['backup_root'], keys)
+        if params['backup_id'] is None:
+            module.fail_json(msg='backup_id: no verified pre-update backup set in %s, nothing was changed; name the set '
+                                 'to restore with micropvr_backup_id=<id> (list them with playbooks/backup_verify.yml)'
+                                 % params['backup_root'])
     set_dir, manifest, identities = verified_set(module, keys, params['backup_id'], 'micropvr_backup_id',
                                                  params['allow_tampered'], params['trusted_files'])
     fallback = None
@@ -926,6 +939,7 @@ def run(module):
             if not os.access(script, os.X_OK):
                 module.fail_json(msg='services: %s has no init script %s' % (name, script))
     result = dict(
+        backup_id=params['backup_id'],
         verified_files=identities,
         from_versions=dict((n, i['version']) for n, i in installed.items()),
         to_versions=dict((n, p['version']) for n, p in manifest['packages'].items()),
@@ -977,7 +991,7 @@ def main():
     except Exception as exc:  # pylint: disable=broad-except
         # Whatever the set or the host holds, the operator gets a message, not a traceback.
         module.fail_json(msg='restore of backup set %s stopped: %s: %s'
-                             % (module.params['backup_id'], type(exc).__name__, exc),
+                             % (module.params['backup_id'] or '(the newest pre-update set)', type(exc).__name__, exc),
                          exception=traceback.format_exc())
 
 

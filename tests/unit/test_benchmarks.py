@@ -238,16 +238,21 @@ def test_missed_issue_16_targets_are_listed_with_their_item():
 def test_rollback_profile_splits_the_wall_time_by_task():
     run = dict(seconds=15.0, tasks=[
         ('microimpuls.micropvr.micropvr : Gather MicroPVR facts', 1.2, 0.9),
-        ('microimpuls.micropvr.rollback : List the backup sets', 2.2, 1.0),
+        ('microimpuls.micropvr.rollback : Lock the host for this rollback', 2.2, 1.0),
         ('microimpuls.micropvr.rollback : Back up the host as it is now, to fall back on', 5.7, 4.3),
-        ('microimpuls.micropvr.rollback : Restore backup set 20261201T210901Z', 10.0, 2.3),
-        ('microimpuls.micropvr.rollback : Release the host lock', 14.0, 0.5)])
+        ('microimpuls.micropvr.rollback : Restore the backup set', 10.0, 2.3),
+        ('microimpuls.micropvr.rollback : Record the rollback and release the host lock', 14.0, 0.5)])
     profile = phases.rollback_profile(run)
     assert profile['start'] == 1.2 and profile['end'] == pytest.approx(0.5)
     assert profile['safety backup'] == 4.3 and profile['restore'] == 2.3
     assert (profile['other_task_count'], profile['other_tasks']) == (3, pytest.approx(2.4))
     # Every second of the run is in exactly one part.
     assert sum(v for k, v in profile.items() if k != 'other_task_count') == pytest.approx(15.0)
+
+
+def test_rollback_profile_knows_the_restore_task_of_earlier_releases():
+    run = dict(seconds=6.0, tasks=[('microimpuls.micropvr.rollback : Restore backup set 20261201T210901Z', 1.0, 2.5)])
+    assert phases.rollback_profile(run)['restore'] == 2.5
 
 
 def with_profiles(results):

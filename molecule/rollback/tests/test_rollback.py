@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from gatelib import LOCK, history
 from micropvr_testlib import (
     baseline,
     create_tasks,
@@ -27,9 +28,10 @@ def rollback(host):
     host.check_output('rm -f /etc/apt/sources.list.d/micropvr-standin.list && rm -rf /srv/micropvr-repo')
     host.check_output('apt-get update -q')
     assert baseline(host) not in host.check_output('apt-cache madison micropvr')
+    events_before = len(history(host))
     first = run_playbook(host, 'rollback.yml')
     second = run_playbook(host, 'rollback.yml')
-    return dict(first=first, second=second)
+    return dict(first=first, second=second, events=history(host)[events_before:])
 
 
 def test_rollback_succeeds(rollback):
@@ -63,9 +65,11 @@ def test_services_healthy(host, rollback):
     assert rpc(host, 'get_version') == {'version': upstream_version(baseline(host)), 'schema_version': 1}
 
 
-def test_second_rollback_changes_nothing(rollback):
+def test_second_rollback_changes_nothing(host, rollback):
     assert rollback['second'].returncode == 0, rollback['second'].output
-    assert 'already in the state of backup set' in rollback['second'].output
+    # Still the pre-update set, not the newer set the first rollback took of the host.
+    pre_update_id, dummy = pre_update_set(host)
+    assert 'already in the state of backup set %s' % pre_update_id in rollback['second'].output
     recap = re.search(r'changed=(\d+)', rollback['second'].output.split('PLAY RECAP')[-1])
     assert recap and recap.group(1) == '0', rollback['second'].output.split('PLAY RECAP')[-1]
 
@@ -114,3 +118,19 @@ def test_journal_mode_as_the_set_has_it(host, rollback):
     for entry in saved['sqlite']:
         mode = host.check_output('sqlite3 %s "PRAGMA journal_mode"', entry['source'])
         assert mode == entry.get('journal_mode', 'delete'), entry['source']
+
+
+def test_each_rollback_recorded_once_and_the_lock_released(host, rollback):
+    """The release of the host lock records the rollback (one remote task at the end of the run)."""
+    pre_update_id, dummy = pre_update_set(host)
+    events = rollback['events']
+    assert [(e['event'], e['backup_id'], e['outcome']) for e in events] == [
+        ('rollback', pre_update_id, 'restored'), ('rollback', pre_update_id, 'already in this state')], events
+    from micropvr_testlib import backup_ids, manifest
+    safety = [i for i in backup_ids(host) if manifest(host, i)['reason'] == 'pre-rollback to %s' % pre_update_id]
+    assert events[0]['safety_backup_id'] == safety[0] and events[1]['safety_backup_id'] is None, events
+    assert events[0]['from_versions'] == dict((p, target(host)) for p in packages(host)), events[0]
+    assert events[0]['to_versions'] == dict((p, baseline(host)) for p in packages(host)), events[0]
+    assert events[0]['differences'] and events[1]['differences'] == [], events
+    assert events[0]['run_id'] != events[1]['run_id'], events
+    assert not host.file(LOCK).exists, 'the rollback left the host lock'

@@ -1796,3 +1796,34 @@ def test_unchanged_problem_names_a_manifest_it_cannot_trust(sealed, edit, reason
     assert backupset.unchanged_problem(directory, manifest, ID, KEYS, identities) is None
     edited = reseal(directory, edit)
     assert reason in backupset.unchanged_problem(directory, edited, ID, KEYS, identities)
+
+
+# --- the set a rollback restores when none is named ------------------------------------------
+
+
+def test_newest_pre_update_set_skips_newer_sets_of_other_reasons_and_unverified_ones(tmp_path):
+    root = str(tmp_path)
+    make_set(root, '20261120T030000Z', reason='pre-update to 1.9.0-1', packages=False, databases=False)
+    make_set(root, '20261126T221500Z', reason='pre-update to 1.10.0-1', packages=False, databases=False)
+    make_set(root, '20261127T080000Z', reason='pre-rollback to 20261126T221500Z', packages=False, databases=False)
+    make_set(root, '20261128T030000Z', reason='pre-update to 1.11.0-1', verified=False, packages=False, databases=False)
+    assert backupset.newest_pre_update_set(root, KEYS) == '20261126T221500Z'
+
+
+def test_newest_pre_update_set_skips_tampered_and_damaged_sets(tmp_path):
+    root = str(tmp_path)
+    make_set(root, '20261120T030000Z', reason='pre-update to 1.9.0-1', packages=False, databases=False)
+    newer, dummy = make_set(root, '20261126T221500Z', reason='pre-update to 1.10.0-1', packages=False, databases=False)
+    reseal(newer, lambda m: m.update(pinned=True), OTHER_KEYS)  # sealed with a key this host does not trust
+    newest, dummy = make_set(root, '20261127T080000Z', reason='pre-update to 1.11.0-1', packages=False, databases=False)
+    with open(os.path.join(newest, 'manifest.json'), 'w') as handle:
+        handle.write('{not json')
+    assert backupset.newest_pre_update_set(root, KEYS) == '20261120T030000Z'
+
+
+@pytest.mark.parametrize('reason', [None, 'manual pre-update', '', 'Pre-update to 1.10.0-1'])
+def test_newest_pre_update_set_is_none_without_one(tmp_path, reason):
+    root = str(tmp_path)
+    make_set(root, '20261126T221500Z', reason=reason, packages=False, databases=False)
+    assert backupset.newest_pre_update_set(root, KEYS) is None
+    assert backupset.newest_pre_update_set(str(tmp_path / 'missing'), KEYS) is None

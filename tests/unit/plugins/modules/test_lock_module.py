@@ -176,3 +176,57 @@ def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(tmp_path, cap
     assert result['msg'] == '%s/update.lock is a symbolic link; refusing to follow it' % state_dir
     assert target.read_text() == before
     assert os.path.islink(str(state_dir / state.LOCK_FILE))
+
+
+# --- the release records the run's event ---------------------------------------------------------
+
+
+def test_release_records_the_event_then_removes_the_lock(tmp_path, capsys):
+    state.create_lock(str(tmp_path), lock_of('run-1', 60))
+    code, result = run(capsys, owner='run-1', state='absent', state_dir=str(tmp_path), event='rollback',
+                       data=dict(backup_id='20261126T221500Z', outcome='restored'))
+    assert code == 0 and result['changed'] is True and result['lock'] is None
+    assert state.read_lock(str(tmp_path)) is None
+    history = state.read_history(str(tmp_path))
+    assert [dict((k, v) for k, v in e.items() if k != 'time') for e in history] == [
+        dict(event='rollback', backup_id='20261126T221500Z', outcome='restored')]
+    assert result['entry'] == history[0]
+
+
+def test_release_records_the_event_when_the_lock_keeps_an_unfinished_step(tmp_path, capsys, warnings):
+    step = dict(name='restore', backup_id='20261126T220000Z', pid=999999, started_at='2026-11-26T22:00:05Z')
+    state.create_lock(str(tmp_path), lock_of('run-1', 30, step=step))
+    code, result = run(capsys, owner='run-1', state='absent', state_dir=str(tmp_path), event='update',
+                       data=dict(outcome='rollback failed'))
+    assert code == 0 and result['kept'] is True
+    assert state.read_lock(str(tmp_path))['step'] == step
+    assert [e['outcome'] for e in state.read_history(str(tmp_path))] == ['rollback failed']
+
+
+def test_release_without_an_event_records_nothing(tmp_path, capsys):
+    state.create_lock(str(tmp_path), lock_of('run-1', 60))
+    code, result = run(capsys, owner='run-1', state='absent', state_dir=str(tmp_path))
+    assert code == 0 and 'entry' not in result and state.read_history(str(tmp_path)) == []
+
+
+def test_check_mode_release_writes_no_event(tmp_path, capsys):
+    state.create_lock(str(tmp_path), lock_of('run-1', 60))
+    code, result = run(capsys, owner='run-1', state='absent', state_dir=str(tmp_path), event='rollback',
+                       _ansible_check_mode=True)
+    assert code == 0 and result['entry'] == dict(event='rollback')
+    assert state.read_history(str(tmp_path)) == [] and state.read_lock(str(tmp_path))['owner'] == 'run-1'
+
+
+def test_a_history_that_cannot_be_written_still_releases_the_lock(tmp_path, capsys):
+    state.create_lock(str(tmp_path), lock_of('run-1', 60))
+    os.mkdir(str(tmp_path / state.HISTORY_FILE))  # not a file: the append fails
+    code, result = run(capsys, owner='run-1', state='absent', state_dir=str(tmp_path), event='rollback')
+    assert code == 1 and state.read_lock(str(tmp_path)) is None
+    assert result['msg'].startswith('the rollback event could not be recorded in the host history (')
+    assert result['msg'].endswith('); the lock was released')
+
+
+def test_an_event_is_refused_when_taking_the_lock(tmp_path, capsys):
+    code, result = run(capsys, owner='run-1', state_dir=str(tmp_path), event='rollback')
+    assert code == 1 and result['msg'] == 'event: recorded only when the lock is released (state=absent), nothing was changed'
+    assert state.read_lock(str(tmp_path)) is None

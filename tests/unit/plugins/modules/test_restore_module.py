@@ -880,3 +880,28 @@ def test_a_set_without_recorded_digests_is_compared_by_digesting_its_copy(set_ho
     conn.execute('PRAGMA user_version = %d' % (entry['user_version'] + 1))
     conn.close()
     assert micropvr_restore.sqlite_differences(manifest, set_host.set_dir) == ['%s: contents differ' % set_host.db]
+
+
+# --- no backup_id: the newest verified pre-update set ------------------------------------------
+
+
+def test_without_a_backup_id_the_newest_pre_update_set_is_chosen_and_returned(set_host):
+    reseal(set_host.set_dir, lambda m: m.update(reason='pre-update to 1.10.0-1'), KEYS)
+    module = set_host.module(backup_id=None)
+    module.check_mode = True
+    outcome, plan = set_host.run(module)
+    assert (outcome, plan['outcome'], plan['backup_id']) == ('exit', 'restored', SET_ID), plan
+    outcome, result = set_host.run(set_host.module(backup_id=''))
+    assert (outcome, result['outcome'], result['backup_id']) == ('exit', 'restored', SET_ID), result
+    assert micropvr_restore.config_differences(set_host.manifest['config']['entries']) == []
+
+
+def test_without_a_backup_id_and_no_pre_update_set_nothing_changes(set_host):
+    # The one set is a verified set of another reason (make_set's "manual").
+    module = set_host.module(backup_id=None)
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail', result
+    assert result['msg'] == ('backup_id: no verified pre-update backup set in %s, nothing was changed; name the set '
+                             'to restore with micropvr_backup_id=<id> (list them with playbooks/backup_verify.yml)'
+                             % set_host.backup_root)
+    assert module.calls == [] and set_host.snapshot() == set_host.before
