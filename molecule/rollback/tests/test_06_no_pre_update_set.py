@@ -4,43 +4,29 @@ the host changes and the host lock is released.
 
 Runs on the converged (updated) host before test_rollback.py rolls it back for real."""
 
+import json
+
+from forgery import FORGE_SCRIPT, install_forge
 from gatelib import LOCK, STATE_DIR, history
 from micropvr_testlib import (
     backup_ids, backup_root, installed_version, manifest, packages, rpc, run_module, run_playbook, target)
 
 # A root with two sets, neither of them a verified pre-update set: copies of the real pre-update
-# set, their manifests edited and sealed again with the host's own key (so that they verify as
-# sets): one no longer verified (verified_at removed), one verified but of another reason. If the
-# choice ignored either condition, it would take one of them.
+# set, their manifests edited and sealed again with the host's own key by the suite's forger (so
+# that they verify as sets): one no longer verified (verified_at removed), one verified but of
+# another reason. If the choice ignored either condition, it would take one of them.
 ROOT = '/root/no-pre-update-sets'
-EDIT = r"""
-import hashlib, hmac, json, sys
-path, backup_id, edit, state_dir = sys.argv[1:5]
-m = json.load(open(path))
-m['backup_id'] = backup_id
-if edit == 'unverified':
-    m.pop('verified_at')
-else:
-    m['reason'] = 'manual'
-m.pop('seal')
-body = json.dumps(m, sort_keys=True, separators=(',', ':')).encode('utf-8')
-key = bytes.fromhex(open(state_dir + '/seal.key').read().strip())
-m['seal'] = dict(algorithm='hmac-sha256',
-                 key_id=hashlib.sha256(b'microimpuls.micropvr seal key id\n' + key).hexdigest()[:16],
-                 hmac=hmac.new(key, body, hashlib.sha256).hexdigest())
-json.dump(m, open(path, 'w'), indent=2, sort_keys=True)
-"""
+EDITS = (('20000101T000000Z', [dict(op='unverified')]), ('20000102T000000Z', [dict(op='reason', value='manual')]))
 
 
 def test_no_pre_update_set_is_refused_and_nothing_changes(host):
     newest = backup_ids(host)[-1]
     assert manifest(host, newest)['reason'].startswith('pre-update'), 'converge took a pre-update set'
     host.check_output('rm -rf %s && install -d -m 0700 %s', ROOT, ROOT)
-    host.check_output('printf %%s %s > /root/edit-manifest.py', EDIT)
-    for copy_id, edit in (('20000101T000000Z', 'unverified'), ('20000102T000000Z', 'other-reason')):
+    install_forge(host)
+    for copy_id, edit in EDITS:
         host.check_output('cp -a %s/%s %s/%s', backup_root(host), newest, ROOT, copy_id)
-        host.check_output('python3 /root/edit-manifest.py %s/%s/manifest.json %s %s %s',
-                          ROOT, copy_id, copy_id, edit, STATE_DIR)
+        host.check_output('python3 %s %s/%s host-key %s %s', FORGE_SCRIPT, ROOT, copy_id, STATE_DIR, json.dumps(edit))
     # The copies are sound sets: the listing calls them unverified and verified.
     statuses = run_module(host, 'micropvr_backup_info', backup_root=ROOT)[1]['sets']
     assert sorted((s['id'], s['status'], s['reason']) for s in statuses) == [
@@ -60,4 +46,4 @@ def test_no_pre_update_set_is_refused_and_nothing_changes(host):
     assert len(history(host)) == events_before, history(host)[events_before:]
     assert not host.file(LOCK).exists, 'the failed rollback left the host lock'
     assert host.check_output('find %s -printf "%%P %%s %%T@\\n" | sort', ROOT) == listing_before
-    host.check_output('rm -rf %s /root/edit-manifest.py', ROOT)
+    host.check_output('rm -rf %s %s', ROOT, FORGE_SCRIPT)
