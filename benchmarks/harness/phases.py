@@ -755,6 +755,7 @@ class Probe(object):
 # safety backup); rollback_profile() puts every other task in "other tasks".
 ROLLBACK_WORK = (('safety backup', 'Back up the host as it is now'),
                  # "Restore the backup set" since the module chooses the set; "Restore backup set <id>" before.
+                 # It also runs the health check, a task of its own before (counted in "other tasks" then).
                  ('restore', 'Restore the backup set'), ('restore', 'Restore backup set'))
 
 

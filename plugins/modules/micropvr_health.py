@@ -126,89 +126,23 @@ failed_probes:
 '''
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import database_argument_spec, ping
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import health, safepath
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.external_db import database_argument_spec
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.state import DEFAULT_STATE_DIR
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.rpc import RPCError, call
-
-PROBES = ('rpc', 'http', 'nginx', 'databases')
-WORKDIR_PREFIX = 'health-'
-
-
-def probe_rpc(module):
-    params = module.params
-    try:
-        result = call(params['rpc_host'], params['rpc_port'], 'is_alive', timeout=params['timeout'])
-    except RPCError as exc:
-        return dict(ok=False, detail=str(exc))
-    if not isinstance(result, dict) or 'is_alive' not in result:
-        return dict(ok=False, detail='is_alive returned %r' % (result,), result=result)
-    detail = 'is_alive=%s (score %s, %s sessions)' % (str(result['is_alive']).lower(), result.get('score'),
-                                                      result.get('session_count'))
-    return dict(ok=result['is_alive'] is True, detail=detail, result=result)
-
-
-def probe_http(module):
-    response, info = fetch_url(module, module.params['http_url'], timeout=module.params['timeout'],
-                               use_proxy=False)
-    status = info.get('status', -1)
-    if response is not None:
-        response.close()
-    if 200 <= status < 300:
-        return dict(ok=True, detail='HTTP %d' % status, status=status)
-    detail = '%s: HTTP %s %s' % (module.params['http_url'], status, info.get('msg', ''))
-    return dict(ok=False, detail=detail.strip(), status=status)
-
-
-def probe_nginx(module):
-    params = module.params
-    if not os.path.isfile(params['nginx_config']):
-        return dict(ok=False, detail='%s does not exist' % params['nginx_config'])
-    prefix = os.path.dirname(os.path.dirname(params['nginx_config'])) + '/'
-    rc, out, err = module.run_command([params['nginx_binary'], '-t', '-q', '-p', prefix, '-c', params['nginx_config']])
-    if rc == 0:
-        return dict(ok=True, detail='configuration test passed')
-    return dict(ok=False, detail='nginx -t: %s' % (err or out).strip())
-
-
-def probe_databases(module):
-    problems = []
-    if module.params['databases']:
-        # Credential files go to a private directory of the collection, never to the shared /tmp.
-        try:
-            with safepath.private_workdir(module.params['state_dir'], WORKDIR_PREFIX) as work:
-                problems = [problem for problem in (ping(module, db, work) for db in module.params['databases'])
-                            if problem]
-        except safepath.UnsafePathError as exc:
-            return dict(ok=False, detail='no private directory for the credentials: %s' % exc)
-    if problems:
-        return dict(ok=False, detail='; '.join(problems))
-    return dict(ok=True, detail='%d database(s) answer' % len(module.params['databases']))
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            checks=dict(type='list', elements='str', choices=list(PROBES), default=['rpc', 'http', 'nginx']),
-            databases=dict(type='list', elements='dict', default=[], options=database_argument_spec()),
-            rpc_host=dict(type='str', default='127.0.0.1'),
-            rpc_port=dict(type='int', default=4089),
-            http_url=dict(type='str', default='http://127.0.0.1:8080/nginx-stats'),
-            nginx_config=dict(type='path', default='/usr/local/nginx-micropvr/conf/nginx.conf'),
-            nginx_binary=dict(type='path', default='/usr/sbin/nginx'),
-            timeout=dict(type='float', default=5.0),
-            retries=dict(type='int', default=1),
-            delay=dict(type='float', default=3.0),
-            fail_on_unhealthy=dict(type='bool', default=True),
-            state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
-        ),
-        supports_check_mode=True,
+    spec = dict(
+        checks=dict(type='list', elements='str', choices=list(health.PROBES), default=list(health.DEFAULT_CHECKS)),
+        databases=dict(type='list', elements='dict', default=[], options=database_argument_spec()),
+        fail_on_unhealthy=dict(type='bool', default=True),
+        state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
     )
+    spec.update(health.probe_argument_spec())
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if module.params['retries'] < 1:
         module.fail_json(msg='retries must be at least 1, got %d' % module.params['retries'])
     try:
@@ -216,20 +150,9 @@ def main():
     except safepath.UnsafePathError as exc:
         module.fail_json(msg=str(exc))
     os.umask(0o077)
-    runners = dict(rpc=probe_rpc, http=probe_http, nginx=probe_nginx, databases=probe_databases)
-    attempts = 0
-    while True:
-        attempts += 1
-        probes = dict((name, runners[name](module)) for name in module.params['checks'])
-        failed = [name for name in module.params['checks'] if not probes[name]['ok']]
-        if not failed or attempts >= module.params['retries']:
-            break
-        time.sleep(module.params['delay'])
-    result = dict(changed=False, healthy=not failed, attempts=attempts, probes=probes, failed_probes=failed)
-    if failed and module.params['fail_on_unhealthy']:
-        module.fail_json(msg='MicroPVR is not healthy after %d attempt(s): %s'
-                         % (attempts, '; '.join('%s probe failed: %s' % (name, probes[name]['detail'])
-                                                for name in failed)), **result)
+    result = dict(changed=False, **health.check(module, module.params, module.params['checks']))
+    if not result['healthy'] and module.params['fail_on_unhealthy']:
+        module.fail_json(msg=health.unhealthy_message(result), **result)
     module.exit_json(**result)
 
 

@@ -133,6 +133,49 @@ options:
         a step of that run, so that a run killed during the restore is recognised by the next one.
       - Without it, a host locked by any run is refused.
     type: str
+  health:
+    description:
+      - Check that MicroPVR serves once the host is in the state of the set (restored, or already
+        so), with the probes of M(microimpuls.micropvr.micropvr_health) (C(rpc), C(http), C(nginx)),
+        repeated until they pass or O(health.retries) rounds have run. The module then fails when a
+        probe still fails, saying that the set was restored and which probe failed why; the host
+        stays on the set, its services started.
+      - One task instead of a restore followed by a health check (the rollback role passes it).
+      - Not run in check mode. Omitted, no probe runs.
+    type: dict
+    suboptions:
+      rpc_host:
+        description: As O(microimpuls.micropvr.micropvr_health#module:rpc_host).
+        type: str
+        default: 127.0.0.1
+      rpc_port:
+        description: As O(microimpuls.micropvr.micropvr_health#module:rpc_port).
+        type: int
+        default: 4089
+      http_url:
+        description: As O(microimpuls.micropvr.micropvr_health#module:http_url).
+        type: str
+        default: http://127.0.0.1:8080/nginx-stats
+      nginx_config:
+        description: As O(microimpuls.micropvr.micropvr_health#module:nginx_config).
+        type: path
+        default: /usr/local/nginx-micropvr/conf/nginx.conf
+      nginx_binary:
+        description: As O(microimpuls.micropvr.micropvr_health#module:nginx_binary).
+        type: path
+        default: /usr/sbin/nginx
+      timeout:
+        description: As O(microimpuls.micropvr.micropvr_health#module:timeout).
+        type: float
+        default: 5
+      retries:
+        description: As O(microimpuls.micropvr.micropvr_health#module:retries).
+        type: int
+        default: 1
+      delay:
+        description: As O(microimpuls.micropvr.micropvr_health#module:delay).
+        type: float
+        default: 3
 attributes:
   check_mode:
     support: full
@@ -249,6 +292,20 @@ failed_step:
   returned: when the restore failed
   type: str
   sample: "configure packages: dpkg --configure failed (rc=1): ..."
+health:
+  description:
+    - The health check after the restore, as M(microimpuls.micropvr.micropvr_health) returns it
+      (C(healthy), C(attempts), C(probes), C(failed_probes)).
+  returned: when O(health) was given, outside check mode, and the restore did not fail
+  type: dict
+  sample:
+    healthy: true
+    attempts: 2
+    failed_probes: []
+    probes:
+      rpc: {ok: true, detail: "is_alive=true (score 12.5, 0 sessions)"}
+      http: {ok: true, detail: "HTTP 200", status: 200}
+      nginx: {ok: true, detail: "configuration test passed"}
 host_state:
   description: Package versions, C(dpkg --audit) and service states after a failed restore.
   returned: when the restore failed
@@ -269,6 +326,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import confine
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import debs
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import health as healthcheck
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
@@ -903,14 +961,31 @@ def argument_spec():
         fallback_backup_id=dict(type='str'),
         trusted_files=dict(type='dict', default={}),
         allow_tampered=dict(type='bool', default=False),
+        health=dict(type='dict', options=healthcheck.probe_argument_spec()),
     )
     spec.update(backupset.seal_argument_spec())
     return spec
 
 
+def finish(module, result, changed, diff):
+    """Exit with the restore's result; with O(health), only once MicroPVR serves."""
+    if module.params['health'] is not None and not module.check_mode:
+        result['health'] = healthcheck.check(module, module.params['health'])
+        if not result['health']['healthy']:
+            module.fail_json(msg='backup set %s %s, but %s. The host stays on the set with its services started: '
+                                 'find out why it does not serve (the micropvr log), or restore another set'
+                                 % (module.params['backup_id'],
+                                    'was restored' if changed else 'matches the host (nothing was restored)',
+                                    healthcheck.unhealthy_message(result['health'])),
+                             changed=changed, **result)
+    module.exit_json(changed=changed, **dict(result, **diff))
+
+
 def run(module):
     params = module.params
     os.umask(0o077)
+    if params['health'] is not None and params['health']['retries'] < 1:
+        module.fail_json(msg='health.retries must be at least 1, got %d' % params['health']['retries'])
     try:
         safepath.check_private_dir(params['backup_root'], 'micropvr_backup_root')
         safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
@@ -952,7 +1027,8 @@ def run(module):
     # returns it (a failed restore did not make the host look like the set).
     diff = dict(diff=restore_diff(params['backup_id'], result, changed)) if module._diff else {}
     if not result['differences']:
-        module.exit_json(changed=False, outcome='unchanged', **dict(result, **diff))
+        result['outcome'] = 'unchanged'
+        finish(module, result, False, diff)
     space = space_problems(set_dir, manifest, changed)
     if space:
         module.fail_json(msg='refusing to restore backup set %s: not enough free space, nothing was changed and the '
@@ -981,7 +1057,8 @@ def run(module):
                              % (params['backup_id'], exc, describe_state(result['host_state'])), **result)
     except (hoststate.LockError, safepath.UnsafePathError) as exc:
         module.fail_json(msg='refusing to restore backup set %s: %s' % (params['backup_id'], exc), **result)
-    module.exit_json(changed=True, outcome='restored', **dict(result, **diff))
+    result['outcome'] = 'restored'
+    finish(module, result, True, diff)
 
 
 def main():

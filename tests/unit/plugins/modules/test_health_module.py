@@ -4,7 +4,6 @@ A threading JSON-RPC server answers ``is_alive``, ``http.server`` answers the HT
 small shell script stands in for the nginx binary.
 """
 
-import http.server
 import json
 import os
 import socket
@@ -20,14 +19,11 @@ from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import datab
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import rpc as rpc_fragment
 from ansible_collections.microimpuls.micropvr.plugins.doc_fragments import state_dir as state_dir_fragment
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_health
-from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_health import (
-    main,
-    probe_http,
-    probe_nginx,
-    probe_rpc,
-)
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import health
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.health import probe_http, probe_nginx, probe_rpc
+from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_health import main
 
-from local_servers import RPCServer
+from local_servers import HTTPServer, RPCServer
 from module_runner import run_main
 
 ALIVE = {'is_alive': True, 'score': 12.5, 'session_count': 3}
@@ -35,34 +31,6 @@ DEAD = {'is_alive': False, 'score': 1000.0, 'session_count': 0}
 
 
 # --- servers -------------------------------------------------------------------------------------
-
-class _HTTPHandler(http.server.BaseHTTPRequestHandler):
-    STATUS = {'/nginx-stats': 200, '/empty': 204, '/fail': 500, '/missing': 404}
-
-    def do_GET(self):
-        self.server.paths.append(self.path)
-        status = self.STATUS.get(self.path, 404)
-        body = b'Active connections: 1\n' if status == 200 else b''
-        self.send_response(status)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class HTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self):
-        http.server.ThreadingHTTPServer.__init__(self, ('127.0.0.1', 0), _HTTPHandler)
-        self.paths = []
-        self.port = self.server_address[1]
-
-    def url(self, path):
-        return 'http://127.0.0.1:%d%s' % (self.port, path)
-
 
 @pytest.fixture
 def rpc(serve):
@@ -296,7 +264,7 @@ def private_tmp(tmp_path, monkeypatch):
 def test_probe_databases_answers(tmp_path, private_tmp):
     psql = make_psql(tmp_path, rc=0)
     module = FakeModule(tmp_path, databases=[DB])
-    assert micropvr_health.probe_databases(module) == {'ok': True, 'detail': '1 database(s) answer'}
+    assert health.probe_databases(module) == {'ok': True, 'detail': '1 database(s) answer'}
     assert module.commands == [[psql, '--no-psqlrc', '--no-password', '--tuples-only', '--command', 'SELECT 1',
                                 '--host', 'db1', '--port', '5432', '--username', 'pvr', '--dbname', 'micropvr']]
     assert (tmp_path / 'bin' / 'pgpass.txt').read_text() == '*:*:*:*:s3cret\n'
@@ -312,7 +280,7 @@ def test_probe_databases_answers(tmp_path, private_tmp):
 def test_probe_databases_does_not_answer(tmp_path, private_tmp):
     make_psql(tmp_path, rc=2, stderr=PSQL_REFUSED + '\n')
     module = FakeModule(tmp_path, databases=[DB, dict(DB, name='other')])
-    assert micropvr_health.probe_databases(module) == {
+    assert health.probe_databases(module) == {
         'ok': False,
         'detail': 'postgresql database micropvr does not answer: %s; postgresql database other does not answer: %s'
                   % (PSQL_REFUSED, PSQL_REFUSED)}
@@ -330,7 +298,7 @@ def test_probe_databases_removes_the_credentials_a_killed_health_check_left(tmp_
     leftover.mkdir(mode=0o700)
     (leftover / 'pgpass').write_text('*:*:*:*:old-secret\n')
     make_psql(tmp_path, rc=0)
-    assert micropvr_health.probe_databases(FakeModule(tmp_path, databases=[DB]))['ok'] is True
+    assert health.probe_databases(FakeModule(tmp_path, databases=[DB]))['ok'] is True
     assert list(work_root.iterdir()) == []
 
 
@@ -338,7 +306,7 @@ def test_probe_databases_without_a_private_state_dir(tmp_path, private_tmp):
     make_psql(tmp_path, rc=0)
     os.chmod(str(tmp_path), 0o777)
     try:
-        result = micropvr_health.probe_databases(FakeModule(tmp_path, databases=[DB]))
+        result = health.probe_databases(FakeModule(tmp_path, databases=[DB]))
     finally:
         os.chmod(str(tmp_path), 0o700)
     assert result['ok'] is False
@@ -348,12 +316,12 @@ def test_probe_databases_without_a_private_state_dir(tmp_path, private_tmp):
 
 def test_probe_databases_without_client(tmp_path, private_tmp):
     module = FakeModule(tmp_path, databases=[DB])
-    assert micropvr_health.probe_databases(module) == {
+    assert health.probe_databases(module) == {
         'ok': False, 'detail': 'postgresql database micropvr: psql not found (install postgresql-client)'}
 
 
 def test_probe_databases_none_configured(tmp_path, private_tmp):
-    assert micropvr_health.probe_databases(FakeModule(tmp_path, databases=[])) == {
+    assert health.probe_databases(FakeModule(tmp_path, databases=[])) == {
         'ok': True, 'detail': '0 database(s) answer'}
     assert not (tmp_path / 'state').exists()  # nothing to write, nothing created
 
@@ -542,7 +510,7 @@ def test_documentation_matches_argument_spec(monkeypatch):
         assert option.get('default') == spec[name].get('default'), name
         assert option.get('choices') == spec[name].get('choices'), name
         assert option.get('elements') == spec[name].get('elements'), name
-    assert spec['checks']['choices'] == list(micropvr_health.PROBES) == ['rpc', 'http', 'nginx', 'databases']
+    assert spec['checks']['choices'] == list(health.PROBES) == ['rpc', 'http', 'nginx', 'databases']
     assert spec['checks']['default'] == ['rpc', 'http', 'nginx']  # databases only when asked for
     assert sorted(options['databases']['suboptions']) == sorted(spec['databases']['options'])
 

@@ -11,12 +11,15 @@ import sqlite3
 import tarfile
 
 import pytest
+import yaml
 
 from backup_sets import KEYS, OTHER_KEYS, TEST_KEY_HEX, count_calls, count_verifications, make_set, reseal, reseal_unkeyed, write_raw
 from fake_module import FailJson, FakeModuleBase
+from local_servers import HTTPServer, RPCServer
 from module_runner import run_main
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, confine
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import health as healthcheck
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_restore
 
@@ -379,7 +382,7 @@ class SetHost(object):
                       packages=['micropvr', 'micropvs'], config_paths=[self.top],
                       config_file=os.path.join(self.top, 'micropvr.conf'), sqlite_databases=[self.db], databases=[],
                       hold=False, install_dependencies=False, state_dir=self.state_dir, lock_owner=None,
-                      fallback_backup_id=None,
+                      fallback_backup_id=None, health=None,
                       allow_tampered=False, seal_key=TEST_KEY_HEX, trusted_seal_keys=[], trusted_files={})
         params.update(change)
         return params
@@ -905,3 +908,106 @@ def test_without_a_backup_id_and_no_pre_update_set_nothing_changes(set_host):
                              'to restore with micropvr_backup_id=<id> (list them with playbooks/backup_verify.yml)'
                              % set_host.backup_root)
     assert module.calls == [] and set_host.snapshot() == set_host.before
+
+
+# --- the health check inside the restore (one task instead of two in every rollback) -----------
+
+ALIVE = {'is_alive': True, 'score': 12.5, 'session_count': 0}
+DEAD = {'is_alive': False, 'score': 1000.0, 'session_count': 0}
+
+
+@pytest.fixture
+def probed(set_host, serve, tmp_path):
+    """health options against a local JSON-RPC server answering ``answers`` in turn (the last one
+    from then on) and a local micropvs; the nginx probe runs through the module's run_command."""
+    nginx_conf = tmp_path / 'nginx-micropvr' / 'conf' / 'nginx.conf'
+    nginx_conf.parent.mkdir(parents=True)
+    nginx_conf.write_text('events {}\n')
+    web = serve(HTTPServer())
+
+    def options(*answers, **change):
+        rpc = serve(RPCServer(lambda index: answers[min(index, len(answers)) - 1]))
+        health = dict(rpc_host='127.0.0.1', rpc_port=rpc.port, http_url=web.url('/nginx-stats'),
+                      nginx_config=str(nginx_conf), nginx_binary='/usr/sbin/nginx', timeout=2.0, retries=1, delay=0.0)
+        health.update(change)
+        return rpc, health
+    return options
+
+
+def health_module(set_host, health, check_mode=False):
+    module = SetModule(set_host.params(health=health), check_mode=check_mode)
+    module.tmpdir = str(set_host.tmp)  # fetch_url points tempfile at the module's tmpdir
+    return module
+
+
+def test_the_restore_checks_health_once_the_services_run(set_host, probed):
+    rpc, health = probed(ALIVE)
+    module = health_module(set_host, health)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome'], result['changed']) == ('exit', 'restored', True), result
+    assert result['health']['healthy'] is True and result['health']['attempts'] == 1
+    assert sorted(result['health']['probes']) == ['http', 'nginx', 'rpc']
+    assert [r['method'] for r in rpc.requests] == ['is_alive']
+    # The probes came after the start, and nginx -t tested the micropvs configuration.
+    assert module.calls[:2] == ['micropvr stop', 'micropvr start']
+    assert module.calls[2:] == ['/usr/sbin/nginx -t -q -p %s/ -c %s' % (os.path.dirname(os.path.dirname(health['nginx_config'])),
+                                                                       health['nginx_config'])]
+
+
+def test_health_is_retried_until_micropvr_serves(set_host, probed):
+    rpc, health = probed(DEAD, DEAD, ALIVE, retries=5)
+    outcome, result = set_host.run(health_module(set_host, health))
+    assert (outcome, result['health']['healthy'], result['health']['attempts']) == ('exit', True, 3), result
+    assert len(rpc.requests) == 3
+
+
+def test_unhealthy_after_the_restore_fails_saying_the_set_was_restored(set_host, probed):
+    rpc, health = probed(DEAD, retries=2)
+    outcome, result = set_host.run(health_module(set_host, health))
+    assert outcome == 'fail', result
+    assert result['msg'] == (
+        'backup set %s was restored, but MicroPVR is not healthy after 2 attempt(s): rpc probe failed: is_alive=false '
+        '(score 1000.0, 0 sessions). The host stays on the set with its services started: find out why it does not '
+        'serve (the micropvr log), or restore another set' % SET_ID)
+    assert (result['changed'], result['outcome'], result['health']['failed_probes']) == (True, 'restored', ['rpc'])
+    # The host is in the set's state all the same (not rolled back again, not left half-way).
+    assert micropvr_restore.config_differences(set_host.manifest['config']['entries']) == []
+    assert micropvr_restore.sqlite_differences(set_host.manifest, set_host.set_dir) == []
+
+
+def test_a_host_already_in_the_state_of_the_set_is_checked_too(set_host, probed):
+    rpc, health = probed(ALIVE)
+    assert set_host.run(set_host.module())[0] == 'exit'
+    outcome, result = set_host.run(health_module(set_host, health))
+    assert (outcome, result['outcome'], result['changed'], result['health']['healthy']) == (
+        'exit', 'unchanged', False, True), result
+    rpc_dead, health_dead = probed(DEAD)
+    outcome, result = set_host.run(health_module(set_host, health_dead))
+    assert outcome == 'fail' and result['changed'] is False, result
+    assert result['msg'].startswith('backup set %s matches the host (nothing was restored), but MicroPVR is not healthy '
+                                    'after 1 attempt(s): rpc probe failed: is_alive=false' % SET_ID), result['msg']
+
+
+def test_check_mode_probes_nothing(set_host, probed):
+    rpc, health = probed(ALIVE)
+    outcome, result = set_host.run(health_module(set_host, health, check_mode=True))
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert 'health' not in result and rpc.requests == []
+    assert set_host.snapshot() == set_host.before
+
+
+def test_health_retries_below_one_is_refused_before_anything_changes(set_host, probed):
+    rpc, health = probed(ALIVE, retries=0)
+    module = health_module(set_host, health)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['msg']) == ('fail', 'health.retries must be at least 1, got 0'), result
+    assert module.calls == [] and rpc.requests == []
+    assert set_host.snapshot() == set_host.before
+
+
+def test_the_restore_documents_the_probe_options_of_micropvr_health():
+    documented = yaml.safe_load(micropvr_restore.DOCUMENTATION)['options']['health']['suboptions']
+    spec = healthcheck.probe_argument_spec()
+    assert sorted(documented) == sorted(spec)
+    for name, option in documented.items():
+        assert (option['type'], option.get('default')) == (spec[name]['type'], spec[name]['default']), name
