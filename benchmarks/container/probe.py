@@ -6,7 +6,11 @@ probe talks to 127.0.0.1 and is not slowed by docker's port forwarding. Each pro
 TCP connection (as a new subscriber would make) sending one request; it counts as available
 only when ``is_alive`` is true within ``--timeout`` seconds. One JSON line per probe:
 
-    [wall_time, latency_seconds, ok, "error or empty"]
+    [wall_time, latency_seconds, ok, "error or empty", cpu_busy, cpu_iowait, cpu_total]
+
+The last three are the machine's cumulative CPU counters from /proc/stat (in clock ticks, all
+CPUs; /proc/stat is not namespaced, so they count the controller and every container too): what
+the CPUs were doing during an outage window is their difference between its first and last probe.
 
 It stops when ``--stop-file`` appears or after ``--max-seconds`` (a bound, never reached in a
 normal run), writes ``--ready-file`` after its first successful probe and ``--done-file`` when it
@@ -20,6 +24,14 @@ import socket
 import time
 
 REQUEST = b'{"jsonrpc": "2.0", "id": 1, "method": "is_alive"}\n'
+
+
+def cpu_counters():
+    """(busy, iowait, total) clock ticks of all CPUs since boot, from the first line of /proc/stat."""
+    with open('/proc/stat') as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    return user + nice + system + irq + softirq + steal, iowait, sum(fields)
 
 
 def probe(host, port, timeout):
@@ -73,7 +85,8 @@ def run(args):
         while not os.path.exists(args.stop_file) and time.monotonic() < deadline:
             wall, started = time.time(), time.monotonic()
             ok, error = probe(args.host, args.port, args.timeout)
-            out.write(json.dumps([round(wall, 4), round(time.monotonic() - started, 4), ok, error]) + '\n')
+            out.write(json.dumps([round(wall, 4), round(time.monotonic() - started, 4), ok, error]
+                                 + list(cpu_counters())) + '\n')
             out.flush()
             if ok and not ready and args.ready_file:
                 with open(args.ready_file, 'w'):

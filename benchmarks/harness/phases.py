@@ -353,14 +353,17 @@ class Bench(object):
                 entry['rec_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
                 self.expect(name, FROM_VERSION, 1, 'rollback.yml (recommended ansible.cfg)', rows=rows)
             rounds.append(entry)
-            self.log('update/rollback %d/%d: downtime raw %.2f s, ours %.2f s; update wall raw %.1f s, ours %.1f s; '
+            self.log('update/rollback %d/%d: downtime raw %.2f s%s, ours %.2f s%s; update wall raw %.1f s, ours %.1f s; '
                      'rollback raw %.1f s, ours %.1f s'
-                     % (index + 1, cfg['runs'], entry['raw_update']['longest'], entry['ours_update']['longest'],
+                     % (index + 1, cfg['runs'], entry['raw_update']['longest'], window_cpu(entry['raw_update']),
+                        entry['ours_update']['longest'], window_cpu(entry['ours_update']),
                         entry['raw_update']['seconds'], entry['ours_update']['seconds'],
                         entry['raw_rollback']['seconds'], entry['ours_rollback']['seconds']))
             if 'rec_update' in entry:
-                self.log('update/rollback %d/%d, recommended ansible.cfg: update %.1f s (%d window(s)), rollback %.1f s'
+                self.log('update/rollback %d/%d, recommended ansible.cfg: update %.1f s (%d window(s), longest %.2f s%s), '
+                         'rollback %.1f s'
                          % (index + 1, cfg['runs'], entry['rec_update']['seconds'], len(entry['rec_update']['windows']),
+                            entry['rec_update']['longest'], window_cpu(entry['rec_update']),
                             entry['rec_rollback']['seconds']))
 
         def series(key, field):
@@ -746,8 +749,10 @@ class Probe(object):
         # Times relative to the start of the run, in seconds; the timeline keeps only the changes.
         return dict(seconds=seconds, longest=stats.longest(windows),
                     unavailable=sum(w['seconds'] for w in windows), probes=len(self.samples),
-                    windows=[dict(start=round(w['start'] - start, 3), seconds=round(w['seconds'], 3),
-                                  errors=w['errors']) for w in windows],
+                    windows=[dict(dict(start=round(w['start'] - start, 3), seconds=round(w['seconds'], 3),
+                                       errors=w['errors']),
+                                  **dict((k, round(w[k], 3)) for k in ('cpu_busy', 'cpu_iowait') if k in w))
+                             for w in windows],
                     timeline=stats.timeline(self.samples, start))
 
 
@@ -780,6 +785,15 @@ def rollback_profile(run):
     profile['between_tasks'] = max(run['seconds'] - profile['start'] - profile['end']
                                    - sum(seconds for dummy, dummy2, seconds in tasks), 0.0)
     return profile
+
+
+def window_cpu(run):
+    """' (CPUs 93% busy, 2% iowait)' for the longest outage window of a probed run, '' without counters."""
+    windows = [w for w in run['windows'] if 'cpu_busy' in w]
+    if not windows:
+        return ''
+    window = max(windows, key=lambda w: w['seconds'])
+    return ' (CPUs %.0f%% busy, %.0f%% iowait)' % (100 * window['cpu_busy'], 100 * window['cpu_iowait'])
 
 
 def task_marks(host_tasks, start):

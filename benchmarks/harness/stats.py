@@ -75,30 +75,40 @@ def outages(samples, start=None, end=None):
     A window opens at the first failed probe and closes at the next successful one; its length is
     the time between the two probe starts (resolution: the probe interval). Only windows that
     open within [start, end] when given are returned. A window still open at the last sample is
-    returned with ``recovered`` false, closed at that sample.
+    returned with ``recovered`` false, closed at that sample. Samples that carry the machine's
+    CPU counters (busy, iowait, total: the probe's fields 5-7) give each window ``cpu_busy`` and
+    ``cpu_iowait``, the shares of all CPUs' time between its first and last sample.
     """
     windows = []
     opened = None
     errors = []
     last = None
     for sample in sorted(samples, key=lambda s: s[0]):
-        wall, ok, error = sample[0], sample[2], sample[3] if len(sample) > 3 else ''
-        last = wall
+        ok, error = sample[2], sample[3] if len(sample) > 3 else ''
+        last = sample
         if not ok:
             if opened is None:
-                opened, errors = wall, []
+                opened, errors = sample, []
             if error and error not in errors:
                 errors.append(error)
         elif opened is not None:
-            windows.append(dict(start=opened, end=wall, seconds=wall - opened, recovered=True, errors=errors))
+            windows.append(_window(opened, sample, True, errors))
             opened = None
     if opened is not None:
-        windows.append(dict(start=opened, end=last, seconds=last - opened, recovered=False, errors=errors))
+        windows.append(_window(opened, last, False, errors))
     if start is not None:
         windows = [w for w in windows if w['start'] >= start]
     if end is not None:
         windows = [w for w in windows if w['start'] <= end]
     return windows
+
+
+def _window(first, last, recovered, errors):
+    window = dict(start=first[0], end=last[0], seconds=last[0] - first[0], recovered=recovered, errors=errors)
+    if len(first) >= 7 and len(last) >= 7 and last[6] > first[6]:
+        ticks = float(last[6] - first[6])
+        window.update(cpu_busy=(last[4] - first[4]) / ticks, cpu_iowait=(last[5] - first[5]) / ticks)
+    return window
 
 
 def timeline(samples, start):

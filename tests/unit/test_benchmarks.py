@@ -40,6 +40,37 @@ def test_outage_still_open_at_the_end_is_not_recovered():
     assert windows[-1]['recovered'] is False
 
 
+def test_outages_with_cpu_counters_give_the_cpu_shares_inside_each_window():
+    # busy, iowait, total ticks grow per sample: 8 of 10 ticks busy, 1 iowait inside the outage,
+    # all idle outside it; the shares come from the window's first and closing samples only.
+    samples, busy, iowait, total = [], 0, 0, 0
+    for index, char in enumerate('++----++'):
+        inside = 2 <= index <= 6
+        busy, iowait, total = busy + (8 if inside else 0), iowait + (1 if inside else 0), total + 10
+        samples.append(probes(char, start=100.0 + index * 0.05)[0] + [busy, iowait, total])
+    window, = stats.outages(samples)
+    assert (window['cpu_busy'], window['cpu_iowait']) == (pytest.approx(0.8), pytest.approx(0.1))
+    # Samples without counters (an older probe's log): no shares, nothing else changes.
+    plain, = stats.outages(probes('++----++'))
+    assert 'cpu_busy' not in plain and plain['seconds'] == pytest.approx(window['seconds'])
+
+
+def test_the_probe_reads_the_machines_cpu_counters(tmp_path, monkeypatch):
+    sys.path.insert(0, os.path.join(ROOT, 'benchmarks', 'container'))
+    import probe  # pylint: disable=import-outside-toplevel
+    stat = tmp_path / 'stat'
+    stat.write_text('cpu  100 5 50 1000 30 2 3 0 0 0\ncpu0 50 2 25 500 15 1 1 0 0 0\n')
+    real_open = open
+    monkeypatch.setattr('builtins.open', lambda path, *a, **k: real_open(str(stat) if path == '/proc/stat' else path, *a, **k))
+    assert probe.cpu_counters() == (100 + 5 + 50 + 2 + 3 + 0, 30, 1190)
+
+
+def test_window_cpu_describes_the_longest_window_of_a_run():
+    run = dict(windows=[dict(seconds=0.2, cpu_busy=0.5, cpu_iowait=0.0), dict(seconds=8.0, cpu_busy=0.934, cpu_iowait=0.021)])
+    assert phases.window_cpu(run) == ' (CPUs 93% busy, 2% iowait)'
+    assert phases.window_cpu(dict(windows=[dict(seconds=8.0)])) == ''
+
+
 def test_outages_only_those_opening_within_the_run():
     samples = probes('--++++--++')  # a window before the run started is not the run's
     windows = stats.outages(samples, start=100.1, end=100.5)
