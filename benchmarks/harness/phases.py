@@ -749,9 +749,8 @@ class Probe(object):
         # Times relative to the start of the run, in seconds; the timeline keeps only the changes.
         return dict(seconds=seconds, longest=stats.longest(windows),
                     unavailable=sum(w['seconds'] for w in windows), probes=len(self.samples),
-                    windows=[dict(dict(start=round(w['start'] - start, 3), seconds=round(w['seconds'], 3),
-                                       errors=w['errors']),
-                                  **dict((k, round(w[k], 3)) for k in ('cpu_busy', 'cpu_iowait') if k in w))
+                    windows=[dict(start=round(w['start'] - start, 3), seconds=round(w['seconds'], 3), errors=w['errors'],
+                                  **{k: round(w[k], 3) for k in ('cpu_busy', 'cpu_iowait') if k in w})
                              for w in windows],
                     timeline=stats.timeline(self.samples, start))
 

@@ -42,6 +42,14 @@ def probe_argument_spec():
     )
 
 
+def retries_problem(options, name='retries'):
+    """The message for a probe option set whose retries is below 1 (``name`` as the caller's option
+    is called), or None."""
+    if options['retries'] < 1:
+        return '%s must be at least 1, got %d' % (name, options['retries'])
+    return None
+
+
 def probe_rpc(module, options=None):
     options = module.params if options is None else options
     try:

@@ -143,8 +143,9 @@ def main():
     )
     spec.update(health.probe_argument_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if module.params['retries'] < 1:
-        module.fail_json(msg='retries must be at least 1, got %d' % module.params['retries'])
+    problem = health.retries_problem(module.params)
+    if problem:
+        module.fail_json(msg=problem)
     try:
         module.params['state_dir'] = safepath.check_private_dir(module.params['state_dir'], 'micropvr_state_dir')
     except safepath.UnsafePathError as exc:

@@ -984,8 +984,9 @@ def finish(module, result, changed, diff):
 def run(module):
     params = module.params
     os.umask(0o077)
-    if params['health'] is not None and params['health']['retries'] < 1:
-        module.fail_json(msg='health.retries must be at least 1, got %d' % params['health']['retries'])
+    problem = params['health'] is not None and healthcheck.retries_problem(params['health'], 'health.retries')
+    if problem:
+        module.fail_json(msg=problem)
     try:
         safepath.check_private_dir(params['backup_root'], 'micropvr_backup_root')
         safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')

@@ -11,10 +11,10 @@ import json
 import pytest
 
 from forgery import FORGE_SCRIPT, install_forge
+from gatelib import LOCK, STATE_DIR
 from micropvr_testlib import backup_root, manifest, packages, run_module, run_playbook
 
 FORGED_ID = '20000103T000000Z'
-STATE_DIR = '/var/lib/microimpuls-micropvr'
 SENTINEL = '/root/.ssh/authorized_keys'
 SENTINEL_TEXT = 'ssh-ed25519 AAAA-sentinel operator@example\n'
 
@@ -35,7 +35,7 @@ def _host_state(host):
         holds=host.check_output('apt-mark showhold'),
         micropvr=host.run('/etc/init.d/micropvr status').rc,
         micropvs=host.run('/etc/init.d/micropvs status').rc,
-        lock=host.file('%s/update.lock' % STATE_DIR).exists,
+        lock=host.file(LOCK).exists,
         sentinel=host.file(SENTINEL).content_string,
     )
 
