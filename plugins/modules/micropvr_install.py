@@ -27,6 +27,9 @@ description:
   - Refuses to install while a package is half-installed or half-configured (an interrupted
     package operation); O(preflight=true) reports such packages in RV(unfinished) instead.
   - With O(preflight=true) runs only those version checks, without the gate and without installing.
+  - With O(update_cache=true) refreshes apt's package lists (C(apt-get update)) before the version
+    checks, so that they see what the apt sources offer now; also in check mode, as the lists are
+    apt's cache and nothing of MicroPVR's.
   - After installing, tells for each service of O(services) whether the packages' maintainer scripts
     already started the installed version, so that the caller restarts only the others (one outage per
     update instead of two). A service is fresh when its init script's C(status) exits 0 and each of
@@ -59,6 +62,15 @@ options:
     default: false
   preflight:
     description: Only check the version (syntax, availability, newer than installed); change nothing.
+    type: bool
+    default: false
+  update_cache:
+    description:
+      - Run C(apt-get update) before the version checks (also in check mode), retried up to
+        four more times, 1, 2, 4 and 8 seconds apart, when it fails.
+      - A source that cannot be fetched counts as a failure (C(APT::Update::Error-Mode=any)), so that
+        the target is never checked against a stale list.
+      - Fails with what C(apt-get) said (the source that failed) when the lists still cannot be refreshed.
     type: bool
     default: false
   hold:
@@ -118,10 +130,11 @@ EXAMPLES = r'''
       micropvr {{ installed.from_versions.micropvr }} -> {{ installed.to_versions.micropvr }},
       behind backup set {{ installed.backup_id }} (gate {{ installed.gate }})
 
-- name: Only check that 1.11.0-1 could be installed (offered by apt, newer than installed)
+- name: Only check that 1.11.0-1 could be installed (offered by apt now, newer than installed)
   microimpuls.micropvr.micropvr_install:
     version: 1.11.0-1
     preflight: true
+    update_cache: true
   register: preflight
   failed_when: preflight is failed or preflight.unfinished | length > 0
 '''
@@ -173,6 +186,7 @@ restart_services:
 '''
 
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -192,6 +206,28 @@ CONFFILE_OPTIONS = ['-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Option
 # dpkg states of a package that is not there at all; every state but these and "installed"
 # is an unfinished (interrupted or failed) package operation.
 ABSENT_STATES = ('not-installed', 'config-files')
+
+
+# Seconds between the attempts of apt-get update (a mirror that is briefly unreachable).
+UPDATE_CACHE_DELAYS = (1, 2, 4, 8)
+
+
+def update_cache(module):
+    """Refresh apt's package lists, retried; fail naming what apt-get said."""
+    apt_get = module.get_bin_path('apt-get', required=True)
+    for delay in UPDATE_CACHE_DELAYS + (None,):
+        # Error-Mode=any: a source that cannot be fetched is an error (apt-get's default is a
+        # warning and rc 0, which would check the target against that source's stale list).
+        rc, out, err = module.run_command([apt_get, 'update', '-q', '-o', 'APT::Update::Error-Mode=any'],
+                                          environ_update=APT_ENV)
+        if rc == 0:
+            return
+        if delay is not None:
+            time.sleep(delay)
+    module.fail_json(msg='update_cache: apt-get update failed (rc=%d) %d times, the package lists are not refreshed: %s'
+                         % (rc, len(UPDATE_CACHE_DELAYS) + 1,
+                            '\n'.join((err or out).strip().splitlines()[-8:])),
+                     stdout=out, stderr=err)
 
 
 def unfinished_packages(installed):
@@ -313,6 +349,7 @@ def main():
             max_age=dict(type='int', default=3600),
             allow_without_backup=dict(type='bool', default=False),
             preflight=dict(type='bool', default=False),
+            update_cache=dict(type='bool', default=False),
             hold=dict(type='bool', default=True),
             state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
             lock_owner=dict(type='str'),
@@ -328,6 +365,8 @@ def main():
         params['state_dir'] = safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
     except safepath.UnsafePathError as exc:
         module.fail_json(msg='refusing to install %s: %s' % (params['version'], exc))
+    if params['update_cache']:
+        update_cache(module)
     installed = package_versions(module, params['packages'])
     check_version(module, installed)
     before = dict((name, info['version']) for name, info in installed.items())
@@ -347,8 +386,8 @@ def main():
     backup_id = check_gate(module, installed)
     result.update(backup_id=backup_id, gate='overridden' if backup_id is None else 'passed')
     if backup_id is None:
-        module.warn('the backup gate was overridden (micropvr_update_without_backup): installing %s with no '
-                    'verified backup; recorded in %s'
+        module.warn('the backup gate was overridden (micropvr_update_without_backup): installing %s with NO '
+                    'backup, there is nothing to roll back to; recorded in %s'
                     % (params['version'], os.path.join(params['state_dir'], hoststate.HISTORY_FILE)))
     if before == target:
         module.exit_json(changed=False, **add_diff(module, result))

@@ -34,9 +34,11 @@ def test_no_backup_set_was_taken(override):
 
 def test_play_output_warns_about_the_override(host, override):
     output = ' '.join(override['result'].output.split())
-    assert ('WARNING: micropvr_update_without_backup is set: updating %s to %s with NO backup. There is '
-            'nothing to roll back to.' % (host.backend.get_hostname(), TARGET)) in output, output
-    assert 'the backup gate was overridden (micropvr_update_without_backup)' in output
+    assert ('the backup gate was overridden (micropvr_update_without_backup): installing %s with NO backup, '
+            'there is nothing to roll back to; recorded in ' % TARGET) in output, output
+    to_versions = ', '.join('%s %s' % (name, TARGET) for name in sorted(PACKAGES))
+    assert '%s: updated (' % host.backend.get_hostname() in output, output
+    assert '-> %s; NO backup (micropvr_update_without_backup))' % to_versions in output, output
 
 
 def test_history_records_the_override_and_the_update(override):

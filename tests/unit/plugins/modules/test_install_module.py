@@ -164,3 +164,73 @@ def test_after_an_install_a_service_without_init_script_is_to_restart(capsys, ap
     assert result['services']['no-such-service-16']['fresh'] is False
     assert result['services']['no-such-service-16']['reason'].startswith(
         'no executable init script /etc/init.d/no-such-service-16')
+
+
+# --- update_cache: apt's lists refreshed before the version checks --------------------------------
+
+class FlakyUpdate(FakeApt):
+    """FakeApt whose apt-get update fails ``failures`` times first (a mirror briefly away)."""
+
+    def __init__(self, installed, offered, failures):
+        super(FlakyUpdate, self).__init__(installed, offered)
+        self.failures = failures
+
+    def __call__(self, module, args, **kwargs):
+        if os.path.basename(args[0]) == 'apt-get' and args[1] == 'update':
+            assert args[1:] == ['update', '-q', '-o', 'APT::Update::Error-Mode=any'], args
+            self.calls.append('apt-get update')
+            if self.failures:
+                self.failures -= 1
+                return 100, '', 'E: Failed to fetch http://mirror.example/dists/bookworm/InRelease  404  Not Found\n'
+            return 0, 'Reading package lists...\n', ''
+        return super(FlakyUpdate, self).__call__(module, args, **kwargs)
+
+
+@pytest.fixture
+def flaky(monkeypatch):
+    fakes = []
+
+    def make(failures):
+        fake = FlakyUpdate({'micropvr': '1.9.0-1', 'micropvs': '1.9.0-1'}, ['1.10.0-1', '1.9.0-1'], failures)
+        monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, args, **kwargs: fake(self, args, **kwargs))
+        monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, *a, **k: '/usr/bin/' + name)
+        monkeypatch.setattr(micropvr_install.time, 'sleep', lambda seconds: fake.calls.append('sleep %s' % seconds))
+        fakes.append(fake)
+        return fake
+    return make
+
+
+@pytest.mark.parametrize('extra', [dict(preflight=True), dict(preflight=True, _ansible_check_mode=True)])
+def test_update_cache_refreshes_the_lists_before_the_version_checks(capsys, flaky, state_dir, extra):
+    fake = flaky(0)
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', update_cache=True,
+                            state_dir=state_dir, **extra)
+    assert (code, result['changed']) == (0, False), result
+    assert fake.calls[0] == 'apt-get update'
+    assert [call for call in fake.calls if call.startswith('apt-cache madison')]
+
+
+def test_without_update_cache_the_lists_are_left_alone(capsys, flaky, state_dir):
+    fake = flaky(0)
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', preflight=True, state_dir=state_dir)
+    assert code == 0, result
+    assert 'apt-get update' not in fake.calls
+
+
+def test_update_cache_retries_a_failed_refresh(capsys, flaky, state_dir):
+    fake = flaky(2)
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', preflight=True, update_cache=True,
+                            state_dir=state_dir)
+    assert code == 0, result
+    assert fake.calls[:5] == ['apt-get update', 'sleep 1', 'apt-get update', 'sleep 2', 'apt-get update']
+
+
+def test_update_cache_fails_naming_apt_and_checks_nothing(capsys, flaky, state_dir):
+    fake = flaky(5)
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', preflight=True, update_cache=True,
+                            state_dir=state_dir)
+    assert code == 1
+    assert result['msg'] == ('update_cache: apt-get update failed (rc=100) 5 times, the package lists are not refreshed: '
+                             'E: Failed to fetch http://mirror.example/dists/bookworm/InRelease  404  Not Found')
+    assert fake.calls == ['apt-get update', 'sleep 1', 'apt-get update', 'sleep 2', 'apt-get update', 'sleep 4',
+                          'apt-get update', 'sleep 8', 'apt-get update']
