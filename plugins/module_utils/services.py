@@ -226,6 +226,16 @@ def script_owners(module, scripts):
     return owners
 
 
+def run_service(module, name, action, **fail_result):
+    """``/etc/init.d/<name> <action>`` (stop, start, restart): (rc, output). Fails the module
+    (with ``fail_result``) when the service has no executable init script."""
+    script = os.path.join(INIT_DIR, name)
+    if not os.access(script, os.X_OK):
+        module.fail_json(msg='services: %s has no init script %s' % (name, script), **fail_result)
+    rc, out, err = module.run_command([script, action])
+    return rc, (out + err).strip()
+
+
 def service_freshness(module, services, updated_packages, install_start):
     """{service: {running, fresh, reason, pids}} after an install that began at ``install_start``
     (boot_clock() seconds), and the services to restart, in the order given."""

@@ -36,6 +36,9 @@ description:
     its processes (from the pid files its init script names, and those running a file of its package)
     was started after C(apt-get) began and runs no deleted (replaced) binary or packaged library;
     anything else, or anything that cannot be proved, puts it in RV(restart_services).
+  - With O(restart) and O(health), the module also restarts those services (or every one) and then
+    checks that MicroPVR serves, so that an update is one task; a service that does not restart or
+    a probe that still fails fails the module, saying that the version was installed.
   - With O(lock_owner), the install is a step of that run's host lock (see
     M(microimpuls.micropvr.micropvr_lock)), so that a run killed during the install is recognised by
     the next one. Without it, a host locked by any run is refused.
@@ -83,10 +86,28 @@ options:
   services:
     description:
       - Init scripts under C(/etc/init.d) to check after the install (RV(services), RV(restart_services)).
-      - The module never starts or restarts them itself.
+      - The module starts or restarts them only as O(restart) says.
     type: list
     elements: str
     default: [micropvr, micropvs]
+  restart:
+    description:
+      - Which services of O(services) the module restarts after installing (C(/etc/init.d/<service> restart)).
+      - C(auto) restarts those in RV(restart_services), the ones that do not run the installed version
+        yet; when the packages' maintainer scripts already started it there is no second outage.
+      - C(always) restarts every one. C(none) restarts none (the caller decides from RV(restart_services)).
+      - Not in check mode or with O(preflight=true), and not when nothing was installed.
+    type: str
+    choices: [none, auto, always]
+    default: none
+  health:
+    description:
+      - Once installed and restarted as O(restart) says, check that MicroPVR serves with the probes of
+        M(microimpuls.micropvr.micropvr_health) (C(rpc), C(http), C(nginx)), repeated until they pass
+        or O(health.retries) rounds have run. The module then fails when a probe still fails, saying
+        that the version was installed and which probe failed why (the caller rolls back).
+      - Not in check mode or with O(preflight=true), and not when nothing was installed. Omitted, no probe runs.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -107,6 +128,7 @@ extends_documentation_fragment:
   - microimpuls.micropvr.backup_root
   - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.seal
+  - microimpuls.micropvr.health
 author:
   - Microimpuls (@microimpuls)
 '''
@@ -183,6 +205,26 @@ restart_services:
   type: list
   elements: str
   sample: [micropvs]
+restarted:
+  description: The services the module restarted (O(restart)), in the order of O(services).
+  returned: always
+  type: list
+  elements: str
+  sample: [micropvs]
+health:
+  description:
+    - The health check after the install (O(health)), as M(microimpuls.micropvr.micropvr_health) returns it
+      (C(healthy), C(attempts), C(probes), C(failed_probes)).
+  returned: when O(health) was given and something was installed, outside check mode and preflight
+  type: dict
+  sample:
+    healthy: true
+    attempts: 1
+    failed_probes: []
+    probes:
+      rpc: {ok: true, detail: "is_alive=true (score 1.0, 0 sessions)"}
+      http: {ok: true, detail: HTTP 200, status: 200}
+      nginx: {ok: true, detail: nginx -t passed}
 '''
 
 import os
@@ -191,6 +233,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, gate, safepath, services
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import health as healthcheck
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
     DEFAULT_BACKUP_ROOT,
@@ -339,6 +382,27 @@ def install(module, installed):
     return started
 
 
+def restart_and_check(module, result):
+    """After an install: restart as O(restart) says, then check health; fail, saying that the
+    version was installed, when a service does not restart or MicroPVR does not serve."""
+    params = module.params
+    to_restart = dict(none=[], auto=result['restart_services'], always=list(params['services']))[params['restart']]
+    for name in to_restart:
+        rc, output = services.run_service(module, name, 'restart', **result)
+        if rc != 0:
+            module.fail_json(msg='%s was installed, but %s does not restart (rc=%d): %s'
+                                 % (params['version'], name, rc, output), changed=True, **add_diff(module, result))
+        result['restarted'].append(name)
+    if params['health'] is not None:
+        result['health'] = healthcheck.check(module, params['health'])
+        if not result['health']['healthy']:
+            module.fail_json(msg='%s was installed%s, but %s'
+                                 % (params['version'],
+                                    ' and %s restarted' % ', '.join(result['restarted']) if result['restarted'] else '',
+                                    healthcheck.unhealthy_message(result['health'])),
+                             changed=True, **add_diff(module, result))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -354,11 +418,16 @@ def main():
             state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
             lock_owner=dict(type='str'),
             services=dict(type='list', elements='str', default=list(DEFAULT_SERVICES)),
+            restart=dict(type='str', choices=['none', 'auto', 'always'], default='none'),
+            health=dict(type='dict', options=healthcheck.probe_argument_spec()),
             **backupset.seal_argument_spec()
         ),
         supports_check_mode=True,
     )
     params = module.params
+    problem = params['health'] is not None and healthcheck.retries_problem(params['health'], 'health.retries')
+    if problem:
+        module.fail_json(msg=problem)
     try:
         # Before anything else, in check mode and preflight too: the install writes its step and
         # a gate override there.
@@ -373,7 +442,7 @@ def main():
     target = dict((name, params['version']) for name in params['packages'])
     unfinished = unfinished_packages(installed)
     result = dict(from_versions=before, to_versions=target, backup_id=None, gate='not checked', unfinished=unfinished,
-                  services={}, restart_services=[])
+                  services={}, restart_services=[], restarted=[])
     if params['preflight']:
         module.exit_json(changed=False, **result)
     if unfinished:
@@ -411,6 +480,7 @@ def main():
     result['to_versions'] = dict((n, i['version']) for n, i in package_versions(module, params['packages']).items())
     result['services'], result['restart_services'] = services.service_freshness(
         module, params['services'], params['packages'], started)
+    restart_and_check(module, result)
     module.exit_json(changed=True, **add_diff(module, result))
 
 

@@ -143,39 +143,6 @@ options:
       - One task instead of a restore followed by a health check (the rollback role passes it).
       - Not run in check mode. Omitted, no probe runs.
     type: dict
-    suboptions:
-      rpc_host:
-        description: As O(microimpuls.micropvr.micropvr_health#module:rpc_host).
-        type: str
-        default: 127.0.0.1
-      rpc_port:
-        description: As O(microimpuls.micropvr.micropvr_health#module:rpc_port).
-        type: int
-        default: 4089
-      http_url:
-        description: As O(microimpuls.micropvr.micropvr_health#module:http_url).
-        type: str
-        default: http://127.0.0.1:8080/nginx-stats
-      nginx_config:
-        description: As O(microimpuls.micropvr.micropvr_health#module:nginx_config).
-        type: path
-        default: /usr/local/nginx-micropvr/conf/nginx.conf
-      nginx_binary:
-        description: As O(microimpuls.micropvr.micropvr_health#module:nginx_binary).
-        type: path
-        default: /usr/sbin/nginx
-      timeout:
-        description: As O(microimpuls.micropvr.micropvr_health#module:timeout).
-        type: float
-        default: 5
-      retries:
-        description: As O(microimpuls.micropvr.micropvr_health#module:retries).
-        type: int
-        default: 1
-      delay:
-        description: As O(microimpuls.micropvr.micropvr_health#module:delay).
-        type: float
-        default: 3
 attributes:
   check_mode:
     support: full
@@ -208,6 +175,7 @@ extends_documentation_fragment:
   - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.databases
   - microimpuls.micropvr.seal
+  - microimpuls.micropvr.health
 author:
   - Microimpuls (@microimpuls)
 '''
@@ -328,6 +296,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils import confin
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import debs
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import health as healthcheck
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import services as servicectl
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
     DEFAULT_BACKUP_ROOT,
@@ -485,14 +454,6 @@ def restore_diff(backup_id, result, changed):
             restored.append(line)
     return text_diff(version_lines(result['from_versions']) + data, version_lines(result['to_versions']) + restored,
                      'host now', 'backup set %s' % backup_id)
-
-
-def run_service(module, name, action):
-    script = os.path.join(INIT_DIR, name)
-    if not os.access(script, os.X_OK):
-        module.fail_json(msg='services: %s has no init script %s' % (name, script))
-    rc, out, err = module.run_command([script, action])
-    return rc, (out + err).strip()
 
 
 class PolicyDeny(object):
@@ -721,14 +682,14 @@ def stop_services(module, services):
     for name in services:
         if not os.access(os.path.join(INIT_DIR, name), os.X_OK):
             continue  # not installed yet (a fresh host): nothing runs that could be stopped
-        rc, output = run_service(module, name, 'stop')
+        rc, output = servicectl.run_service(module, name, 'stop')
         if rc != 0:
             raise StepFailed('could not stop %s (rc=%d): %s' % (name, rc, output))
 
 
 def start_services(module, services):
     for name in services:
-        rc, output = run_service(module, name, 'start')
+        rc, output = servicectl.run_service(module, name, 'start')
         if rc != 0:
             raise StepFailed('%s does not start (rc=%d): %s' % (name, rc, output))
 
@@ -815,7 +776,7 @@ def recover(module, failure, touched, fallback, services, hold):
     """
     if not touched:
         for name in services:
-            run_service(module, name, 'start')
+            servicectl.run_service(module, name, 'start')
         return 'not started', 'Nothing was changed; the services were started again.'
     if fallback is not None:
         fallback_id, fallback_dir, fallback_manifest = fallback
@@ -828,7 +789,7 @@ def recover(module, failure, touched, fallback, services, hold):
             failure += '; putting the host back on backup set %s failed too at %s' % (fallback_id, exc)
     # Whatever state the packages are in, a service that can start should serve.
     for name in services:
-        run_service(module, name, 'start')
+        servicectl.run_service(module, name, 'start')
     return 'unfinished', failure
 
 

@@ -15,7 +15,9 @@ def update(host):
 
 def test_the_play_fails_saying_what_happened(host, update):
     assert update.returncode != 0
-    assert 'to %s FAILED at "Check that MicroPVR serves again' % deb_version(host, '1.10.1') in update.output
+    version = deb_version(host, '1.10.1')
+    assert ('to %s FAILED at "Install the target version behind the backup gate: %s was installed, but MicroPVR '
+            'is not healthy after ' % (version, version)) in ' '.join(update.output.split())
     assert 'rpc probe failed: is_alive=false' in update.output
     assert 'The host was rolled back automatically to backup set' in update.output
     # The message lists the packages sorted by name, as dictsort does.
@@ -33,7 +35,8 @@ def test_history_says_rolled_back(host, update):
     rollback, record = events[-2:]
     assert (rollback['event'], record['event'], record['outcome']) == ('rollback', 'update', 'rolled back')
     assert rollback['backup_id'] == record['backup_id']
-    assert 'Check that MicroPVR serves again' in record['failure']
+    assert record['failure'].startswith('Install the target version behind the backup gate: %s was installed, but '
+                                        'MicroPVR is not healthy' % deb_version(host, '1.10.1')), record['failure']
 
 
 def test_no_password_in_the_output_at_vvv(host, update):

@@ -234,3 +234,140 @@ def test_update_cache_fails_naming_apt_and_checks_nothing(capsys, flaky, state_d
                              'E: Failed to fetch http://mirror.example/dists/bookworm/InRelease  404  Not Found')
     assert fake.calls == ['apt-get update', 'sleep 1', 'apt-get update', 'sleep 2', 'apt-get update', 'sleep 4',
                           'apt-get update', 'sleep 8', 'apt-get update']
+
+
+# --- restart and health: install, restart what needs it and check health in one task ----------------
+
+class ServiceApt(FakeApt):
+    """FakeApt whose init scripts (under a temporary INIT_DIR) answer ``restart`` with ``restart_rc``."""
+
+    def __init__(self, installed, offered, init_dir, restart_rc):
+        super(ServiceApt, self).__init__(installed, offered)
+        self.init_dir, self.restart_rc = init_dir, restart_rc
+
+    def __call__(self, module, args, **kwargs):
+        if args[0].startswith(self.init_dir + '/'):
+            name, action = os.path.basename(args[0]), args[1]
+            self.calls.append('%s %s' % (name, action))
+            if action == 'restart':
+                return self.restart_rc.get(name, 0), '', 'Restarting %s: failed\n' % name if self.restart_rc.get(name) else ''
+            return 0, '', ''
+        return super(ServiceApt, self).__call__(module, args, **kwargs)
+
+
+@pytest.fixture
+def service_host(monkeypatch, tmp_path):
+    """An install host with init scripts for micropvr and micropvs; the install leaves micropvs
+    on its old process (to restart) and micropvr started by its maintainer scripts (fresh)."""
+    init_dir = str(tmp_path / 'init.d')
+    os.makedirs(init_dir)
+    for name in ('micropvr', 'micropvs'):
+        path = os.path.join(init_dir, name)
+        with open(path, 'w') as handle:
+            handle.write('#!/bin/sh\nexit 0\n')
+        os.chmod(path, 0o755)
+    fake = ServiceApt({'micropvr': '1.9.0-1', 'micropvs': '1.9.0-1'}, ['1.10.0-1', '1.9.0-1'], init_dir, {})
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, args, **kwargs: fake(self, args, **kwargs))
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, *a, **k: '/usr/bin/' + name)
+    monkeypatch.setattr(micropvr_install.services, 'INIT_DIR', init_dir)
+    decided = dict(micropvr=dict(running=True, fresh=True, pids=[11], reason='started by the install'),
+                   micropvs=dict(running=True, fresh=False, pids=[7], reason='started before the install'))
+    monkeypatch.setattr(micropvr_install.services, 'service_freshness',
+                        lambda module, names, packages, started: (decided, ['micropvs']))
+    fake.health = dict(healthy=True, attempts=1, failed_probes=[], probes={'rpc': dict(ok=True, detail='is_alive=true')})
+
+    def check(module, options):
+        fake.calls.append('health %s:%d retries %d' % (options['rpc_host'], options['rpc_port'], options['retries']))
+        return fake.health
+    monkeypatch.setattr(micropvr_install.healthcheck, 'check', check)
+    return fake
+
+
+HEALTH = dict(rpc_port=4099, retries=2, delay=0)
+
+
+def service_calls(fake):
+    return [call for call in fake.calls if call.startswith(('micropvr ', 'micropvs ', 'health '))]
+
+
+@pytest.mark.parametrize('restart, restarted', [('auto', ['micropvs']), ('always', ['micropvr', 'micropvs']),
+                                                ('none', [])])
+def test_restart_then_health_after_the_install(capsys, service_host, state_dir, restart, restarted):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, restart=restart, health=HEALTH)
+    assert (code, result['changed']) == (0, True), result
+    assert result['restarted'] == restarted
+    assert result['restart_services'] == ['micropvs']
+    assert result['health']['healthy'] is True
+    assert service_calls(service_host) == ['%s restart' % name for name in restarted] + [
+        'health 127.0.0.1:4099 retries 2']
+    assert service_host.calls.index('apt-get install -y -q --allow-change-held-packages -o '
+                                    'Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold '
+                                    'micropvr=1.10.0-1 micropvs=1.10.0-1') < service_host.calls.index(
+                                        service_calls(service_host)[0])
+
+
+def test_without_restart_and_health_the_module_leaves_the_services_alone(capsys, service_host, state_dir):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir)
+    assert code == 0, result
+    assert (result['restarted'], result['restart_services']) == ([], ['micropvs'])
+    assert 'health' not in result
+    assert service_calls(service_host) == []
+
+
+def test_a_service_that_does_not_restart_fails_saying_the_version_was_installed(capsys, service_host, state_dir):
+    service_host.restart_rc = dict(micropvs=1)
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, restart='always', health=HEALTH)
+    assert code == 1
+    assert result['msg'] == '1.10.0-1 was installed, but micropvs does not restart (rc=1): Restarting micropvs: failed'
+    assert result['changed'] is True and result['restarted'] == ['micropvr']
+    assert result['to_versions'] == {'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'}
+    assert result['gate'] == 'overridden'
+    assert service_calls(service_host) == ['micropvr restart', 'micropvs restart']  # no health check after it
+
+
+def test_unhealthy_after_the_install_fails_naming_the_probe(capsys, service_host, state_dir):
+    service_host.health = dict(healthy=False, attempts=2, failed_probes=['rpc'],
+                               probes={'rpc': dict(ok=False, detail='is_alive=false (score 0.0, 0 sessions)')})
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, restart='auto', health=HEALTH)
+    assert code == 1
+    assert result['msg'] == ('1.10.0-1 was installed and micropvs restarted, but MicroPVR is not healthy after 2 '
+                             'attempt(s): rpc probe failed: is_alive=false (score 0.0, 0 sessions)')
+    assert result['changed'] is True and result['health']['healthy'] is False
+    assert result['to_versions'] == {'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'}
+
+
+def test_a_missing_init_script_fails_with_the_install_result(capsys, service_host, state_dir):
+    os.remove(os.path.join(service_host.init_dir, 'micropvs'))
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, restart='auto', health=HEALTH)
+    assert code == 1
+    assert result['msg'] == 'services: micropvs has no init script %s/micropvs' % service_host.init_dir
+    assert result['to_versions'] == {'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'} and result['gate'] == 'overridden'
+
+
+@pytest.mark.parametrize('extra', [dict(_ansible_check_mode=True), dict(preflight=True)])
+def test_check_mode_and_preflight_restart_nothing_and_probe_nothing(capsys, service_host, state_dir, extra):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, restart='always', health=HEALTH, **extra)
+    assert code == 0, result
+    assert result['restarted'] == [] and 'health' not in result
+    assert service_calls(service_host) == []
+
+
+def test_nothing_installed_restarts_nothing_and_probes_nothing(capsys, service_host, state_dir):
+    service_host.installed = {'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'}
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, restart='always', health=HEALTH)
+    assert (code, result['changed']) == (0, False), result
+    assert service_calls(service_host) == []
+
+
+def test_health_retries_below_one_is_refused_before_anything_runs(capsys, no_commands, state_dir):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, health=dict(retries=0))
+    assert code == 1
+    assert result['msg'] == 'health.retries must be at least 1, got 0'

@@ -84,3 +84,38 @@ def test_diff_mode_is_documented_as_the_module_does_it(name):
         returns_diff = 'text_diff(' in handle.read()
     support = docs(name)['DOCUMENTATION']['attributes']['diff_mode']['support']
     assert support == ('full' if returns_diff else 'none'), name
+
+
+def fragment_options(name):
+    with open(os.path.join(ROOT, 'plugins', 'doc_fragments', name + '.py')) as handle:
+        tree = ast.parse(handle.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == 'DOCUMENTATION':
+            return yaml.safe_load(node.value.value)['options']
+    raise AssertionError('no DOCUMENTATION in doc fragment %s' % name)
+
+
+def test_the_health_fragment_documents_the_probe_options():
+    from ansible_collections.microimpuls.micropvr.plugins.module_utils import health
+    documented = fragment_options('health')['health']['suboptions']
+    spec = health.probe_argument_spec()
+    assert sorted(documented) == sorted(spec)
+    for name, option in documented.items():
+        assert (option['type'], option.get('default')) == (spec[name]['type'], spec[name]['default']), name
+
+
+WITH_HEALTH_OPTION = [name for name in MODULES if 'health' in (docs(name)['DOCUMENTATION'].get('options') or {})]
+
+
+def test_the_modules_that_check_health_after_their_change():
+    assert WITH_HEALTH_OPTION == ['micropvr_install', 'micropvr_restore']
+
+
+@pytest.mark.parametrize('name', WITH_HEALTH_OPTION)
+def test_a_health_option_takes_its_suboptions_from_the_fragment(name):
+    """The module documents health's description and type only; the probe options come from the
+    health fragment (Ansible merges them under it)."""
+    doc = docs(name)['DOCUMENTATION']
+    assert 'microimpuls.micropvr.health' in doc['extends_documentation_fragment'], name
+    health = doc['options']['health']
+    assert health['type'] == 'dict' and 'suboptions' not in health, name

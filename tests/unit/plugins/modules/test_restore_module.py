@@ -11,7 +11,6 @@ import sqlite3
 import tarfile
 
 import pytest
-import yaml
 
 from backup_sets import KEYS, OTHER_KEYS, TEST_KEY_HEX, count_calls, count_verifications, make_set, reseal, reseal_unkeyed, write_raw
 from fake_module import FailJson, FakeModuleBase
@@ -19,7 +18,6 @@ from local_servers import HTTPServer, RPCServer
 from module_runner import run_main
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, confine
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import health as healthcheck
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_restore
 
@@ -374,6 +372,7 @@ class SetHost(object):
             handle.write('#!/bin/sh\nexit 0\n')
         os.chmod(os.path.join(init_dir, 'micropvr'), 0o755)
         monkeypatch.setattr(micropvr_restore, 'INIT_DIR', init_dir)
+        monkeypatch.setattr(micropvr_restore.servicectl, 'INIT_DIR', init_dir)
         monkeypatch.setattr(micropvr_restore, 'PolicyDeny', NoPolicy)
         self.before = self.snapshot()
 
@@ -1005,9 +1004,3 @@ def test_health_retries_below_one_is_refused_before_anything_changes(set_host, p
     assert set_host.snapshot() == set_host.before
 
 
-def test_the_restore_documents_the_probe_options_of_micropvr_health():
-    documented = yaml.safe_load(micropvr_restore.DOCUMENTATION)['options']['health']['suboptions']
-    spec = healthcheck.probe_argument_spec()
-    assert sorted(documented) == sorted(spec)
-    for name, option in documented.items():
-        assert (option['type'], option.get('default')) == (spec[name]['type'], spec[name]['default']), name
