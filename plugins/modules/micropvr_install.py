@@ -388,7 +388,7 @@ def restart_and_check(module, result):
     params = module.params
     to_restart = dict(none=[], auto=result['restart_services'], always=list(params['services']))[params['restart']]
     for name in to_restart:
-        rc, output = services.run_service(module, name, 'restart', **result)
+        rc, output = services.run_service(module, name, 'restart', changed=True, **result)
         if rc != 0:
             module.fail_json(msg='%s was installed, but %s does not restart (rc=%d): %s'
                                  % (params['version'], name, rc, output), changed=True, **add_diff(module, result))

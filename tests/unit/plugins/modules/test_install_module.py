@@ -347,6 +347,7 @@ def test_a_missing_init_script_fails_with_the_install_result(capsys, service_hos
     assert code == 1
     assert result['msg'] == 'services: micropvs has no init script %s/micropvs' % service_host.init_dir
     assert result['to_versions'] == {'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'} and result['gate'] == 'overridden'
+    assert result['changed'] is True
 
 
 @pytest.mark.parametrize('extra', [dict(_ansible_check_mode=True), dict(preflight=True)])
