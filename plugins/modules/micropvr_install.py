@@ -224,7 +224,7 @@ health:
     probes:
       rpc: {ok: true, detail: "is_alive=true (score 1.0, 0 sessions)"}
       http: {ok: true, detail: HTTP 200, status: 200}
-      nginx: {ok: true, detail: nginx -t passed}
+      nginx: {ok: true, detail: "configuration test passed"}
 '''
 
 import os
