@@ -42,12 +42,11 @@ def probe_argument_spec():
     )
 
 
-def retries_problem(options, name='retries'):
-    """The message for a probe option set whose retries is below 1 (``name`` as the caller's option
-    is called), or None."""
-    if options['retries'] < 1:
-        return '%s must be at least 1, got %d' % (name, options['retries'])
-    return None
+def refuse_bad_retries(module, options, name='retries'):
+    """Fail the module, before it changes anything, when the probe options ``options`` (None: no
+    health check asked for) have retries below 1; ``name`` is how the caller's option is called."""
+    if options is not None and options['retries'] < 1:
+        module.fail_json(msg='%s must be at least 1, got %d' % (name, options['retries']))
 
 
 def probe_rpc(module, options=None):

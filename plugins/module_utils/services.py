@@ -226,13 +226,19 @@ def script_owners(module, scripts):
     return owners
 
 
-def run_service(module, name, action, **fail_result):
-    """``/etc/init.d/<name> <action>`` (stop, start, restart): (rc, output). Fails the module
-    (with ``fail_result``) when the service has no executable init script."""
+def init_script(module, name, **fail_result):
+    """The path of the executable init script of service ``name``; fails the module (with
+    ``fail_result``) naming it when there is none."""
     script = os.path.join(INIT_DIR, name)
     if not os.access(script, os.X_OK):
         module.fail_json(msg='services: %s has no init script %s' % (name, script), **fail_result)
-    rc, out, err = module.run_command([script, action])
+    return script
+
+
+def run_service(module, name, action, **fail_result):
+    """``/etc/init.d/<name> <action>`` (stop, start, restart): (rc, output). Fails the module
+    (with ``fail_result``) when the service has no executable init script."""
+    rc, out, err = module.run_command([init_script(module, name, **fail_result), action])
     return rc, (out + err).strip()
 
 

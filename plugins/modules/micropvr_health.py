@@ -143,9 +143,7 @@ def main():
     )
     spec.update(health.probe_argument_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    problem = health.retries_problem(module.params)
-    if problem:
-        module.fail_json(msg=problem)
+    health.refuse_bad_retries(module, module.params)
     try:
         module.params['state_dir'] = safepath.check_private_dir(module.params['state_dir'], 'micropvr_state_dir')
     except safepath.UnsafePathError as exc:

@@ -425,9 +425,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    problem = params['health'] is not None and healthcheck.retries_problem(params['health'], 'health.retries')
-    if problem:
-        module.fail_json(msg=problem)
+    healthcheck.refuse_bad_retries(module, params['health'], 'health.retries')
     try:
         # Before anything else, in check mode and preflight too: the install writes its step and
         # a gate override there.

@@ -945,9 +945,7 @@ def finish(module, result, changed, diff):
 def run(module):
     params = module.params
     os.umask(0o077)
-    problem = params['health'] is not None and healthcheck.retries_problem(params['health'], 'health.retries')
-    if problem:
-        module.fail_json(msg=problem)
+    healthcheck.refuse_bad_retries(module, params['health'], 'health.retries')
     try:
         safepath.check_private_dir(params['backup_root'], 'micropvr_backup_root')
         safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
@@ -972,9 +970,7 @@ def run(module):
     # scripts with them; on any other host a service without one is a wrong name.
     if all(info['installed'] for info in installed.values()):
         for name in params['services']:
-            script = os.path.join(INIT_DIR, name)
-            if not os.access(script, os.X_OK):
-                module.fail_json(msg='services: %s has no init script %s' % (name, script))
+            servicectl.init_script(module, name)
     result = dict(
         backup_id=params['backup_id'],
         verified_files=identities,

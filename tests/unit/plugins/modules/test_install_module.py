@@ -87,11 +87,16 @@ class FakeApt(object):
         return 0, '', ''
 
 
+def use_fake_apt(monkeypatch, fake):
+    """Every command the module runs goes to ``fake``; every tool is found in /usr/bin."""
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, args, **kwargs: fake(self, args, **kwargs))
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, *a, **k: '/usr/bin/' + name)
+
+
 @pytest.fixture
 def apt(monkeypatch):
     fake = FakeApt({'micropvr': '1.9.0-1', 'micropvs': '1.9.0-1'}, ['1.10.0-1', '1.9.0-1'])
-    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, args, **kwargs: fake(self, args, **kwargs))
-    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, *a, **k: '/usr/bin/' + name)
+    use_fake_apt(monkeypatch, fake)
     return fake
 
 
@@ -188,14 +193,10 @@ class FlakyUpdate(FakeApt):
 
 @pytest.fixture
 def flaky(monkeypatch):
-    fakes = []
-
     def make(failures):
         fake = FlakyUpdate({'micropvr': '1.9.0-1', 'micropvs': '1.9.0-1'}, ['1.10.0-1', '1.9.0-1'], failures)
-        monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, args, **kwargs: fake(self, args, **kwargs))
-        monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, *a, **k: '/usr/bin/' + name)
+        use_fake_apt(monkeypatch, fake)
         monkeypatch.setattr(micropvr_install.time, 'sleep', lambda seconds: fake.calls.append('sleep %s' % seconds))
-        fakes.append(fake)
         return fake
     return make
 
@@ -267,8 +268,7 @@ def service_host(monkeypatch, tmp_path):
             handle.write('#!/bin/sh\nexit 0\n')
         os.chmod(path, 0o755)
     fake = ServiceApt({'micropvr': '1.9.0-1', 'micropvs': '1.9.0-1'}, ['1.10.0-1', '1.9.0-1'], init_dir, {})
-    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, args, **kwargs: fake(self, args, **kwargs))
-    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, *a, **k: '/usr/bin/' + name)
+    use_fake_apt(monkeypatch, fake)
     monkeypatch.setattr(micropvr_install.services, 'INIT_DIR', init_dir)
     decided = dict(micropvr=dict(running=True, fresh=True, pids=[11], reason='started by the install'),
                    micropvs=dict(running=True, fresh=False, pids=[7], reason='started before the install'))
