@@ -197,3 +197,35 @@ def test_ansible_doc_documents_every_role_entry_point(tmp_path):
         if role != 'micropvr':
             for entry in entry_points:
                 assert set(entry_points[entry]['options']) == role_docs.role_reads(role, entry), (role, entry)
+
+
+def _includes_without_validation():
+    """(including role, included role, variables the include sets) of every include_role that
+    turns the included role's argument spec validation off."""
+    found = []
+    for role in SPECS:
+        tasks_dir = os.path.join(role_docs.ROOT, 'roles', role, 'tasks')
+        for name in sorted(os.listdir(tasks_dir)):
+            with open(os.path.join(tasks_dir, name)) as handle:
+                stack = list(yaml.safe_load(handle) or [])
+            while stack:
+                task = stack.pop()
+                for key in ('block', 'rescue', 'always'):
+                    stack.extend(task.get(key) or [])
+                include = task.get('ansible.builtin.include_role') or task.get('ansible.builtin.import_role')
+                if include and include.get('rolespec_validate') is False:
+                    found.append((role, include['name'].split('.')[-1], set(task.get('vars') or {})))
+    return found
+
+
+def test_a_role_included_without_validation_was_validated_by_its_caller():
+    """rolespec_validate: false is only right where the including role's own spec (validated
+    when it started) declares every variable the included role reads, with the same type."""
+    includes = _includes_without_validation()
+    assert ('update', 'backup', {'micropvr_backup_reason', 'micropvr_backup_pin', '__backup_lock_owner'}) in includes
+    for caller, included, given in includes:
+        caller_options = SPECS[caller]['main']['options']
+        for name in role_docs.role_reads(included) - given:
+            assert name in caller_options, '%s includes %s unvalidated, but does not validate %s' % (
+                caller, included, name)
+            assert caller_options[name]['type'] == SPECS[included]['main']['options'][name]['type'], name
