@@ -24,10 +24,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CONTAINER_FILES = os.path.join(os.path.dirname(HERE), 'container')
 HELPERS = (('raw.sh', '/usr/local/sbin/bench-raw'),
            ('probe.py', '/usr/local/bin/bench-probe'),
-           ('gen_data.py', '/usr/local/bin/bench-gen-data'))
+           ('gen_data.py', '/usr/local/bin/bench-gen-data'),
+           ('dpkg_status.py', '/usr/local/bin/bench-dpkg-status'))
+# Every dpkg status line with its time (container/dpkg_status.py), emptied when a probe starts.
+DPKG_STATUS_LOG = '/var/log/bench-dpkg-status.log'
 RAW_DIR = '/var/backups/bench-raw'
 BACKUP_ROOT = '/var/backups/micropvr'
 PROBE_TAIL = 1.0
+# The package whose maintainer scripts stop and start the daemon the probe asks.
+DAEMON_PACKAGE = 'micropvr'
 # The task of the backup role that runs micropvr_backup (its time is reported apart).
 BACKUP_TASK = 'Take a backup set of MicroPVR'
 # Items 6 and 7: the off-host repository on an SFTP server (a third container on a network of
@@ -76,13 +81,14 @@ class Bench(object):
             echo 'deb [trusted=yes] file:/srv/micropvr-repo ./' > /etc/apt/sources.list.d/micropvr-standin.list
             apt-get update -q >/dev/null
             apt-get install -y -q micropvr=%(v)s micropvs=%(v)s dpkg-repack >/dev/null
+            echo 'status-logger=/usr/local/bin/bench-dpkg-status %(log)s' > /etc/dpkg/dpkg.cfg.d/bench
             # Only the local repository from here on: no timed step waits for a mirror.
             rm -f /etc/apt/sources.list
             find /etc/apt/sources.list.d -type f ! -name micropvr-standin.list -delete
             apt-get update -q >/dev/null
             /etc/init.d/micropvr stop >/dev/null
             /etc/init.d/micropvs stop >/dev/null
-            """ % dict(v=FROM_VERSION), timeout=900)
+            """ % dict(v=FROM_VERSION, log=DPKG_STATUS_LOG), timeout=900)
         docker.commit(name, BENCH_IMAGE)
         docker.docker('rm', '-f', name)
 
@@ -152,6 +158,7 @@ class Bench(object):
         hosts_after, machine_after = docker.container_cpu_seconds(hosts), docker.machine_busy_seconds()
         run['cpu'] = dict(
             controller=round(run.pop('controller_cpu'), 2),
+            controller_system=round(run.pop('controller_system'), 2),
             hosts=round(hosts_after - hosts_before, 2) if None not in (hosts_before, hosts_after) else None,
             machine=round(machine_after - machine_before, 2) if None not in (machine_before, machine_after) else None,
             available=round(run['seconds'] * (os.cpu_count() or 1), 2))
@@ -359,6 +366,11 @@ class Bench(object):
                         entry['ours_update']['longest'], window_cpu(entry['ours_update']),
                         entry['raw_update']['seconds'], entry['ours_update']['seconds'],
                         entry['raw_rollback']['seconds'], entry['ours_rollback']['seconds']))
+            # Inside the window: where the raw and the collection's updates differ, if they do.
+            self.log('update/rollback %d/%d, dpkg %s in the longest window: raw %s | ours %s%s'
+                     % (index + 1, cfg['runs'], DAEMON_PACKAGE, window_dpkg(entry['raw_update']),
+                        window_dpkg(entry['ours_update']),
+                        ' | recommended ansible.cfg %s' % window_dpkg(entry['rec_update']) if 'rec_update' in entry else ''))
             if 'rec_update' in entry:
                 self.log('update/rollback %d/%d, recommended ansible.cfg: update %.1f s (%d window(s), longest %.2f s%s), '
                          'rollback %.1f s'
@@ -426,9 +438,10 @@ class Bench(object):
                 entry[key] = dict(seconds=run['seconds'], cpu=run['cpu'], docker_calls=run['docker_calls'],
                                   tasks_per_host=stats.summary([ansible.tasks_run(run['tasks'][h])
                                                                 for h in hosts])['median'])
-                self.log('fleet %d/%d: %s host(s) %.1f s (CPU s: controller %s, hosts %s, machine %s of %s; '
+                self.log('fleet %d/%d: %s host(s) %.1f s (CPU s: controller %s (kernel %s), hosts %s, machine %s of %s; '
                          '%d docker CLI calls)'
                          % (index + 1, cfg['runs'], key, run['seconds'], run['cpu']['controller'],
+                            run['cpu']['controller_system'],
                             run['cpu']['hosts'], run['cpu']['machine'], run['cpu']['available'], run['docker_calls']))
             rounds.append(entry)
         base = str(sizes[0])
@@ -444,8 +457,8 @@ class Bench(object):
                 seconds=stats.summary(walls),
                 ratio=stats.summary(stats.pair_ratios(walls, [r[base]['seconds'] for r in rounds])),
                 cpu=dict((name, stats.summary([r[key]['cpu'][name] for r in rounds])['median'])
-                         for name in ('controller', 'hosts', 'machine', 'available')
-                         if all(r[key]['cpu'][name] is not None for r in rounds)),
+                         for name in ('controller', 'controller_system', 'hosts', 'machine', 'available')
+                         if all(r[key]['cpu'].get(name) is not None for r in rounds)),
                 machine_busy=stats.summary(busy)['median'] if busy else None,
                 # What a real fleet's controller pays per host (issue 16): controller CPU / hosts,
                 # split into the docker CLI calls of the test bed's connection (calls x the
@@ -718,9 +731,11 @@ class Probe(object):
         base = '/tmp/bench-probe-%s' % label
         self.out, self.stop_file, self.ready, self.done = base + '.jsonl', base + '.stop', base + '.ready', base + '.done'
         self.samples = []
+        self.dpkg = []
 
     def __enter__(self):
-        docker.sh(self.name, 'rm -f %s %s %s %s' % (self.out, self.stop_file, self.ready, self.done))
+        docker.sh(self.name, 'rm -f %s %s %s %s; : > %s' % (self.out, self.stop_file, self.ready, self.done,
+                                                             DPKG_STATUS_LOG))
         docker.exec_detached(self.name, ['python3', '/usr/local/bin/bench-probe', '--out', self.out,
                                          '--stop-file', self.stop_file, '--ready-file', self.ready,
                                          '--done-file', self.done, '--interval', str(self.interval)])
@@ -733,6 +748,7 @@ class Probe(object):
         docker.sh(self.name, 'touch %s' % self.stop_file)
         self._wait_for(self.done, 20, 'the probe did not stop')
         self.samples = [json.loads(line) for line in docker.read_file(self.name, self.out).splitlines() if line]
+        self.dpkg = stats.dpkg_lines(docker.read_file(self.name, DPKG_STATUS_LOG))
         return False
 
     def _wait_for(self, path, seconds, message):
@@ -752,7 +768,11 @@ class Probe(object):
                     windows=[dict(start=round(w['start'] - start, 3), seconds=round(w['seconds'], 3), errors=w['errors'],
                                   **{k: round(w[k], 3) for k in ('cpu_busy', 'cpu_iowait') if k in w})
                              for w in windows],
-                    timeline=stats.timeline(self.samples, start))
+                    timeline=stats.timeline(self.samples, start),
+                    # What dpkg did inside the longest window for the package whose maintainer
+                    # scripts stop, migrate and start the daemon (stats.dpkg_marks).
+                    window_dpkg=stats.dpkg_marks(self.dpkg, max(windows, key=lambda w: w['seconds']),
+                                                 DAEMON_PACKAGE) if windows else {})
 
 
 # The tasks of rollback.yml that do the work a raw rollback does too (or that it skips: the
@@ -784,6 +804,16 @@ def rollback_profile(run):
     profile['between_tasks'] = max(run['seconds'] - profile['start'] - profile['end']
                                    - sum(seconds for dummy, dummy2, seconds in tasks), 0.0)
     return profile
+
+
+def window_dpkg(run):
+    """'half-installed +0.41 s, ..., installed +6.90 s; ends +7.10 s': the daemon package's dpkg
+    statuses in the longest outage window of a probed run, from the window's start."""
+    marks = run.get('window_dpkg') or {}
+    if not marks.get('statuses'):
+        return 'no dpkg status of %s' % DAEMON_PACKAGE
+    return '%s; ends +%.2f s' % (', '.join('%s +%.2f s' % (status, seconds) for status, seconds in marks['statuses']),
+                                 marks['window_seconds'])
 
 
 def window_cpu(run):

@@ -155,3 +155,35 @@ def fmt_summary(s, unit='s'):
     if unit == '%':
         return '%.0f%% (%.0f-%.0f)' % (s['median'] * 100, s['min'] * 100, s['max'] * 100)
     return '%.0f %s (%.0f-%.0f)' % (s['median'], unit, s['min'], s['max'])
+
+
+def dpkg_lines(text):
+    """[(unix time, line)] of the bench's dpkg status log (benchmarks/container/dpkg_status.py)."""
+    lines = []
+    for raw in text.splitlines():
+        stamp, dummy, line = raw.partition(' ')
+        try:
+            lines.append((float(stamp), line))
+        except ValueError:
+            continue
+    return lines
+
+
+def dpkg_marks(lines, window, package):
+    """What dpkg did for ``package`` around an outage ``window`` (``start``/``end`` in unix time).
+
+    ``statuses``: [(status, seconds from the window's start)] of the first line of each status of
+    the package (``status: <package>[:<arch>]: <status>``) from a second before the
+    window opens to its end, in order: half-installed (unpacking starts), unpacked,
+    half-configured (the postinst runs), installed. ``window_seconds``: the window's length.
+    """
+    statuses = []
+    for stamp, line in lines:
+        if not window['start'] - 1.0 <= stamp <= window['end']:
+            continue
+        fields = line.split()
+        if len(fields) < 3 or fields[0] != 'status:' or fields[1].rstrip(':').split(':')[0] != package:
+            continue
+        if fields[2] not in [status for status, dummy in statuses]:
+            statuses.append((fields[2], round(stamp - window['start'], 3)))
+    return dict(statuses=statuses, window_seconds=round(window['end'] - window['start'], 3))

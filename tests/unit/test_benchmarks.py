@@ -390,3 +390,46 @@ def test_profile_report_without_profiles_says_so(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         profile_playbook.report(str(tmp_path))
     assert 'no worker profiles in %s' % tmp_path in str(exit_info.value)
+
+
+# What dpkg 1.21 (bookworm) writes to a status logger during an upgrade of micropvr, with times.
+DPKG_LOG = """\
+100.00 processing: upgrade: micropvs
+100.01 status: micropvs: half-installed
+100.50 processing: upgrade: micropvr:amd64
+100.51 status: micropvr:amd64: half-installed
+not a line of the logger
+101.20 status: micropvr:amd64: unpacked
+101.30 status: micropvr:amd64: half-configured
+107.80 status: micropvr:amd64: installed
+107.90 status: micropvr:amd64: installed
+"""
+
+
+def test_dpkg_marks_are_the_daemon_packages_statuses_inside_the_window():
+    lines = stats.dpkg_lines(DPKG_LOG)
+    assert len(lines) == 8 and lines[0] == (100.0, 'processing: upgrade: micropvs')
+    marks = stats.dpkg_marks(lines, dict(start=101.0, end=108.1), 'micropvr')
+    # From a second before the window (the stop in the old prerm opens it); each status once.
+    assert marks == dict(statuses=[('half-installed', -0.49), ('unpacked', 0.2), ('half-configured', 0.3),
+                                   ('installed', 6.8)], window_seconds=7.1)
+    # Another package's lines and lines outside the window are not counted.
+    assert stats.dpkg_marks(lines, dict(start=109.0, end=110.0), 'micropvr')['statuses'] == []
+    assert stats.dpkg_marks(lines, dict(start=101.0, end=108.1), 'micropvs')['statuses'] == [('half-installed', -0.99)]
+
+
+def test_window_dpkg_describes_the_longest_window():
+    run = dict(window_dpkg=dict(statuses=[('unpacked', 0.2), ('installed', 6.8)], window_seconds=7.1))
+    assert phases.window_dpkg(run) == 'unpacked +0.20 s, installed +6.80 s; ends +7.10 s'
+    assert phases.window_dpkg(dict(window_dpkg={})) == 'no dpkg status of micropvr'
+    assert phases.window_dpkg(dict()) == 'no dpkg status of micropvr'
+
+
+def test_the_dpkg_status_logger_stamps_each_line(tmp_path):
+    log = tmp_path / 'status.log'
+    script = os.path.join(ROOT, 'benchmarks', 'container', 'dpkg_status.py')
+    subprocess.run([sys.executable, script, str(log)], input='status: micropvr: unpacked\nprocessing: configure: micropvr\n',
+                   text=True, check=True)
+    lines = stats.dpkg_lines(log.read_text())
+    assert [line for dummy, line in lines] == ['status: micropvr: unpacked', 'processing: configure: micropvr']
+    assert all(stamp > 1.7e9 for stamp, dummy in lines)
