@@ -132,6 +132,9 @@ options:
       - Run id that holds the host lock (M(microimpuls.micropvr.micropvr_lock)). The restore is then
         a step of that run, so that a run killed during the restore is recognised by the next one.
       - Without it, a host locked by any run is refused.
+      - A set sealed as verified by this run (M(microimpuls.micropvr.micropvr_backup) with the same
+        O(lock_owner)) whose files have not changed since is not read again, as by the install
+        gate: the pre-rollback set to fall back on, or the pre-update set in an automatic rollback.
     type: str
   health:
     description:
@@ -856,8 +859,11 @@ def verify_or_trust(module, set_dir, backup_id, keys, trusted_files):
     """verify_set()'s (manifest, problems, status) and the identities of the files verified.
 
     The SQLite copies are not integrity-checked again: they passed that check when the set was
-    taken, and the sealed sha256 proves they are the same bytes. A set that the comparison of
-    this same run verified (``trusted_files``) and that has not changed since is not read again.
+    taken, and the sealed sha256 proves they are the same bytes. A set that this same run
+    verified and that has not changed since is not read again: the comparison's
+    (``trusted_files``), or one taken by this run (sealed ``verified_by`` the ``lock_owner``: the
+    pre-rollback set to fall back on, the pre-update set of an automatic rollback), by the rule
+    the install gate uses (backupset.fresh_verification_problem).
     """
     try:
         manifest = backupset.load_manifest(set_dir)
@@ -866,6 +872,9 @@ def verify_or_trust(module, set_dir, backup_id, keys, trusted_files):
         return backupset.verify_set(module, set_dir, backup_id, keys, sqlite_check='checksum') + ({},)
     if trusted_files and backupset.unchanged_problem(set_dir, manifest, backup_id, keys, trusted_files) is None:
         return manifest, [], backupset.status_of(manifest, [], keys), trusted_files
+    run_id = module.params.get('lock_owner')
+    if run_id and backupset.fresh_verification_problem(set_dir, manifest, backup_id, keys, run_id) is None:
+        return manifest, [], backupset.status_of(manifest, [], keys), manifest['verified_files']
     before = None if confine.manifest_problems(manifest) else backupset.file_identities(set_dir, manifest)
     manifest, problems, status = backupset.verify_set(module, set_dir, backup_id, keys, sqlite_check='checksum',
                                                       manifest=manifest)

@@ -475,6 +475,63 @@ def test_trusted_files_do_not_cover_a_changed_seal(set_host, counted_reads):
     assert set_host.snapshot() == set_host.before
 
 
+# The run that took a set (its lock owner) and the id of a second set it took.
+THIS_RUN = '20261202T220000Z-rollback-pvr1.example.net'
+FALLBACK_ID = '20261202T220005Z'
+
+
+def mark_verified_by(set_dir, run_id):
+    backupset.mark_verified(set_dir, backupset.load_manifest(set_dir), KEYS, run_id)
+
+
+def compare(set_host, **change):
+    module = set_host.module(**change)
+    module.check_mode = True
+    return set_host.run(module)
+
+
+def test_a_set_this_run_verified_is_not_read_again(set_host, counted_reads):
+    mark_verified_by(set_host.set_dir, THIS_RUN)
+    outcome, plan = compare(set_host, lock_owner=THIS_RUN)
+    assert outcome == 'exit' and plan['differences'], plan
+    assert counted_reads == [], 'the set this run verified was read again'
+    assert plan['verified_files'] == backupset.load_manifest(set_host.set_dir)['verified_files']
+
+
+@pytest.mark.parametrize('lock_owner', [None, 'another-run'])
+def test_a_set_another_run_verified_is_read_in_full(set_host, counted_reads, lock_owner):
+    mark_verified_by(set_host.set_dir, THIS_RUN)
+    outcome, plan = compare(set_host, lock_owner=lock_owner)
+    assert outcome == 'exit' and counted_reads == ['checksum'], plan
+
+
+def test_a_set_changed_after_this_run_verified_it_is_read_again_and_refused(set_host, counted_reads):
+    mark_verified_by(set_host.set_dir, THIS_RUN)
+    with open(os.path.join(set_host.set_dir, 'config.tar'), 'r+b') as handle:
+        handle.seek(700)
+        byte = handle.read(1)
+        handle.seek(700)
+        handle.write(bytes([byte[0] ^ 1]))
+    outcome, result = compare(set_host, lock_owner=THIS_RUN)
+    assert outcome == 'fail' and 'config.tar: sha256 does not match the manifest' in result['msg'], result
+    assert counted_reads == ['checksum']
+    assert set_host.snapshot() == set_host.before
+
+
+def test_the_fallback_set_this_run_took_is_not_read_again(set_host, counted_reads):
+    fallback_dir = os.path.join(set_host.backup_root, FALLBACK_ID)
+    shutil.copytree(set_host.set_dir, fallback_dir)
+    reseal(fallback_dir, lambda m: m.update(backup_id=FALLBACK_ID, reason='pre-rollback to %s' % SET_ID))
+    mark_verified_by(fallback_dir, THIS_RUN)
+    outcome, plan = compare(set_host, lock_owner=THIS_RUN, fallback_backup_id=FALLBACK_ID)
+    # Only the set to restore is read (another run verified it); the fallback this run took is not.
+    assert outcome == 'exit' and counted_reads == ['checksum'], plan
+    # Taken by another run, the fallback is read in full too.
+    mark_verified_by(fallback_dir, 'another-run')
+    outcome, plan = compare(set_host, lock_owner=THIS_RUN, fallback_backup_id=FALLBACK_ID)
+    assert outcome == 'exit' and counted_reads == ['checksum'] * 3, plan
+
+
 def test_verify_or_trust_reads_the_manifest_once(set_host, monkeypatch):
     loads = count_calls(monkeypatch, backupset, 'load_manifest')
     manifest, problems, dummy, identities = micropvr_restore.verify_or_trust(
