@@ -172,10 +172,11 @@ def dpkg_lines(text):
 def dpkg_marks(lines, window, package):
     """What dpkg did for ``package`` around an outage ``window`` (``start``/``end`` in unix time).
 
-    ``statuses``: [(status, seconds from the window's start)] of the first line of each status of
-    the package (``status: <package>[:<arch>]: <status>``) from a second before the
-    window opens to its end, in order: half-installed (unpacking starts), unpacked,
-    half-configured (the postinst runs), installed. ``window_seconds``: the window's length.
+    ``statuses``: [(status, seconds from the window's start)] of each change of the package's
+    status (``status: <package>[:<arch>]: <status>``) from a second before the window opens to its
+    end, in order. An upgrade reads: half-configured (the old prerm runs: it stops the daemon),
+    half-installed (unpacking), unpacked, half-configured (the new postinst runs: it migrates and
+    starts the daemon), installed. ``window_seconds``: the window's length.
     """
     statuses = []
     for stamp, line in lines:
@@ -184,6 +185,6 @@ def dpkg_marks(lines, window, package):
         fields = line.split()
         if len(fields) < 3 or fields[0] != 'status:' or fields[1].rstrip(':').split(':')[0] != package:
             continue
-        if fields[2] not in [status for status, dummy in statuses]:
+        if not statuses or statuses[-1][0] != fields[2]:
             statuses.append((fields[2], round(stamp - window['start'], 3)))
     return dict(statuses=statuses, window_seconds=round(window['end'] - window['start'], 3))

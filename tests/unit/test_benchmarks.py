@@ -397,7 +397,9 @@ DPKG_LOG = """\
 100.00 processing: upgrade: micropvs
 100.01 status: micropvs: half-installed
 100.50 processing: upgrade: micropvr:amd64
-100.51 status: micropvr:amd64: half-installed
+100.51 status: micropvr:amd64: half-configured
+100.52 status: micropvr:amd64: half-installed
+100.53 status: micropvr:amd64: half-installed
 not a line of the logger
 101.20 status: micropvr:amd64: unpacked
 101.30 status: micropvr:amd64: half-configured
@@ -408,11 +410,12 @@ not a line of the logger
 
 def test_dpkg_marks_are_the_daemon_packages_statuses_inside_the_window():
     lines = stats.dpkg_lines(DPKG_LOG)
-    assert len(lines) == 8 and lines[0] == (100.0, 'processing: upgrade: micropvs')
+    assert len(lines) == 10 and lines[0] == (100.0, 'processing: upgrade: micropvs')
     marks = stats.dpkg_marks(lines, dict(start=101.0, end=108.1), 'micropvr')
-    # From a second before the window (the stop in the old prerm opens it); each status once.
-    assert marks == dict(statuses=[('half-installed', -0.49), ('unpacked', 0.2), ('half-configured', 0.3),
-                                   ('installed', 6.8)], window_seconds=7.1)
+    # From a second before the window (the stop in the old prerm opens it); every change of the
+    # status, so the old prerm's half-configured and the new postinst's are both there.
+    assert marks == dict(statuses=[('half-configured', -0.49), ('half-installed', -0.48), ('unpacked', 0.2),
+                                   ('half-configured', 0.3), ('installed', 6.8)], window_seconds=7.1)
     # Another package's lines and lines outside the window are not counted.
     assert stats.dpkg_marks(lines, dict(start=109.0, end=110.0), 'micropvr')['statuses'] == []
     assert stats.dpkg_marks(lines, dict(start=101.0, end=108.1), 'micropvs')['statuses'] == [('half-installed', -0.99)]
