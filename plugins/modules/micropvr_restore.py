@@ -133,8 +133,9 @@ options:
         a step of that run, so that a run killed during the restore is recognised by the next one.
       - Without it, a host locked by any run is refused.
       - A set sealed as verified by this run (M(microimpuls.micropvr.micropvr_backup) with the same
-        O(lock_owner)) whose files have not changed since is not read again, as by the install
-        gate: the pre-rollback set to fall back on, or the pre-update set in an automatic rollback.
+        O(lock_owner)) whose files have not changed since is not read again, as the install gate
+        does. That is the pre-rollback set to fall back on, or the pre-update set in an automatic
+        rollback.
     type: str
   health:
     description:
