@@ -65,7 +65,14 @@ def test_the_boot_clock_orders_real_processes_like_their_stat_start_time():
         mark = int(boot_clock() * clock_ticks())
         after = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])
         try:
-            old, new = read_process(before.pid), read_process(after.pid)
+            # Read it once it has exec'd: between fork and exec its command line is still empty
+            # (seen on a loaded machine).
+            deadline = time.monotonic() + 10
+            new = read_process(after.pid)
+            while not new['argv'] and time.monotonic() < deadline:
+                time.sleep(0.01)
+                new = read_process(after.pid)
+            old = read_process(before.pid)
             assert old['start_ticks'] < mark <= new['start_ticks']
             assert new['exe'] == os.path.realpath(sys.executable)
             assert new['ppid'] == os.getpid()
