@@ -182,6 +182,13 @@ gate:
   returned: always
   type: str
   sample: passed
+lock_owner:
+  description:
+    - The O(lock_owner) this call ran under (C(null) without one). A playbook tells this run's result
+      from a result an earlier run left in the same variable by it.
+  returned: always
+  type: str
+  sample: 20261126T221500Z-update-pvr1
 unfinished:
   description: Packages that dpkg has not finished installing or configuring, with their dpkg state.
   returned: always
@@ -440,7 +447,7 @@ def main():
     target = dict((name, params['version']) for name in params['packages'])
     unfinished = unfinished_packages(installed)
     result = dict(from_versions=before, to_versions=target, backup_id=None, gate='not checked', unfinished=unfinished,
-                  services={}, restart_services=[], restarted=[])
+                  services={}, restart_services=[], restarted=[], lock_owner=params['lock_owner'])
     if params['preflight']:
         module.exit_json(changed=False, **result)
     if unfinished:

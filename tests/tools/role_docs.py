@@ -60,6 +60,8 @@ RESULTS = {
               ('size', 'bytes'),
               ('removed', 'C(main) only: ids retention removed'),
               ('fetched_to', 'C(main) only: controller directory with the fetched copy, or C(None)'),
+              ('verified_by', 'C(main) only: the run that took the set as a step under its host lock (the '
+                              'update role\'s run id), or C(None) for a backup on its own'),
               ('offsite', 'the off-host copy: C(status) (C(verified), C(damaged), C(differs), C(missing), C(failed); '
                           'C(off) without O(micropvr_offsite_repository)), C(snapshot) (short id), C(repository) '
                           '(any password masked), C(problems); C(main) also C(removed) (ids retention removed there)'),

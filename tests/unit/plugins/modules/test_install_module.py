@@ -160,6 +160,21 @@ def test_preflight_decides_no_restart(capsys, apt, state_dir):
     assert (result['services'], result['restart_services']) == ({}, [])
 
 
+@pytest.mark.parametrize('extra, lock_owner', [
+    (dict(preflight=True), None), (dict(preflight=True), '20261203T020000Z-update-pvr1'),
+    (dict(_ansible_check_mode=True), '20261203T020000Z-update-pvr1'),
+    # A real install under a run's lock is the Molecule update scenario's; without one it is this.
+    (dict(), None),
+])
+def test_the_result_names_the_run_it_belongs_to(capsys, apt, state_dir, extra, lock_owner):
+    """The update role tells this run's install from one an earlier run left in its variable by it."""
+    args = dict(extra, lock_owner=lock_owner) if lock_owner else extra
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, **args)
+    assert code == 0, result
+    assert result['lock_owner'] == lock_owner
+
+
 def test_after_an_install_a_service_without_init_script_is_to_restart(capsys, apt, state_dir):
     """Nothing proves it runs the new version, so the caller restarts it (and fails there, as before)."""
     code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
