@@ -78,43 +78,20 @@ waited:
   sample: 42.5
 '''
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.rpc import RPCError, call
-
-
-def sessions_now(module):
-    try:
-        result = call(module.params['rpc_host'], module.params['rpc_port'], 'is_alive')
-    except RPCError as exc:
-        module.fail_json(msg='cannot read the session count: %s' % exc)
-    return int(result.get('session_count', 0))
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import drain
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            sessions=dict(type='int', required=True),
-            timeout=dict(type='int', required=True),
-            interval=dict(type='float', default=5.0),
-            rpc_host=dict(type='str', default='127.0.0.1'),
-            rpc_port=dict(type='int', default=4089),
-        ),
-        supports_check_mode=True,
-    )
-    started = time.time()
-    count = sessions_now(module)
-    while count >= module.params['sessions'] and not module.check_mode \
-            and time.time() - started + module.params['interval'] <= module.params['timeout']:
-        time.sleep(module.params['interval'])
-        count = sessions_now(module)
-    drained = count < module.params['sessions']
-    if not drained and not module.check_mode:
-        module.warn('%d sessions remain after %d s (micropvr_drain_timeout); updating anyway'
-                    % (count, module.params['timeout']))
-    module.exit_json(changed=False, drained=drained, session_count=count, waited=round(time.time() - started, 1))
+    module = AnsibleModule(argument_spec=drain.drain_argument_spec(), supports_check_mode=True)
+    try:
+        result = drain.wait(module.params, check_mode=module.check_mode)
+    except drain.DrainError as exc:
+        module.fail_json(msg=str(exc))
+    if not result['drained'] and not module.check_mode:
+        module.warn(drain.remaining_message(result, module.params))
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == '__main__':

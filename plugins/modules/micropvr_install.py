@@ -108,6 +108,35 @@ options:
         that the version was installed and which probe failed why (the caller rolls back).
       - Not in check mode or with O(preflight=true), and not when nothing was installed. Omitted, no probe runs.
     type: dict
+  drain:
+    description:
+      - Just before installing (the gate has passed, the packages differ), wait for subscribers to leave as
+        M(microimpuls.micropvr.micropvr_drain) does, so that the wait ends as close to the outage as it can.
+      - Sessions still open at the timeout, or a session count that cannot be read, do not stop the install;
+        the module warns and goes on (the health check after the install decides).
+      - Not in check mode or with O(preflight=true), and not when nothing is to be installed. Omitted, no wait.
+    type: dict
+    suboptions:
+      sessions:
+        description: As O(microimpuls.micropvr.micropvr_drain#module:sessions).
+        type: int
+        required: true
+      timeout:
+        description: As O(microimpuls.micropvr.micropvr_drain#module:timeout).
+        type: int
+        required: true
+      interval:
+        description: As O(microimpuls.micropvr.micropvr_drain#module:interval).
+        type: float
+        default: 5
+      rpc_host:
+        description: As O(microimpuls.micropvr.micropvr_drain#module:rpc_host).
+        type: str
+        default: 127.0.0.1
+      rpc_port:
+        description: As O(microimpuls.micropvr.micropvr_drain#module:rpc_port).
+        type: int
+        default: 4089
 attributes:
   check_mode:
     support: full
@@ -218,6 +247,13 @@ restarted:
   type: list
   elements: str
   sample: [micropvs]
+drain:
+  description:
+    - The wait for subscribers before the install (O(drain)), C(drained), C(session_count) (null when
+      it could not be read) and C(waited) (seconds).
+  returned: when O(drain) was given and something was installed, outside check mode and preflight
+  type: dict
+  sample: {drained: true, session_count: 0, waited: 12.5}
 health:
   description:
     - The health check after the install (O(health)), as M(microimpuls.micropvr.micropvr_health) returns it
@@ -239,7 +275,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, gate, safepath, services
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, debversion, drain, gate, safepath, services
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import health as healthcheck
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
@@ -410,6 +446,18 @@ def restart_and_check(module, result):
                              changed=True, **add_diff(module, result))
 
 
+def wait_for_subscribers(module, options):
+    """O(drain): the wait before the install; it never stops the install (see the option)."""
+    try:
+        result = drain.wait(options)
+    except drain.DrainError as exc:
+        module.warn('%s; installing without waiting for subscribers to leave' % exc)
+        return dict(drained=False, session_count=None, waited=0.0)
+    if not result['drained']:
+        module.warn(drain.remaining_message(result, options))
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -427,6 +475,7 @@ def main():
             services=dict(type='list', elements='str', default=list(DEFAULT_SERVICES)),
             restart=dict(type='str', choices=['none', 'auto', 'always'], default='none'),
             health=dict(type='dict', options=healthcheck.probe_argument_spec()),
+            drain=dict(type='dict', options=drain.drain_argument_spec()),
             **backupset.seal_argument_spec()
         ),
         supports_check_mode=True,
@@ -473,6 +522,8 @@ def main():
                                     for name in params['services']),
                       restart_services=list(params['services']))
         module.exit_json(changed=True, **add_diff(module, result))
+    if params['drain'] is not None:
+        result['drain'] = wait_for_subscribers(module, params['drain'])
     try:
         with hoststate.step(params['state_dir'], params['lock_owner'], 'install', version=params['version'],
                             backup_id=backup_id, from_versions=before):

@@ -84,7 +84,9 @@ RESULTS = {
               ('restarted', 'the services the update restarted after the install (empty when the packages\' '
                             'maintainer scripts already started the installed version)'),
               ('services', 'per service, what M(microimpuls.micropvr.micropvr_install) found after the install: '
-                           'C({name: {running, fresh, reason, pids}}); C(reason) says why it was or was not restarted')]),
+                           'C({name: {running, fresh, reason, pids}}); C(reason) says why it was or was not restarted'),
+              ('drain', 'the wait for subscribers just before the install (O(micropvr_drain_timeout)): C(drained), '
+                        'C(session_count), C(waited) (seconds); C(None) when it did not wait')]),
     'rollback': dict(
         name='micropvr_rollback_result',
         summary='What the rollback restored; returned through C(set_stats) as C(micropvr_rollback) too.',
@@ -164,14 +166,15 @@ ROLES = {
                              'rolls back with the C(rollback) role, so it reads their variables too, except the '
                              'ones it sets for them (the backup reason and pin, the set to restore).',
                              'The fleet options (C(micropvr_canary), C(micropvr_serial), '
-                             'C(micropvr_max_fail_percentage), C(micropvr_drain_*)) belong to '
-                             'C(playbooks/update.yml), not to this role.'],
+                             'C(micropvr_max_fail_percentage)) belong to C(playbooks/update.yml), not to this '
+                             'role.'],
                 options=['micropvr_auto_rollback', 'micropvr_backup_fetch', 'micropvr_backup_fetch_dir',
                          'micropvr_backup_keep', 'micropvr_backup_keep_pinned', 'micropvr_backup_lock_timeout',
                          'micropvr_backup_max_age', 'micropvr_backup_restore_test', 'micropvr_backup_root',
                          'micropvr_backup_space_margin_mb', 'micropvr_backup_sqlite_check', 'micropvr_backup_tools',
                          'micropvr_config_file',
-                         'micropvr_config_paths', 'micropvr_databases', 'micropvr_health_delay',
+                         'micropvr_config_paths', 'micropvr_databases', 'micropvr_drain_sessions',
+                         'micropvr_drain_timeout', 'micropvr_health_delay',
                          'micropvr_health_retries', 'micropvr_http_check_url', 'micropvr_lock_ttl',
                          'micropvr_nginx_config', 'micropvr_packages', 'micropvr_rollback_allow_tampered',
                          'micropvr_rollback_safety_backup', 'micropvr_rpc_host', 'micropvr_rpc_port',

@@ -25,8 +25,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 AWX = os.path.join(ROOT, 'extensions', 'awx')
 BIN = os.path.dirname(sys.executable)
 # Play-level variables of playbooks/update.yml: they shape the play (serial), so no role reads them.
-PLAY_VARIABLES = {'micropvr_canary', 'micropvr_serial', 'micropvr_max_fail_percentage', 'micropvr_drain_timeout',
-                  'micropvr_drain_sessions'}
+PLAY_VARIABLES = {'micropvr_canary', 'micropvr_serial', 'micropvr_max_fail_percentage'}
 # The settings resources.yml leaves empty on purpose (apply.yml refuses to run without them).
 REQUIRED_SETTINGS = dict(micropvr_awx_project_scm_url='https://git.example.com/ops/micropvr.git',
                          micropvr_awx_execution_environment_image='registry.example.com/micropvr-ee:0.1.0')

@@ -4,7 +4,9 @@ the installed version; a restart (or start) when they did not.
 Runs after test_update.py (file order): the first tests look at what converge's update did; the
 fixture then rolls the host back to the pre-update set and updates it again with the stand-in's
 faults "micropvs <target> prerm nostop" (the old nginx keeps serving through the upgrade) and
-"micropvr <target> postinst nostart" (the new daemon is not started).
+"micropvr <target> postinst nostart" (the new daemon is not started). Three subscribers stay
+connected through it, so that the drain (micropvr_drain_timeout, done by the install task just
+before it installs) waits its full time and the update goes on anyway.
 """
 
 import json
@@ -16,6 +18,8 @@ from micropvr_testlib import (
     backup_ids, baseline, installed_version, manifest, rpc, run_playbook, service_status, target, upstream_version)
 
 FAULTS = '/etc/micropvr-standin-faults'
+DRAIN = dict(micropvr_drain_timeout=6, micropvr_drain_sessions=1)
+SESSIONS = 3
 NGINX_PID = '/usr/local/nginx-micropvr/logs/nginx.pid'
 
 
@@ -65,8 +69,9 @@ def faulty_update(host):
     old_nginx = _pid(host, NGINX_PID)
     host.run('printf "%%s\\n" %s %s > %s', 'micropvs %s prerm nostop' % target(host),
              'micropvr %s postinst nostart' % target(host), FAULTS)
+    rpc(host, 'standin_set_session_count', count=SESSIONS)
     try:
-        update = run_playbook(host, 'update.yml')
+        update = run_playbook(host, 'update.yml', **DRAIN)
     finally:
         host.run('rm -f %s', FAULTS)
     return dict(output=update.output, rc=update.returncode, old_nginx=old_nginx, record=_updates(host)[-1])
@@ -93,6 +98,21 @@ def test_an_old_daemon_left_running_is_restarted(host, faulty_update):
     assert new_nginx != faulty_update['old_nginx']
     assert service_status(host, 'micropvs') == 0
     assert host.run('curl -fsS http://127.0.0.1:8080/health').stdout.strip() == 'ok'
+
+
+def test_the_drain_waited_for_subscribers_and_went_on(host, faulty_update):
+    """The install task polled is_alive until micropvr_drain_timeout (one 5-second interval fits in
+    6 s), found the sessions still there, warned and installed anyway."""
+    assert faulty_update['rc'] == 0, faulty_update['output'][-4000:]
+    drain = faulty_update['record']['drain']
+    assert drain['drained'] is False and drain['session_count'] == SESSIONS, drain
+    assert 5 <= drain['waited'] <= 7, drain
+    assert '%d sessions remain after %d s (micropvr_drain_timeout); updating anyway' % (
+        SESSIONS, DRAIN['micropvr_drain_timeout']) in re.sub(r'\s+', ' ', faulty_update['output'])
+
+
+def test_an_update_without_micropvr_drain_timeout_does_not_wait(host):
+    assert _updates(host)[0]['drain'] is None
 
 
 def test_the_report_says_what_was_restarted_and_why(host, faulty_update):

@@ -5,6 +5,7 @@ import os
 import pytest
 from ansible.module_utils import basic
 
+from local_servers import RPCServer
 from module_runner import run_main
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import parse_dpkg_query
@@ -387,3 +388,79 @@ def test_health_retries_below_one_is_refused_before_anything_runs(capsys, no_com
                             state_dir=state_dir, health=dict(retries=0))
     assert code == 1
     assert result['msg'] == 'health.retries must be at least 1, got 0'
+
+
+# --- drain: subscribers leave just before the install ------------------------------------------------
+
+@pytest.fixture
+def sessions_server(serve):
+    """A JSON-RPC server whose n-th is_alive answers counts[n] sessions (the last one repeats);
+    ``apt_calls_seen`` keeps how many commands the module had run at each answer."""
+    def start(counts, apt):
+        server = None
+
+        def answer(index):
+            server.apt_calls_seen.append(len([c for c in apt.calls if c.startswith('apt-get install')]))
+            return {'is_alive': True, 'score': 1.0, 'session_count': counts[min(index, len(counts)) - 1]}
+        server = serve(RPCServer(answer))
+        server.apt_calls_seen = []
+        return server
+    return start
+
+
+def drain_options(port, **extra):
+    return dict(dict(sessions=5, timeout=10, interval=0.05, rpc_port=port), **extra)
+
+
+def test_drain_waits_for_subscribers_before_it_installs(capsys, apt, state_dir, sessions_server):
+    server = sessions_server([40, 12, 3], apt)
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, drain=drain_options(server.port))
+    assert code == 0, result
+    assert result['drain']['drained'] is True and result['drain']['session_count'] == 3
+    # Every poll came before apt-get install ran, and the install did run.
+    assert server.apt_calls_seen == [0, 0, 0]
+    assert any(call.startswith('apt-get install') for call in apt.calls)
+
+
+def test_drain_goes_on_when_sessions_remain_at_the_timeout(capsys, apt, state_dir, sessions_server, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, message: warnings.append(message))
+    server = sessions_server([40], apt)
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, drain=drain_options(server.port, timeout=1, interval=0.2))
+    assert code == 0, result
+    assert result['drain']['drained'] is False and result['drain']['session_count'] == 40
+    assert '40 sessions remain after 1 s (micropvr_drain_timeout); updating anyway' in warnings
+    assert result['to_versions'] == {'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'}
+
+
+def test_drain_goes_on_when_the_session_count_cannot_be_read(capsys, apt, state_dir, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, message: warnings.append(message))
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, drain=drain_options(1))
+    assert code == 0, result
+    assert result['drain'] == dict(drained=False, session_count=None, waited=0.0)
+    assert [w for w in warnings if w.startswith('cannot read the session count: is_alive on 127.0.0.1:1')
+            and w.endswith('; installing without waiting for subscribers to leave')], warnings
+    assert result['to_versions'] == {'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'}
+
+
+@pytest.mark.parametrize('extra', [dict(preflight=True), dict(_ansible_check_mode=True)])
+def test_no_drain_in_preflight_or_check_mode(capsys, apt, state_dir, sessions_server, extra):
+    server = sessions_server([40], apt)
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, drain=drain_options(server.port), **extra)
+    assert code == 0, result
+    assert 'drain' not in result and server.apt_calls_seen == []
+
+
+def test_no_drain_when_the_host_is_at_the_target(capsys, state_dir, sessions_server, monkeypatch):
+    fake = FakeApt({'micropvr': '1.10.0-1', 'micropvs': '1.10.0-1'}, ['1.10.0-1'])
+    use_fake_apt(monkeypatch, fake)
+    server = sessions_server([40], fake)
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', allow_without_backup=True,
+                            state_dir=state_dir, drain=drain_options(server.port))
+    assert code == 0 and result['changed'] is False, result
+    assert 'drain' not in result and server.apt_calls_seen == []
