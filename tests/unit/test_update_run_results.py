@@ -30,8 +30,8 @@ def install_result(lock_owner, failed=False):
     return result
 
 
-def record(tmp_path, **inputs):
-    """__update_record as the role templates it from ``inputs``."""
+def record(tmp_path, check_mode=False, **inputs):
+    """__update_record as the role templates it from ``inputs`` (with --check: ``check_mode``)."""
     variables = dict(__update_run_id=RUN_ID, __update_outcome='not attempted', micropvr_version='1.10.0-1',
                      __update_preflight=dict(from_versions={'micropvr': '1.9.0-1'}, to_versions={'micropvr': '1.10.0-1'}))
     variables.update(inputs)
@@ -42,7 +42,8 @@ def record(tmp_path, **inputs):
         tasks=[{'name': 'record', 'ansible.builtin.debug': {'var': '__update_record'}}])]))
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_NOCOLOR='1',
                ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
-    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), str(playbook)], cwd=str(tmp_path), env=env,
+    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), str(playbook)] + (['--check'] if check_mode else []),
+                          cwd=str(tmp_path), env=env,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout)['plays'][0]['tasks'][0]['hosts']['localhost']['__update_record']
@@ -85,7 +86,21 @@ def test_a_failed_install_keeps_what_the_rescue_noted(tmp_path, outcome):
     assert got['gate'] == 'passed'
 
 
-@pytest.mark.parametrize('outcome', ['already at target', 'would update'])
-def test_a_run_that_installs_nothing_keeps_its_noted_outcome(tmp_path, outcome):
-    got = record(tmp_path, __update_outcome=outcome, __update_install=dict(skipped=True, changed=False))
-    assert got['outcome'] == outcome
+AT_TARGET = dict(from_versions={'micropvr': '1.10.0-1'}, to_versions={'micropvr': '1.10.0-1'})
+SKIPPED = dict(skipped=True, changed=False)
+
+
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_a_host_at_the_target_is_already_at_target(tmp_path, check_mode):
+    got = record(tmp_path, check_mode=check_mode, __update_preflight=AT_TARGET, __update_install=SKIPPED)
+    assert got['outcome'] == 'already at target'
+
+
+def test_a_dry_run_of_a_real_update_would_update(tmp_path):
+    got = record(tmp_path, check_mode=True, __update_install=SKIPPED)
+    assert got['outcome'] == 'would update'
+
+
+def test_what_the_rescue_noted_comes_first(tmp_path):
+    got = record(tmp_path, check_mode=True, __update_outcome='failed', __update_install=SKIPPED)
+    assert got['outcome'] == 'failed'
