@@ -39,16 +39,16 @@ def session_count(options):
     return int(result.get('session_count', 0))
 
 
-def wait(options, check_mode=False, sleep=time.sleep, clock=time.time):
+def wait(options, check_mode=False):
     """Poll until fewer than options['sessions'] sessions remain or options['timeout'] seconds
     have passed; in check mode read once and do not wait. ``{drained, session_count, waited}``."""
-    started = clock()
+    started = time.time()
     count = session_count(options)
     while count >= options['sessions'] and not check_mode \
-            and clock() - started + options['interval'] <= options['timeout']:
-        sleep(options['interval'])
+            and time.time() - started + options['interval'] <= options['timeout']:
+        time.sleep(options['interval'])
         count = session_count(options)
-    return dict(drained=count < options['sessions'], session_count=count, waited=round(clock() - started, 1))
+    return dict(drained=count < options['sessions'], session_count=count, waited=round(time.time() - started, 1))
 
 
 def remaining_message(result, options):
