@@ -18,6 +18,8 @@ Settings (environment variables, or the options below):
   BENCH_UPDATE_DB_MB  records.db for the update and rollback benchmark (256)
   BENCH_FLEET_DB_MB   records.db of each fleet host and the pipelining host (16)
   BENCH_ONLY          some of: backup update fleet pipelining offsite (all)
+  BENCH_FLEET_PIN     CONTROLLER_CPUS:HOST_CPUS, e.g. 0:1: item 4's controller and hosts on separate
+                      CPUs (an experiment: the controller then competes with no host; unset: none)
   BENCH_RESULTS_DIR   where results go (benchmarks/results); only a run of every figure into that
                       one updates the README
 """
@@ -26,6 +28,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -57,6 +60,7 @@ def parse_args(argv):
     parser.add_argument('--fleet-db-mb', type=int, default=int(env('BENCH_FLEET_DB_MB') or 16))
     parser.add_argument('--only', default=env('BENCH_ONLY') or ' '.join(PHASES))
     parser.add_argument('--results-dir', default=env('BENCH_RESULTS_DIR') or DEFAULT_RESULTS)
+    parser.add_argument('--fleet-pin', default=env('BENCH_FLEET_PIN') or '')
     parser.add_argument('--probe-interval', type=float, default=0.05)
     parser.add_argument('--standin-repo', default=env('MICROPVR_STANDIN_REPO') or os.path.join(ROOT, 'build', 'standin-repo'))
     args = parser.parse_args(argv)
@@ -72,7 +76,21 @@ def parse_args(argv):
                      % (args.linear_db_mb, args.db_mb))
     if not args.fleet or min(args.fleet) < 1:
         parser.error('BENCH_FLEET: give one or more host counts, e.g. "1 4 8 16"')
+    args.fleet_pin = parse_pin(args.fleet_pin, parser.error)
     return args
+
+
+def parse_pin(value, error):
+    """BENCH_FLEET_PIN 'CONTROLLER_CPUS:HOST_CPUS' (CPU lists as taskset and docker take them, such
+    as 0 or 0-1,3) -> (controller, hosts), or None when empty; error(message) on anything else."""
+    if not value.strip():
+        return None
+    parts = value.strip().split(':')
+    cpu_list = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
+    if len(parts) != 2 or not all(cpu_list.match(part) for part in parts):
+        error('BENCH_FLEET_PIN: %r is not CONTROLLER_CPUS:HOST_CPUS, e.g. 0:1' % value)
+        return None
+    return parts[0], parts[1]
 
 
 class Log(object):
@@ -162,7 +180,7 @@ def main(argv=None):
     config = dict(db_mb=args.db_mb, linear_db_mb=args.linear_db_mb if 'backup' in args.only else 0, runs=args.runs,
                   fleet=args.fleet, update_db_mb=args.update_db_mb,
                   fleet_db_mb=args.fleet_db_mb, only=args.only, probe_interval=args.probe_interval,
-                  image=phases.BASE_IMAGE, recommended_cfg=recommended_cfg)
+                  image=phases.BASE_IMAGE, recommended_cfg=recommended_cfg, fleet_pin=args.fleet_pin)
     log('settings: %s; logs in %s' % (', '.join('%s=%s' % item for item in sorted(config.items())), workdir))
     collection = _collection()
     log('collection under test: %s' % ', '.join('%s=%s' % item for item in sorted(collection.items())))

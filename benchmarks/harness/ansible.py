@@ -58,13 +58,15 @@ def docker_shim(workdir):
 
 
 def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=False, forks=None, vars_files=(),
-                 config=None, count_docker_calls=False):
+                 config=None, count_docker_calls=False, cpus=None):
     """Run ``playbook`` (FQCN) against ``hosts``; return timing and per-host task counts.
 
     ``vars_files``: files of extra variables (``-e @file``), for secrets such as a seal key,
     which must not appear in a process's arguments as ``extra_vars`` do.
     ``config``: an ansible.cfg to run with instead of the empty one; ``pipelining`` is then not
     set in the environment (which would override the file), the file's own setting applies.
+    ``cpus``: a CPU list (``taskset --cpu-list``) that ansible-playbook, its workers and their
+    docker CLI calls are confined to.
     Raises PlaybookError when ansible-playbook fails: a benchmark of a failed run means nothing.
     """
     bin_dir = os.path.dirname(os.path.abspath(sys.executable))
@@ -105,11 +107,15 @@ def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=Fa
         args += ['-e', json.dumps({key: value})]
     for path in vars_files:
         args += ['-e', '@' + path]
+    if cpus:
+        args = ['taskset', '--cpu-list', cpus] + args
     started = time.time()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(output_log, 'w') as out:
-        proc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        controller_main = exited_process_cpu(proc.pid)
+        proc.wait()
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # ansible-playbook, its workers and the docker CLI processes of the connection plugin.
@@ -125,23 +131,63 @@ def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=Fa
     tasks = read_task_log(task_log)
     run = dict(seconds=seconds, start=started, end=ended, playbook=playbook, hosts=list(hosts),
                pipelining=pipelining, config=config, tasks=tasks, log=output_log, controller_cpu=controller_cpu,
-               controller_system=controller_system)
+               controller_system=controller_system, controller_main=controller_main, cpus=cpus)
     if docker_log:
         with open(docker_log) as handle:
             run['docker_calls'] = sum(1 for line in handle if line.strip())
     return run
 
 
-def docker_call_cpu(workdir, host, calls=20):
+def exited_process_cpu(pid):
+    """CPU seconds (user + system) of process ``pid`` itself, without its children: waits until it
+    exits and reads its /proc entry before it is reaped (``WNOWAIT``: the caller's wait() reaps it),
+    when the figures are final. For ansible-playbook, the main process apart from its workers.
+    None where /proc does not say (not Linux)."""
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            fields = handle.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
+    # utime and stime are the 14th and 15th fields of proc(5); fields[0] is the 3rd (state).
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf('SC_CLK_TCK'))
+
+
+def docker_call_cpu(workdir, host, calls=20, cpus=None):
     """CPU seconds the controller pays for one docker CLI call through the shim (``docker exec
     HOST true``: the CLI's start, the API round trip, the exit), the mean of ``calls``."""
     env = dict(os.environ, BENCH_DOCKER_LOG=os.devnull)
     shim = os.path.join(docker_shim(workdir), 'docker')
+    command = (['taskset', '--cpu-list', cpus] if cpus else []) + [shim, 'exec', host, 'true']
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for dummy in range(calls):
-        subprocess.run([shim, 'exec', host, 'true'], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) / calls
+
+
+def null_task_cpu(workdir, hosts, tasks=20, cpus=None, remote=False, config=None):
+    """What Ansible itself costs the controller per host and task when the task does nothing: a
+    playbook of ``tasks`` ``ansible.builtin.debug`` tasks (no connection, no module), or with
+    ``remote`` of ``ansible.builtin.ping`` tasks (one module run on the host each, through the
+    connection), over ``hosts`` at once, ``--forks`` = hosts, with ``config`` (an ansible.cfg) if
+    given. Returns the controller's CPU seconds per evaluation (one task on one host: a worker
+    forked, the task templated, run and its result processed; the playbook's start spread over
+    them) and the main process's part of it."""
+    module = 'ansible.builtin.ping' if remote else 'ansible.builtin.debug'
+    label = 'null-tasks-%s' % module.split('.')[-1]
+    playbook = os.path.join(workdir, label + '.yml')
+    lines = ['---', '- name: Tasks that do nothing on the hosts', '  hosts: all', '  gather_facts: false', '  tasks:']
+    for number in range(1, tasks + 1):
+        lines += ['    - name: Null task %d' % number, '      %s:' % module]
+        if not remote:
+            lines += ['        msg: %d' % number]
+    with open(playbook, 'w') as handle:
+        handle.write('\n'.join(lines) + '\n')
+    run = run_playbook(workdir, label, playbook, hosts, cpus=cpus, config=config, pipelining=None if config else False)
+    evaluations = float(len(hosts) * tasks)
+    return dict(cpu=run['controller_cpu'] / evaluations,
+                main=run['controller_main'] / evaluations if run['controller_main'] is not None else None)
 
 
 def read_task_log(path):
@@ -165,6 +211,11 @@ def read_task_log(path):
 def tasks_run(host_tasks):
     """Tasks that ran on a host (every result but skipped ones)."""
     return sum(n for status, n in host_tasks['counts'].items() if status != 'skipped')
+
+
+def evaluations(host_tasks):
+    """Task results of a host, skipped ones too: each cost the controller a worker."""
+    return sum(host_tasks['counts'].values())
 
 
 def task_times(host_tasks, top=None):

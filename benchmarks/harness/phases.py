@@ -142,7 +142,7 @@ class Bench(object):
         return Probe(name, label, self.config['probe_interval'])
 
     def playbook(self, label, playbook, hosts, extra_vars=None, pipelining=False, vars_files=(), config=None,
-                 count_docker_calls=False):
+                 count_docker_calls=False, cpus=None):
         """Run a playbook; with the CPU time of the controller, of the hosts and of the whole machine.
 
         ``config``: an ansible.cfg (the recommended one) instead of Ansible's defaults; its own
@@ -152,13 +152,16 @@ class Bench(object):
         try:
             run = ansible.run_playbook(self.workdir, label, playbook, hosts, extra_vars=extra_vars,
                                        pipelining=None if config else pipelining, vars_files=vars_files,
-                                       config=config, count_docker_calls=count_docker_calls)
+                                       config=config, count_docker_calls=count_docker_calls, cpus=cpus)
         except ansible.PlaybookError as exc:
             raise BenchError(str(exc))
         hosts_after, machine_after = docker.container_cpu_seconds(hosts), docker.machine_busy_seconds()
         run['cpu'] = dict(
             controller=round(run.pop('controller_cpu'), 2),
             controller_system=round(run.pop('controller_system'), 2),
+            # ansible-playbook's main process alone (the strategy, templating, results); the rest
+            # of the controller's CPU is its workers and their docker CLI calls.
+            controller_main=round(run['controller_main'], 2) if run.get('controller_main') is not None else None,
             hosts=round(hosts_after - hosts_before, 2) if None not in (hosts_before, hosts_after) else None,
             machine=round(machine_after - machine_before, 2) if None not in (machine_before, machine_after) else None,
             available=round(run['seconds'] * (os.cpu_count() or 1), 2))
@@ -410,14 +413,39 @@ class Bench(object):
         cfg = self.config
         sizes = cfg['fleet']
         names = ['bench-fleet-%02d' % (i + 1) for i in range(max(sizes))]
-        self.log('fleet: starting %d containers with a %d MiB records.db each' % (len(names), cfg['fleet_db_mb']))
-        self.start_hosts(names, cfg['fleet_db_mb'])
-        # What one docker CLI call costs the controller: with the calls counted, the controller's
-        # CPU splits into the test bed's connection (docker CLI) and Ansible itself.
-        call_cpu = stats.summary([ansible.docker_call_cpu(self.workdir, names[0]) for dummy in range(3)])['median']
-        self.log('fleet: one docker CLI call costs the controller %.1f ms CPU' % (call_cpu * 1000))
         recommended = cfg.get('recommended_cfg')
         largest = max(sizes)
+        self.log('fleet: starting %d containers with a %d MiB records.db each' % (len(names), cfg['fleet_db_mb']))
+        self.start_hosts(names, cfg['fleet_db_mb'])
+        pin = cfg.get('fleet_pin')
+        controller_cpus = None
+        if pin:
+            # An experiment (BENCH_FLEET_PIN): the controller on CPUs no host uses, as a real
+            # fleet's controller is, to tell its own cost from what sharing CPUs with the hosts adds.
+            controller_cpus, host_cpus = pin
+            docker.docker('update', '--cpuset-cpus', host_cpus, *names)
+            self.log('fleet: controller on CPUs %s, hosts on CPUs %s' % (controller_cpus, host_cpus))
+        # What one docker CLI call costs the controller: with the calls counted, the controller's
+        # CPU splits into the test bed's connection (docker CLI) and Ansible itself.
+        call_cpu = stats.summary([ansible.docker_call_cpu(self.workdir, names[0], cpus=controller_cpus)
+                                  for dummy in range(3)])['median']
+        self.log('fleet: one docker CLI call costs the controller %.1f ms CPU' % (call_cpu * 1000))
+        # Ansible's floor: what a task costs the controller per host when it does nothing there,
+        # without touching the host (debug) and with one module run there (ping, recommended cfg).
+        floor = {}
+        for kind, remote in (('local', False), ('remote', True)):
+            # 10 remote tasks: a minute for 16 hosts, three times; the playbook's start (about 1 CPU-s)
+            # is spread over fewer evaluations than with 20, a few ms more on each.
+            nulls = [ansible.null_task_cpu(self.workdir, names[:largest], tasks=10 if remote else 20,
+                                           cpus=controller_cpus, remote=remote,
+                                           config=recommended if remote else None) for dummy in range(3)]
+            floor[kind] = dict(cpu=stats.summary([n['cpu'] for n in nulls])['median'],
+                               main=stats.summary([n['main'] for n in nulls])['median']
+                               if all(n['main'] is not None for n in nulls) else None)
+            self.log('fleet: a %s task that does nothing costs the controller %.1f ms CPU per host '
+                     '(%d hosts at once; main process %s ms)'
+                     % (kind, floor[kind]['cpu'] * 1000, largest,
+                        '%.1f' % (floor[kind]['main'] * 1000) if floor[kind]['main'] is not None else '?'))
         rounds = []
         for index in range(cfg['runs']):
             entry = {}
@@ -432,20 +460,24 @@ class Bench(object):
                 self.settle(hosts[0])  # sync is system-wide: once is enough
                 run = self.playbook('fleet-%s-%d' % (key, index + 1), 'microimpuls.micropvr.update', hosts,
                                     extra_vars=dict(micropvr_version=TO_VERSION), config=config,
-                                    count_docker_calls=True)
+                                    count_docker_calls=True, cpus=controller_cpus)
                 for host in hosts:
                     self.expect(host, TO_VERSION, 2, 'update.yml on %d hosts' % size)
                 entry[key] = dict(seconds=run['seconds'], cpu=run['cpu'], docker_calls=run['docker_calls'],
                                   tasks_per_host=stats.summary([ansible.tasks_run(run['tasks'][h])
-                                                                for h in hosts])['median'])
-                self.log('fleet %d/%d: %s host(s) %.1f s (CPU s: controller %s (kernel %s), hosts %s, machine %s of %s; '
-                         '%d docker CLI calls)'
+                                                                for h in hosts])['median'],
+                                  evaluations_per_host=stats.summary([ansible.evaluations(run['tasks'][h])
+                                                                      for h in hosts])['median'])
+                self.log('fleet %d/%d: %s host(s) %.1f s (CPU s: controller %s (kernel %s, main process %s), hosts %s, '
+                         'machine %s of %s; %d docker CLI calls)'
                          % (index + 1, cfg['runs'], key, run['seconds'], run['cpu']['controller'],
-                            run['cpu']['controller_system'],
+                            run['cpu']['controller_system'], run['cpu']['controller_main'],
                             run['cpu']['hosts'], run['cpu']['machine'], run['cpu']['available'], run['docker_calls']))
             rounds.append(entry)
         base = str(sizes[0])
-        result = dict(hosts=names, rounds=rounds, base_size=sizes[0], sizes={}, docker_call_cpu=call_cpu)
+        result = dict(hosts=names, rounds=rounds, base_size=sizes[0], sizes={}, docker_call_cpu=call_cpu,
+                      null_task_cpu=floor,
+                      pin=list(pin) if pin else None)
         for key in rounds[0]:
             size = int(key.split('-')[0])
             walls = [r[key]['seconds'] for r in rounds]
@@ -457,7 +489,8 @@ class Bench(object):
                 seconds=stats.summary(walls),
                 ratio=stats.summary(stats.pair_ratios(walls, [r[base]['seconds'] for r in rounds])),
                 cpu=dict((name, stats.summary([r[key]['cpu'][name] for r in rounds])['median'])
-                         for name in ('controller', 'controller_system', 'hosts', 'machine', 'available')
+                         for name in ('controller', 'controller_system', 'controller_main', 'hosts', 'machine',
+                                      'available')
                          if all(r[key]['cpu'].get(name) is not None for r in rounds)),
                 machine_busy=stats.summary(busy)['median'] if busy else None,
                 # What a real fleet's controller pays per host (issue 16): controller CPU / hosts,
@@ -466,7 +499,10 @@ class Bench(object):
                 controller_per_host=stats.summary(per_host),
                 docker_calls_per_host=stats.summary([r[key]['docker_calls'] / float(size) for r in rounds]),
                 controller_docker_per_host=stats.summary(docker_per_host),
-                controller_ansible_per_host=stats.summary([a - b for a, b in zip(per_host, docker_per_host)]))
+                controller_ansible_per_host=stats.summary([a - b for a, b in zip(per_host, docker_per_host)]),
+                controller_main_per_host=stats.summary([r[key]['cpu']['controller_main'] / size for r in rounds])
+                if all(r[key]['cpu'].get('controller_main') is not None for r in rounds) else None,
+                evaluations_per_host=stats.summary([r[key]['evaluations_per_host'] for r in rounds]))
         self.results['fleet'] = result
         self.fleet_hosts = names
 

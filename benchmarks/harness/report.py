@@ -153,6 +153,25 @@ def _fleet_rows(f):
                           '%.2f CPU-s' % fig['controller_ansible_per_host']['median'], '-', '-',
                           'info; %.0f docker calls per host x %.1f ms' % (
                               fig['docker_calls_per_host']['median'], f['docker_call_cpu'] * 1000)))
+        if fig.get('controller_main_per_host'):
+            main = fig['controller_main_per_host']['median']
+            rows_.append(('     of which ansible-playbook\'s main process vs its workers and their docker calls (CPU-s)',
+                          '%.2f CPU-s' % main, '%.2f CPU-s' % (per_host['median'] - main), '-', '-', 'info'))
+    floor = f.get('null_task_cpu') or {}
+    if floor.get('local') and floor.get('remote'):
+        fig = f['sizes'].get('%d-recommended' % largest) or f['sizes'].get(str(largest)) or {}
+        local, remote = floor['local'], floor['remote']
+
+        def main(part):
+            return '%.1f' % (part['main'] * 1000) if part.get('main') is not None else '?'
+        rows_.append(("   Ansible's floor per host and task (%d hosts at once): one that does nothing (debug) "
+                      "vs one that runs a module there (ping, recommended ansible.cfg)" % largest,
+                      '%.1f ms CPU' % (local['cpu'] * 1000), '%.1f ms CPU' % (remote['cpu'] * 1000), '-', '-',
+                      'info; main process %s ms and %s ms%s' % (
+                          main(local), main(remote), _floor_note(fig, local['cpu'], remote['cpu']))))
+    if f.get('pin'):
+        rows_.append(('   (item 4 ran with the controller on CPUs %s, the hosts on CPUs %s: BENCH_FLEET_PIN)' % tuple(f['pin']),
+                      '-', '-', '-', '-', 'info'))
     return rows_
 
 
@@ -219,6 +238,18 @@ def _cpu_note(fig):
         return ''
     return '; CPUs %.0f%% busy (controller %.0f CPU-s%s)' % (
         fig['machine_busy'] * 100, cpu['controller'], ', hosts %.0f CPU-s' % cpu['hosts'] if 'hosts' in cpu else '')
+
+
+def _floor_note(fig, local, remote):
+    """'; update.yml's N + M evaluations per host at that floor: X CPU-s': N that ran no module on the
+    host, M that did (with pipelining, one docker call each), when the fleet's figure says so."""
+    evaluations = (fig.get('evaluations_per_host') or {}).get('median')
+    remote_count = (fig.get('docker_calls_per_host') or {}).get('median')
+    if not evaluations or remote_count is None:
+        return ''
+    local_count = max(evaluations - remote_count, 0)
+    return "; update.yml's %d + %d evaluations per host at that floor: %.2f CPU-s" % (
+        local_count, remote_count, local_count * local + remote_count * remote)
 
 
 def markdown(table):

@@ -326,6 +326,60 @@ def test_profile_rows_say_where_the_time_goes_and_what_the_target_allows():
     assert len(split) == 2 and split[0][1:3] == ('3.35 CPU-s', '1.55 CPU-s')
     assert split[0][5] == 'info; 102 docker calls per host x 33.0 ms'
     assert [m['figure'] for m in report.misses(table)] == ['controller CPU per host, update.yml on 16 hosts (CPU-s)']
+    # Results before the main process was measured have no such row.
+    assert not [row for row in table if 'main process' in row[0]]
+
+
+def test_controller_cpu_splits_off_the_main_process_and_says_where_it_ran():
+    results = with_profiles(issue16_results(controller=(46.0, 48.0)))
+    fleet = results['fleet']
+    fleet['sizes']['16-recommended']['controller_main_per_host'] = stats.summary([0.4, 0.4])
+    fleet['pin'] = ['0', '1']
+    table = report.rows(results, dict(db_mb=1024))
+    split = [row for row in table if 'main process' in row[0]]
+    # controller 1.05 CPU-s per host (median of 1.0 and 1.1): 0.40 in the main process, the rest in workers.
+    assert len(split) == 1 and split[0][1:3] == ('0.40 CPU-s', '0.65 CPU-s')
+    assert not [row for row in table if "Ansible's floor" in row[0]]
+    fleet['null_task_cpu'] = dict(local=dict(cpu=0.031, main=0.0042), remote=dict(cpu=0.052, main=0.006))
+    recommended = fleet['sizes']['16-recommended']
+    recommended['evaluations_per_host'] = stats.summary([20, 20])
+    recommended['docker_calls_per_host'] = stats.summary([7, 7])
+    table = report.rows(results, dict(db_mb=1024))
+    floor = [row for row in table if "Ansible's floor" in row[0]]
+    assert len(floor) == 1 and floor[0][1:3] == ('31.0 ms CPU', '52.0 ms CPU')
+    # 13 evaluations without a module on the host x 31 ms + 7 with one x 52 ms.
+    assert floor[0][5] == ("info; main process 4.2 ms and 6.0 ms; update.yml's 13 + 7 evaluations per host "
+                           "at that floor: 0.77 CPU-s")
+    assert [row[0].strip() for row in table if 'BENCH_FLEET_PIN' in row[0]] == [
+        '(item 4 ran with the controller on CPUs 0, the hosts on CPUs 1: BENCH_FLEET_PIN)']
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('', None), ('  ', None), ('0:1', ('0', '1')), ('0-1:2,3', ('0-1', '2,3'))])
+def test_fleet_pin_is_two_cpu_lists(value, expected):
+    import bench  # noqa: E402  pylint: disable=import-outside-toplevel
+    assert bench.parse_pin(value, pytest.fail) == expected
+
+
+@pytest.mark.parametrize('value', ['0', '0:1:2', 'a:b', '0:', '0;1', '-1:0'])
+def test_fleet_pin_rejects_anything_else(value):
+    import bench  # noqa: E402  pylint: disable=import-outside-toplevel
+    errors = []
+    bench.parse_pin(value, errors.append)
+    assert len(errors) == 1 and 'BENCH_FLEET_PIN' in errors[0] and repr(value) in errors[0]
+
+
+def test_exited_process_cpu_is_the_process_alone_without_its_children():
+    # The parent burns about 0.3 CPU-s itself and waits for a child that burns about 0.6.
+    burn = 'import time\nend = time.process_time() + %s\nwhile time.process_time() < end: pass\n'
+    script = ('import subprocess, sys\n' + burn % '0.3'
+              + 'subprocess.run([sys.executable, "-c", %r], check=True)\n' % (burn % '0.6'))
+    proc = subprocess.Popen([sys.executable, '-c', script])
+    own = ansible.exited_process_cpu(proc.pid)
+    with open('/proc/%d/stat' % proc.pid) as handle:  # a zombie, not reaped: the caller's wait() does that
+        assert handle.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    assert proc.wait() == 0
+    assert 0.25 <= own < 0.55
 
 
 def test_the_docker_shim_logs_each_call_and_runs_the_real_command(tmp_path, monkeypatch):
@@ -436,3 +490,11 @@ def test_the_dpkg_status_logger_stamps_each_line(tmp_path):
     lines = stats.dpkg_lines(log.read_text())
     assert [line for dummy, line in lines] == ['status: micropvr: unpacked', 'processing: configure: micropvr']
     assert all(stamp > 1.7e9 for stamp, dummy in lines)
+
+
+def test_null_tasks_run_ansible_playbook_and_give_cpu_per_host_and_task(tmp_path):
+    # debug needs no connection: the inventory's docker hosts need not exist.
+    floor = ansible.null_task_cpu(str(tmp_path), ['bench-none-1', 'bench-none-2'], tasks=3)
+    assert 0 < floor['main'] < floor['cpu']
+    log = (tmp_path / 'null-tasks-debug.log').read_text()
+    assert 'bench-none-2' in log and 'Null task 3' in log and 'failed=0' in log
