@@ -104,7 +104,7 @@ def _backup_profile_row(b):
     """Where a verified backup's time goes: its parts as raw commands inside the host, Ansible's
     share of backup.yml (wall time minus the micropvr_backup task), and the time the target allows."""
     parts = ', '.join('%s %.2f' % (part, b['profile'][part]['median'])
-                      for part in ('copy', 'tar', 'quick_check', 'sha256') if part in b['profile'])
+                      for part in ('copy', 'tar', 'sync', 'quick_check', 'sha256') if part in b['profile'])
     budget = b['seconds']['raw']['median'] / TARGETS['backup']
     return ('   where the time goes (s): backup.yml around its task vs the parts as raw commands',
             'Ansible %.2f' % b['ansible_seconds']['median'], parts, '-', '-',

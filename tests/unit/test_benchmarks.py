@@ -312,6 +312,12 @@ def test_profile_rows_say_where_the_time_goes_and_what_the_target_allows():
     row = by_title['where the time goes (s): backup.yml around its task vs the parts as raw commands']
     assert row[:2] == ('Ansible 2.10', 'copy 1.10, tar 0.10, quick_check 1.60, sha256 0.60')
     assert row[4] == 'info; the target allows backup.yml 5.14 s'  # raw 1.8 s / 0.35
+    # Profiles since the sync part was added show it in its place.
+    results = with_profiles(issue16_results(controller=(46.0, 48.0)))
+    results['backup']['profile']['sync'] = stats.summary([0.5, 0.6])
+    row = dict((r[0].strip(), r[1:]) for r in report.rows(results, dict(db_mb=1024)))[
+        'where the time goes (s): backup.yml around its task vs the parts as raw commands']
+    assert row[1] == 'copy 1.10, tar 0.10, sync 0.55, quick_check 1.60, sha256 0.60'
     row = by_title['where the RTO goes, recommended ansible.cfg (s)']
     assert row[0] == ('start 1.20, safety backup 4.30, restore 2.30, 12 other tasks 4.00, between tasks 1.00, '
                       'end 0.50')
