@@ -107,14 +107,19 @@ def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=Fa
         args += ['-e', json.dumps({key: value})]
     for path in vars_files:
         args += ['-e', '@' + path]
-    if cpus:
-        args = ['taskset', '--cpu-list', cpus] + args
+    args = confined(cpus, args)
     started = time.time()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(output_log, 'w') as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-        controller_main = exited_process_cpu(proc.pid)
+        try:
+            controller_main = exited_process_cpu(proc.pid)
+        except BaseException:
+            # Stopped (Ctrl-C, SIGTERM): no ansible-playbook left running, as subprocess.run does.
+            proc.kill()
+            proc.wait()
+            raise
         proc.wait()
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -138,6 +143,11 @@ def run_playbook(workdir, label, playbook, hosts, extra_vars=None, pipelining=Fa
     return run
 
 
+def confined(cpus, command):
+    """``command`` run on the CPUs of the list ``cpus`` (taskset), or as it is when None."""
+    return ['taskset', '--cpu-list', cpus] + command if cpus else command
+
+
 def exited_process_cpu(pid):
     """CPU seconds (user + system) of process ``pid`` itself, without its children: waits until it
     exits and reads its /proc entry before it is reaped (``WNOWAIT``: the caller's wait() reaps it),
@@ -158,7 +168,7 @@ def docker_call_cpu(workdir, host, calls=20, cpus=None):
     HOST true``: the CLI's start, the API round trip, the exit), the mean of ``calls``."""
     env = dict(os.environ, BENCH_DOCKER_LOG=os.devnull)
     shim = os.path.join(docker_shim(workdir), 'docker')
-    command = (['taskset', '--cpu-list', cpus] if cpus else []) + [shim, 'exec', host, 'true']
+    command = confined(cpus, [shim, 'exec', host, 'true'])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for dummy in range(calls):
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)

@@ -505,6 +505,9 @@ class Bench(object):
                 evaluations_per_host=stats.summary([r[key]['evaluations_per_host'] for r in rounds]))
         self.results['fleet'] = result
         self.fleet_hosts = names
+        if pin:
+            # Item 5 reuses bench-fleet-01: back on every CPU, as its controller is.
+            docker.docker('update', '--cpuset-cpus', '0-%d' % ((os.cpu_count() or 1) - 1), *names)
 
     # --- 5. Ansible overhead and pipelining --------------------------------------------------------
 

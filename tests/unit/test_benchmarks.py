@@ -504,3 +504,23 @@ def test_null_tasks_run_ansible_playbook_and_give_cpu_per_host_and_task(tmp_path
     assert 0 < floor['main'] < floor['cpu']
     log = (tmp_path / 'null-tasks-debug.log').read_text()
     assert 'bench-none-2' in log and 'Null task 3' in log and 'failed=0' in log
+
+
+def test_a_stopped_run_leaves_no_ansible_playbook_behind(tmp_path, monkeypatch):
+    started = []
+
+    def interrupted(pid):
+        started.append(pid)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ansible, 'exited_process_cpu', interrupted)
+    playbook = tmp_path / 'wait.yml'
+    playbook.write_text('- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.pause:\n        seconds: 60\n')
+    with pytest.raises(KeyboardInterrupt):
+        ansible.run_playbook(str(tmp_path), 'wait', str(playbook), ['bench-none-1'])
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(started[0], 0)
+
+
+def test_confined_runs_a_command_on_the_given_cpus_only():
+    assert ansible.confined(None, ['ansible-playbook', 'x']) == ['ansible-playbook', 'x']
+    assert ansible.confined('0', ['ansible-playbook', 'x']) == ['taskset', '--cpu-list', '0', 'ansible-playbook', 'x']
