@@ -123,3 +123,32 @@ def dpkg_audit(module):
     """What ``dpkg --audit`` says is half-installed or half-configured (empty when all is well)."""
     rc, out, err = module.run_command([module.get_bin_path('dpkg', required=True), '--audit'])
     return (out + err).strip()
+
+
+def gather_facts(module, params, queried=None):
+    """``ansible_facts.micropvr`` of the host (micropvr_facts, and micropvr_install's pre-flight
+    with facts=true): the keys of ``params`` are micropvr_facts' options. ``queried`` is the
+    package_versions() of the packages and tools when the caller already has it."""
+    tools = list(params.get('tools') or [])
+    if queried is None:
+        # One dpkg-query for both lists; a name in both is reported in both.
+        queried = package_versions(module, list(params['packages']) + [name for name in tools
+                                                                       if name not in params['packages']])
+    packages = dict((name, queried[name]) for name in params['packages'])
+    services = dict((name, service_state(module, name)) for name in params['services'])
+    config_info, dummy = read_micropvr_config(params['config_file'])
+    if params['sqlite_databases']:
+        databases = list(params['sqlite_databases'])
+    else:
+        databases = discover_sqlite_databases(params['config_file'], config_info['sqlite_databases'])
+    return dict(
+        packages=packages,
+        services=services,
+        config=config_info,
+        sqlite_databases=databases,
+        nginx_config=dict(path=params['nginx_config'], exists=os.path.isfile(params['nginx_config'])),
+        backup_root=free_space(params['backup_root']),
+        tools=dict((name, queried[name]) for name in tools),
+        installed=all(info['installed'] for info in packages.values()),
+        running=all(info['state'] == 'running' for info in services.values()),
+    )

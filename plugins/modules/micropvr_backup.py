@@ -105,6 +105,20 @@ options:
         release it. A set taken while packages change would save a half-installed host.
     type: int
     default: 600
+  tools:
+    description:
+      - Debian packages this backup needs on the host, such as C(dpkg-repack) and the dump
+        clients of O(databases) (C(postgresql-client), C(mariadb-client)). They are looked up in
+        the same C(dpkg-query) call as O(packages).
+      - When one of them is not installed, the module takes no backup and changes nothing; it
+        returns them in RV(missing_tools), so that the caller installs them and runs it again
+        (the C(microimpuls.micropvr.backup) role does, with M(ansible.builtin.apt), only then).
+        A name dpkg does not list as installed, including one only apt resolves (C(name=version),
+        a virtual package), counts as missing; a second run should then leave it out.
+      - In check mode the plan is returned as usual, with RV(missing_tools).
+    type: list
+    elements: str
+    default: []
   lock_owner:
     description:
       - Run id that holds the host lock; the backup is then a step of that run (the update's
@@ -244,9 +258,18 @@ plan:
     sqlite_databases: [/etc/micropvr/records.db, /etc/micropvr/tasks.db]
     packages: {micropvr: 1.9.0-1, micropvs: 1.9.0-1}
     databases: []
+    missing_tools: []
     estimated_bytes: 182044
     required_bytes: 67290908
     free_bytes: 52613349376
+missing_tools:
+  description:
+    - The packages of O(tools) that are not installed. When it is not empty (and not in check
+      mode), no backup was taken and nothing was changed.
+  returned: always
+  type: list
+  elements: str
+  sample: [dpkg-repack]
 removed:
   description: Ids of the sets removed by retention.
   returned: success
@@ -326,6 +349,7 @@ def argument_spec():
         sqlite_check=dict(type='str', default='quick', choices=list(CHECK_LEVELS)),
         state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
         lock_owner=dict(type='str'),
+        tools=dict(type='list', elements='str', default=[]),
     )
     spec.update(backupset.seal_argument_spec())
     return spec
@@ -400,7 +424,10 @@ def plan_backup(module):
     if params['space_margin_mb'] < 0:
         module.fail_json(msg='space_margin_mb must not be negative, got %d' % params['space_margin_mb'])
 
-    packages = package_versions(module, params['packages'])
+    # One dpkg-query for the packages and the tools (a name in both is asked once).
+    queried = package_versions(module, list(params['packages']) + [name for name in params['tools']
+                                                                   if name not in params['packages']])
+    packages = dict((name, queried[name]) for name in params['packages'])
     missing = ['%s (%s)' % (name, info['state']) for name, info in packages.items() if not info['installed']]
     if missing:
         module.fail_json(msg='packages: not installed: %s' % ', '.join(missing))
@@ -456,6 +483,7 @@ def plan_backup(module):
     space = free_space(params['backup_root'])
     required = estimate + params['space_margin_mb'] * MIB
     plan = dict(config_paths=config_paths, sqlite_databases=sqlite_paths,
+                missing_tools=[name for name in params['tools'] if not queried[name]['installed']],
                 sqlite_names=backupset.unique_names(basenames),
                 packages=dict((n, i['version']) for n, i in packages.items()),
                 databases=['%s/%s' % (db['engine'], db['name']) for db in params['databases']],
@@ -687,7 +715,7 @@ def run_backup(module, plan, packages, keys):
         created = safepath.ensure_private_dir(root, 'micropvr_backup_root')
     except safepath.UnsafePathError as exc:
         module.fail_json(msg=str(exc))
-    result = dict(changed=created, plan=plan, removed=[], removed_incomplete=[])
+    result = dict(changed=created, plan=plan, missing_tools=[], removed=[], removed_incomplete=[])
     with RootLock(module, root, params['lock_timeout']):
         ids, incomplete = backupset.list_set_dirs(root)
         # Holding the lock, no other run is writing: these are leftovers of a crashed run.
@@ -750,7 +778,12 @@ def main():
         module.fail_json(msg='refusing to back up: %s' % exc)
     plan, packages = plan_backup(module)
     if module.check_mode:
-        module.exit_json(changed=True, plan=plan, removed=[], removed_incomplete=[])
+        module.exit_json(changed=True, plan=plan, missing_tools=plan['missing_tools'], removed=[],
+                         removed_incomplete=[])
+    if plan['missing_tools']:
+        # Before anything is written (the key file, the backup root): the caller installs them first.
+        module.exit_json(changed=False, plan=plan, missing_tools=plan['missing_tools'], removed=[],
+                         removed_incomplete=[])
     if not module.params['seal_key']:
         # The first backup creates the key file in the state dir, which may not exist yet.
         try:

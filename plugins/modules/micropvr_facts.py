@@ -31,22 +31,6 @@ options:
     type: list
     elements: str
     default: [micropvr, micropvs]
-  config_file:
-    description: Path of the micropvr daemon configuration (JSON with C(//) comments).
-    type: path
-    default: /etc/micropvr/micropvr.conf
-  nginx_config:
-    description: Path of the micropvs nginx configuration.
-    type: path
-    default: /usr/local/nginx-micropvr/conf/nginx.conf
-  sqlite_databases:
-    description:
-      - SQLite database files of MicroPVR.
-      - When empty, they are discovered from the C(*-db-path) keys of O(config_file) and the
-        C(*.db) files in its directory.
-    type: list
-    elements: path
-    default: []
   tools:
     description:
       - Further Debian packages whose installed state is reported in C(tools), in the same
@@ -72,6 +56,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.facts
   - microimpuls.micropvr.attributes.action_group
   - microimpuls.micropvr.backup_root
+  - microimpuls.micropvr.micropvr_facts
 author:
   - Microimpuls (@microimpuls)
 '''
@@ -133,50 +118,17 @@ ansible_facts:
         running: true
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import host_argument_spec
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
-    discover_sqlite_databases,
-    free_space,
-    package_versions,
-    read_micropvr_config,
-    service_state,
-)
-
-
-def gather(module):
-    params = module.params
-    # One dpkg-query for both lists; a name in both is reported in both.
-    queried = package_versions(module, list(params['packages']) + [name for name in params['tools']
-                                                                   if name not in params['packages']])
-    packages = dict((name, queried[name]) for name in params['packages'])
-    services = dict((name, service_state(module, name)) for name in params['services'])
-    config_info, dummy = read_micropvr_config(params['config_file'])
-    if params['sqlite_databases']:
-        databases = list(params['sqlite_databases'])
-    else:
-        databases = discover_sqlite_databases(params['config_file'], config_info['sqlite_databases'])
-    return dict(
-        packages=packages,
-        services=services,
-        config=config_info,
-        sqlite_databases=databases,
-        nginx_config=dict(path=params['nginx_config'], exists=os.path.isfile(params['nginx_config'])),
-        backup_root=free_space(params['backup_root']),
-        tools=dict((name, queried[name]) for name in params['tools']),
-        installed=all(info['installed'] for info in packages.values()),
-        running=all(info['state'] == 'running' for info in services.values()),
-    )
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import gather_facts
 
 
 def main():
     argument_spec = host_argument_spec()
     argument_spec.update(tools=dict(type='list', elements='str', default=[]))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    module.exit_json(changed=False, ansible_facts=dict(micropvr=gather(module)))
+    module.exit_json(changed=False, ansible_facts=dict(micropvr=gather_facts(module, module.params)))
 
 
 if __name__ == '__main__':

@@ -67,6 +67,16 @@ options:
     description: Only check the version (syntax, availability, newer than installed); change nothing.
     type: bool
     default: false
+  facts:
+    description:
+      - With O(preflight=true), also return C(ansible_facts.micropvr), the facts
+        M(microimpuls.micropvr.micropvr_facts) gathers with the same O(packages), O(services),
+        O(config_file), O(nginx_config), O(sqlite_databases) and O(backup_root) (without its
+        C(tools)), from the same C(dpkg-query) as the version checks. The update role's pre-flight
+        uses it so that an update needs no facts task of its own.
+      - Refused without O(preflight=true).
+    type: bool
+    default: false
   update_cache:
     description:
       - Run C(apt-get update) before the version checks (also in check mode), retried up to
@@ -146,6 +156,9 @@ attributes:
     details: The package versions installed before and after (the target in check mode), one line per package.
   platform:
     platforms: debian
+  facts:
+    support: partial
+    details: Only with O(preflight=true) and O(facts=true).
 requirements:
   - C(apt-get), C(apt-cache), C(apt-mark) and C(dpkg-query) on the host (Debian's C(apt) and C(dpkg)).
 seealso:
@@ -153,11 +166,13 @@ seealso:
   - module: microimpuls.micropvr.micropvr_restore
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
   - microimpuls.micropvr.attributes.action_group
   - microimpuls.micropvr.backup_root
   - microimpuls.micropvr.state_dir
   - microimpuls.micropvr.seal
   - microimpuls.micropvr.health
+  - microimpuls.micropvr.micropvr_facts
 author:
   - Microimpuls (@microimpuls)
 '''
@@ -268,6 +283,25 @@ health:
       rpc: {ok: true, detail: "is_alive=true (score 1.0, 0 sessions)"}
       http: {ok: true, detail: HTTP 200, status: 200}
       nginx: {ok: true, detail: "configuration test passed"}
+ansible_facts:
+  description: C(micropvr), as M(microimpuls.micropvr.micropvr_facts) returns it (its C(tools) empty).
+  returned: with O(preflight=true) and O(facts=true)
+  type: dict
+  sample:
+    micropvr:
+      packages:
+        micropvr: {installed: true, version: 1.9.0-1, architecture: amd64,
+                   status: install ok installed, state: installed}
+      services:
+        micropvr: {init_script: /etc/init.d/micropvr, exists: true, state: running, status_rc: 0}
+      config: {path: /etc/micropvr/micropvr.conf, exists: true, valid: true, error: null}
+      sqlite_databases: [/etc/micropvr/records.db]
+      nginx_config: {path: /usr/local/nginx-micropvr/conf/nginx.conf, exists: true}
+      backup_root: {path: /var/backups/micropvr, exists: true, measured_at: /var/backups/micropvr,
+                    free_bytes: 52613349376, total_bytes: 270465425408}
+      tools: {}
+      installed: true
+      running: true
 '''
 
 import os
@@ -279,13 +313,11 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils import backup
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import health as healthcheck
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
-    DEFAULT_BACKUP_ROOT,
-    DEFAULT_PACKAGES,
-    DEFAULT_SERVICES,
+    host_argument_spec,
     text_diff,
     version_lines,
 )
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import dpkg_audit, package_versions
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import dpkg_audit, gather_facts, package_versions
 
 APT_ENV = dict(DEBIAN_FRONTEND='noninteractive', APT_LISTCHANGES_FRONTEND='none')
 CONFFILE_OPTIONS = ['-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold']
@@ -459,28 +491,32 @@ def wait_for_subscribers(module, options):
 
 
 def main():
+    # Where MicroPVR lives (packages, services, config_file, nginx_config, sqlite_databases,
+    # backup_root): the same options as every module; the facts of the pre-flight read them.
+    argument_spec = host_argument_spec()
+    argument_spec.update(
+        version=dict(type='str', required=True),
+        backup_id=dict(type='str'),
+        max_age=dict(type='int', default=3600),
+        allow_without_backup=dict(type='bool', default=False),
+        preflight=dict(type='bool', default=False),
+        facts=dict(type='bool', default=False),
+        update_cache=dict(type='bool', default=False),
+        hold=dict(type='bool', default=True),
+        state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
+        lock_owner=dict(type='str'),
+        restart=dict(type='str', choices=['none', 'auto', 'always'], default='none'),
+        health=dict(type='dict', options=healthcheck.probe_argument_spec()),
+        drain=dict(type='dict', options=drain.drain_argument_spec()),
+        **backupset.seal_argument_spec()
+    )
     module = AnsibleModule(
-        argument_spec=dict(
-            version=dict(type='str', required=True),
-            packages=dict(type='list', elements='str', default=list(DEFAULT_PACKAGES)),
-            backup_id=dict(type='str'),
-            backup_root=dict(type='path', default=DEFAULT_BACKUP_ROOT),
-            max_age=dict(type='int', default=3600),
-            allow_without_backup=dict(type='bool', default=False),
-            preflight=dict(type='bool', default=False),
-            update_cache=dict(type='bool', default=False),
-            hold=dict(type='bool', default=True),
-            state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
-            lock_owner=dict(type='str'),
-            services=dict(type='list', elements='str', default=list(DEFAULT_SERVICES)),
-            restart=dict(type='str', choices=['none', 'auto', 'always'], default='none'),
-            health=dict(type='dict', options=healthcheck.probe_argument_spec()),
-            drain=dict(type='dict', options=drain.drain_argument_spec()),
-            **backupset.seal_argument_spec()
-        ),
+        argument_spec=argument_spec,
         supports_check_mode=True,
     )
     params = module.params
+    if params['facts'] and not params['preflight']:
+        module.fail_json(msg='facts: only with preflight=true (an install changes what the facts say)')
     healthcheck.refuse_bad_retries(module, params['health'], 'health.retries')
     try:
         # Before anything else, in check mode and preflight too: the install writes its step and
@@ -498,6 +534,8 @@ def main():
     result = dict(from_versions=before, to_versions=target, backup_id=None, gate='not checked', unfinished=unfinished,
                   services={}, restart_services=[], restarted=[], lock_owner=params['lock_owner'])
     if params['preflight']:
+        if params['facts']:
+            result['ansible_facts'] = dict(micropvr=gather_facts(module, params, queried=installed))
         module.exit_json(changed=False, **result)
     if unfinished:
         module.fail_json(msg='refusing to install %s: a package operation on this host did not finish (%s). Re-run '

@@ -115,5 +115,8 @@ def test_check_mode_fails_with_the_preflight_message_when_a_service_is_down(host
         host.check_output('/etc/init.d/micropvr start')
     assert result.returncode != 0, result.output
     assert 'Pre-flight: not running: micropvr' in result.output, result.output
+    # What the check read came from the pre-flight's facts: the shared role's facts task is skipped.
+    assert re.search(r'TASK \[microimpuls\.micropvr\.micropvr : Gather MicroPVR facts\] \*+\nskipping: ',
+                     result.output), result.output
     after['pids'] = before['pids']  # the test itself stopped the daemon
     assert after == before

@@ -628,7 +628,7 @@ class InstalledPackages(FakeModule):
 
 def plan_params(tmp_path, conf, **extra):
     params = dict(keep=None, keep_pinned=2, space_margin_mb=0, packages=['micropvr'], config_paths=[str(conf.parent)],
-                  services=[], config_file=str(conf), sqlite_databases=[], databases=[],
+                  services=[], config_file=str(conf), sqlite_databases=[], databases=[], tools=[],
                   backup_root=str(tmp_path / 'backups'))
     params.update(extra)
     return params
@@ -759,6 +759,86 @@ def test_the_returned_manifest_has_no_checksum_of_every_config_file(tmp_path, ru
     assert conf_sha256 not in json.dumps(result)
     # Everything else is as in manifest.json, including the seal over the full manifest.
     assert dict(result['manifest'], config=on_disk['config']) == on_disk
+
+
+# --- tools: checked by the module before it writes anything ------------------------------------
+
+@pytest.fixture
+def dpkg(monkeypatch):
+    """dpkg-query lists these packages as installed (a dict you may change); every query is
+    recorded; other commands run for real."""
+    from ansible.module_utils import basic
+    installed = dict(micropvr='1.9.0-1')
+    queries = []
+    real_run_command = basic.AnsibleModule.run_command
+
+    def run_command(self, args, **kwargs):
+        if os.path.basename(args[0]) == 'dpkg-query':
+            names = args[args.index('--') + 1:]
+            queries.append(names)
+            listed = [name for name in names if name in installed]
+            return (1 if len(listed) < len(names) else 0), ''.join(
+                '%s\t%s\tamd64\t10\tinstall ok installed\n' % (name, installed[name]) for name in listed), ''
+        return real_run_command(self, args, **kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
+    return dict(installed=installed, queries=queries)
+
+
+def test_a_missing_tool_takes_no_backup_and_writes_nothing(tmp_path, run, fixed_host, dpkg):
+    conf = make_micropvr_tree(tmp_path)
+    rc, result = run(**main_args(tmp_path, conf, tools=['dpkg-repack', 'postgresql-client', 'micropvr']))
+    assert rc == 0, result
+    assert result['changed'] is False
+    assert result['missing_tools'] == ['dpkg-repack', 'postgresql-client']
+    assert 'backup_id' not in result
+    # Nothing on the host: no backup root, no state dir (the seal key is created by a backup).
+    assert not os.path.exists(str(tmp_path / 'backups'))
+    assert not os.path.exists(str(tmp_path / 'state'))
+    # The tools come with the packages' own query (a name in both is asked once).
+    assert dpkg['queries'] == [['dpkg-repack', 'postgresql-client', 'micropvr']]
+
+
+def test_with_the_tools_installed_the_backup_is_taken(tmp_path, run, fixed_host, dpkg):
+    conf = make_micropvr_tree(tmp_path)
+    dpkg['installed'].update({'dpkg-repack': '1.52', 'postgresql-client': '15+248'})
+    rc, result = run(**main_args(tmp_path, conf, tools=['dpkg-repack', 'postgresql-client']))
+    assert rc == 0, result
+    assert result['changed'] is True
+    assert result['missing_tools'] == [] and result['plan']['missing_tools'] == []
+    assert os.path.isdir(result['backup_path'])
+
+
+@pytest.mark.parametrize('tool', ['dpkg-repack=1.52', 'default-mysql-client'])
+def test_a_name_only_apt_resolves_counts_as_missing_and_without_tools_the_backup_runs(tmp_path, run, fixed_host,
+                                                                                         dpkg, tool):
+    """name=version or a virtual package: dpkg-query never lists it, so the module reports it
+    every time; the role runs the module a second time without tools, which backs up."""
+    conf = make_micropvr_tree(tmp_path)
+    dpkg['installed'].update({'dpkg-repack': '1.52', 'mariadb-client': '1:10.11.6-0+deb12u1'})
+    rc, result = run(**main_args(tmp_path, conf, tools=[tool]))
+    assert (rc, result['changed'], result['missing_tools']) == (0, False, [tool])
+    rc, result = run(**main_args(tmp_path, conf, tools=[]))
+    assert (rc, result['changed'], result['missing_tools']) == (0, True, [])
+    # The second run asked dpkg nothing (no packages here, no tools).
+    assert dpkg['queries'] == [[tool]]
+
+
+def test_check_mode_plans_and_names_the_missing_tools(tmp_path, run, fixed_host, dpkg):
+    conf = make_micropvr_tree(tmp_path)
+    rc, result = run(_ansible_check_mode=True, **main_args(tmp_path, conf, tools=['dpkg-repack']))
+    assert rc == 0, result
+    assert result['changed'] is True
+    assert result['missing_tools'] == result['plan']['missing_tools'] == ['dpkg-repack']
+    assert result['plan']['sqlite_names'] == ['records.db', 'tasks.db']
+    assert not os.path.exists(str(tmp_path / 'backups'))
+
+
+def test_a_missing_package_fails_before_the_tools_are_reported(tmp_path, run, dpkg):
+    conf = make_micropvr_tree(tmp_path)
+    rc, result = run(**main_args(tmp_path, conf, packages=['micropvr', 'micropvs'], tools=['dpkg-repack']))
+    assert rc == 1
+    assert result['msg'] == 'packages: not installed: micropvs (not-installed)'
 
 
 def test_public_manifest_does_not_change_the_manifest():

@@ -161,6 +161,52 @@ def test_preflight_decides_no_restart(capsys, apt, state_dir):
     assert (result['services'], result['restart_services']) == ({}, [])
 
 
+def facts_args(tmp_path):
+    conf = tmp_path / 'micropvr.conf'
+    conf.write_text('{\n  // a comment, as in the vendor sample\n  "records-db-path": "%s"\n}\n' % (tmp_path / 'records.db'))
+    return dict(config_file=str(conf), nginx_config=str(tmp_path / 'nginx.conf'), services=['micropvr'],
+                backup_root=str(tmp_path / 'backups'))
+
+
+def test_preflight_with_facts_returns_what_micropvr_facts_gathers(capsys, apt, state_dir, tmp_path):
+    """One task before an update instead of two: the same facts, from the pre-flight's own dpkg-query."""
+    from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_facts
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', preflight=True, facts=True,
+                            state_dir=state_dir, **facts_args(tmp_path))
+    assert code == 0, result
+    assert result['changed'] is False
+    install_queries = [call for call in apt.calls if call.startswith('dpkg-query')]
+    assert len(install_queries) == 1
+    code, gathered = run_main(micropvr_facts.main, capsys, **facts_args(tmp_path))
+    assert code == 0, gathered
+    ours, theirs = result['ansible_facts']['micropvr'], gathered['ansible_facts']['micropvr']
+    for facts in (ours, theirs):
+        # Free space is measured twice, and may move in between.
+        facts['backup_root'].pop('free_bytes')
+    assert ours == theirs
+    assert ours['packages']['micropvr']['version'] == '1.9.0-1'
+    assert ours['config']['valid'] is True
+    assert ours['sqlite_databases'] == [str(tmp_path / 'records.db')]
+    assert ours['services']['micropvr']['state'] in ('absent', 'running', 'stopped', 'unknown')
+    assert ours['tools'] == {}
+
+
+@pytest.mark.parametrize('extra', [dict(allow_without_backup=True), dict(preflight=True)])
+def test_without_facts_the_preflight_returns_none(capsys, apt, state_dir, tmp_path, extra):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', state_dir=state_dir,
+                            _ansible_check_mode=True, **dict(extra, **facts_args(tmp_path)))
+    assert code == 0, result
+    assert 'ansible_facts' not in result
+
+
+@pytest.mark.parametrize('extra', [dict(), dict(_ansible_check_mode=True)])
+def test_facts_without_preflight_are_refused_before_anything_runs(capsys, no_commands, state_dir, extra):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', backup_id='20261126T220000Z',
+                            facts=True, state_dir=state_dir, **extra)
+    assert code == 1
+    assert result['msg'] == 'facts: only with preflight=true (an install changes what the facts say)'
+
+
 @pytest.mark.parametrize('extra, lock_owner', [
     (dict(preflight=True), None), (dict(preflight=True), '20261203T020000Z-update-pvr1'),
     (dict(_ansible_check_mode=True), '20261203T020000Z-update-pvr1'),
