@@ -46,14 +46,16 @@ def parse_dpkg_query(output):
 
 
 def package_versions(module, names):
-    """Installed state of each package in ``names`` (absent ones included)."""
+    """Installed state of each package in ``names`` (absent ones included), from one
+    ``dpkg-query``; a name given twice (a package that is also a tool) is asked once."""
+    names = list(dict.fromkeys(names))
     result = dict((name, dict(version=None, architecture=None, installed_size_kib=None, status='not-installed',
                               installed=False, state='not-installed')) for name in names)
     if not names:
         return result
     dpkg_query = module.get_bin_path('dpkg-query', required=True)
     # dpkg-query exits 1 when one of the packages is unknown; the others are still printed.
-    rc, out, err = module.run_command([dpkg_query, '-W', '-f', _DPKG_FORMAT, '--'] + list(names))
+    rc, out, err = module.run_command([dpkg_query, '-W', '-f', _DPKG_FORMAT, '--'] + names)
     if rc not in (0, 1):
         module.fail_json(msg='dpkg-query failed (rc=%d): %s' % (rc, err.strip()))
     result.update((name, info) for name, info in parse_dpkg_query(out).items() if name in result)
@@ -132,8 +134,7 @@ def gather_facts(module, params, queried=None):
     tools = list(params.get('tools') or [])
     if queried is None:
         # One dpkg-query for both lists; a name in both is reported in both.
-        queried = package_versions(module, list(params['packages']) + [name for name in tools
-                                                                       if name not in params['packages']])
+        queried = package_versions(module, list(params['packages']) + tools)
     packages = dict((name, queried[name]) for name in params['packages'])
     services = dict((name, service_state(module, name)) for name in params['services'])
     config_info, dummy = read_micropvr_config(params['config_file'])

@@ -424,9 +424,8 @@ def plan_backup(module):
     if params['space_margin_mb'] < 0:
         module.fail_json(msg='space_margin_mb must not be negative, got %d' % params['space_margin_mb'])
 
-    # One dpkg-query for the packages and the tools (a name in both is asked once).
-    queried = package_versions(module, list(params['packages']) + [name for name in params['tools']
-                                                                   if name not in params['packages']])
+    # One dpkg-query for the packages and the tools.
+    queried = package_versions(module, list(params['packages']) + list(params['tools']))
     packages = dict((name, queried[name]) for name in params['packages'])
     missing = ['%s (%s)' % (name, info['state']) for name, info in packages.items() if not info['installed']]
     if missing:
