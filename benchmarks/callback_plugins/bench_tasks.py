@@ -56,9 +56,13 @@ class CallbackModule(CallbackBase):
     def _result(self, result, status):
         task = result._task
         now = time.time()
-        self._write(event='result', status=status, host=result._host.get_name(), task=task.get_name(),
-                    action=task.action, start=self._started.get(task._uuid, now), end=now,
-                    changed=bool(result._result.get('changed', False)))
+        record = dict(event='result', status=status, host=result._host.get_name(), task=task.get_name(),
+                      action=task.action, start=self._started.get(task._uuid, now), end=now,
+                      changed=bool(result._result.get('changed', False)))
+        # The part of a restore task that took the set of the host before it (micropvr_restore).
+        if isinstance(result._result.get('safety_backup_seconds'), (int, float)):
+            record['safety_backup_seconds'] = result._result['safety_backup_seconds']
+        self._write(**record)
 
     def v2_runner_on_ok(self, result):
         self._result(result, 'ok')

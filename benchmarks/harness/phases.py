@@ -864,7 +864,22 @@ def window_cpu(run):
     return ' (CPUs %.0f%% busy, %.0f%% iowait)' % (100 * window['cpu_busy'], 100 * window['cpu_iowait'])
 
 
+# The part of the restore task that took the set of the host first (micropvr_restore's
+# safety_backup_seconds): a mark of its own, named like the task that did it before.
+SAFETY_BACKUP_MARK = 'microimpuls.micropvr.rollback : Back up the host as it is now (in the restore task)'
+
+
 def task_marks(host_tasks, start):
-    """[(task, start, seconds)] of the tasks that ran, relative to the start of the run."""
-    return [(r['task'], round(r['start'] - start, 3), r['seconds'])
-            for r in host_tasks['results'] if r['status'] != 'skipped']
+    """[(task, start, seconds)] of the tasks that ran, relative to the start of the run; a restore
+    task that took the set of the host first is two marks, that backup and the rest."""
+    marks = []
+    for r in host_tasks['results']:
+        if r['status'] == 'skipped':
+            continue
+        offset, seconds = round(r['start'] - start, 3), r['seconds']
+        safety = min(r.get('safety_backup_seconds') or 0.0, seconds)
+        if safety:
+            marks.append((SAFETY_BACKUP_MARK, offset, safety))
+            offset, seconds = round(offset + safety, 3), round(seconds - safety, 3)
+        marks.append((r['task'], offset, seconds))
+    return marks

@@ -45,9 +45,9 @@ description:
     services; hold the packages. A C(policy-rc.d) keeps maintainer scripts from starting or
     stopping daemons meanwhile. Copying the databases before and holding after keeps both out of
     the outage."
-  - "When a step fails, the host is put back on a known state: on the set given in
-    O(fallback_backup_id) (normally the set the rollback role takes of the host just before the
-    restore), with its services started. RV(outcome) says which. When that is impossible too,
+  - "When a step fails, the host is put back on a known state: on the set this module took of
+    it just before (O(safety_backup)) or the one given in O(fallback_backup_id), with its services
+    started. RV(outcome) says which. When that is impossible too,
     the module fails with the state the host is in (package versions, C(dpkg --audit), services),
     and the host lock keeps the unfinished restore step (with O(lock_owner)), so that the next
     rollback or update run recovers the host by itself."
@@ -118,6 +118,35 @@ options:
       - Without it, a failed restore leaves the host as the message describes, and the lock
         keeps the unfinished step for the next run.
     type: str
+  safety_backup:
+    description:
+      - Before it changes anything, take a backup set of the host as it is (reason
+        C(pre-rollback to <backup_id>), not pinned), as M(microimpuls.micropvr.micropvr_backup)
+        would with the same options, and put the host back on it when a step of the restore fails.
+        Its id is returned in RV(safety_backup_id).
+      - Taken only when the restore would change something (RV(differences) not empty), and only
+        of a consistent host (every package of the set installed, C(dpkg --audit) clean); a
+        half-installed host is not worth saving.
+      - When the set cannot be taken (not enough space, a dump that fails, another backup holding
+        the backup root beyond O(safety_backup.lock_timeout)), the restore goes on without it; the
+        reason is in RV(safety_backup_problem) and in a warning, and a failed restore then leaves
+        the host as the message describes.
+      - Not in check mode, and not together with O(fallback_backup_id).
+    type: dict
+    suboptions:
+      space_margin_mb:
+        description: Free space, in MiB, that must remain beyond the estimated size of the set.
+        type: int
+        default: 64
+      sqlite_check:
+        description: How the SQLite copies are checked (see M(microimpuls.micropvr.micropvr_backup)).
+        type: str
+        choices: [quick, full]
+        default: quick
+      lock_timeout:
+        description: Seconds to wait for another backup run on the same backup root.
+        type: int
+        default: 600
   trusted_files:
     description:
       - The RV(verified_files) that a run of this module in check mode returned for the same set
@@ -222,6 +251,22 @@ verified_files:
   returned: when the set verified
   type: dict
   sample: {config.tar: [1835010, 20480, 1764195303000000000, 1764195303000000000]}
+safety_backup_id:
+  description:
+    - The set taken of the host before the restore (O(safety_backup)); null when none was taken.
+  returned: when O(safety_backup) is given and not in check mode
+  type: str
+  sample: 20261127T101500Z
+safety_backup_seconds:
+  description: How long taking the set of the host before the restore took (O(safety_backup)), in seconds.
+  returned: when O(safety_backup) was attempted
+  type: float
+  sample: 3.1
+safety_backup_problem:
+  description: Why no set of the host could be taken before the restore (O(safety_backup)).
+  returned: when O(safety_backup) is given and the set could not be taken
+  type: str
+  sample: not enough free space for a backup set in /var/backups/micropvr ...
 differences:
   description: What differed from the set before the restore (empty when nothing did).
   returned: always
@@ -291,6 +336,7 @@ host_state:
 import os
 import shutil
 import tempfile
+import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -302,6 +348,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils import health
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import services as servicectl
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import takeset
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
     DEFAULT_BACKUP_ROOT,
     DEFAULT_CONFIG_FILE,
@@ -327,6 +374,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import (
     service_state,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import (
+    CHECK_LEVELS,
     SIDE_FILES,
     belongs_to_database,
     describe,
@@ -797,6 +845,60 @@ def recover(module, failure, touched, fallback, services, hold):
     return 'unfinished', failure
 
 
+class SafetyBackupFailed(BaseException):
+    """The set of the host before the restore could not be taken. A BaseException, like the
+    SystemExit of a module's fail_json that it stands for: the backup code's own ``except
+    Exception`` (which reports a failure through fail_json again) lets it pass, and its
+    ``finally`` removes the partial set."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+class SafetyBackupModule(object):
+    """The module as the backup code sees it when it takes the set to fall back on: the backup
+    options (takeset.argument_spec) as params, and a fail_json that raises SafetyBackupFailed."""
+
+    def __init__(self, module, params):
+        self._module, self.params = module, params
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def fail_json(self, msg='', **kwargs):
+        raise SafetyBackupFailed(msg)
+
+
+def needs_safety_backup(result):
+    """Whether the host as it is is worth saving before the restore: the restore would change it,
+    and it is consistent (every package of the set installed, nothing half-installed)."""
+    return (bool(result['differences']) and not result['dpkg_audit']
+            and all(version is not None for version in result['from_versions'].values()))
+
+
+def take_safety_backup(module, backup_id):
+    """Back up the host as it is (O(safety_backup)); (its id, None), or (None, why not)."""
+    params = module.params
+    backup = dict((name, spec.get('default')) for name, spec in takeset.argument_spec().items())
+    backup.update((name, params[name]) for name in [
+        'packages', 'services', 'config_file', 'config_paths', 'sqlite_databases', 'databases', 'backup_root',
+        'state_dir', 'lock_owner'] + list(backupset.seal_argument_spec()))
+    backup.update(params['safety_backup'], reason='pre-rollback to %s' % backup_id)
+    safety = SafetyBackupModule(module, backup)
+    try:
+        takeset.check_roots(safety)
+        takeset.wait_for_host_lock(safety)
+        plan, packages = takeset.plan_backup(safety)
+        if not params['seal_key']:
+            hoststate.ensure_dir(params['state_dir'])
+        keys = backupset.module_seal_keys(safety, create=True)
+        return takeset.run_backup(safety, plan, packages, keys)['backup_id'], None
+    except SafetyBackupFailed as exc:
+        return None, str(exc)
+    except Exception as exc:  # pylint: disable=broad-except
+        return None, '%s: %s' % (type(exc).__name__, exc)
+
+
 def host_allowances(module):
     """What this host's settings let a restore touch (see confine.host_problems)."""
     params = module.params
@@ -915,6 +1017,13 @@ def space_problems(set_dir, manifest, changed):
     return problems
 
 
+def refuse_without_space(module, set_dir, manifest, changed, result):
+    space = space_problems(set_dir, manifest, changed)
+    if space:
+        module.fail_json(msg='refusing to restore backup set %s: not enough free space, nothing was changed and the '
+                             'services still run: %s' % (module.params['backup_id'], '; '.join(space)), **result)
+
+
 def argument_spec():
     spec = dict(
         backup_id=dict(type='str'),
@@ -930,6 +1039,11 @@ def argument_spec():
         state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
         lock_owner=dict(type='str'),
         fallback_backup_id=dict(type='str'),
+        safety_backup=dict(type='dict', options=dict(
+            space_margin_mb=dict(type='int', default=64),
+            sqlite_check=dict(type='str', default='quick', choices=list(CHECK_LEVELS)),
+            lock_timeout=dict(type='int', default=600),
+        )),
         trusted_files=dict(type='dict', default={}),
         allow_tampered=dict(type='bool', default=False),
         health=dict(type='dict', options=healthcheck.probe_argument_spec()),
@@ -970,6 +1084,9 @@ def run(module):
                                  % params['backup_root'])
     set_dir, manifest, identities = verified_set(module, keys, params['backup_id'], 'micropvr_backup_id',
                                                  params['allow_tampered'], params['trusted_files'])
+    if params['safety_backup'] is not None and params['fallback_backup_id']:
+        module.fail_json(msg='safety_backup and fallback_backup_id are mutually exclusive: the set taken by '
+                             'safety_backup is the one to fall back on')
     fallback = None
     if params['fallback_backup_id'] and params['fallback_backup_id'] != params['backup_id']:
         fallback_dir, fallback_manifest, dummy = verified_set(module, keys, params['fallback_backup_id'],
@@ -997,12 +1114,29 @@ def run(module):
     if not result['differences']:
         result['outcome'] = 'unchanged'
         finish(module, result, False, diff)
-    space = space_problems(set_dir, manifest, changed)
-    if space:
-        module.fail_json(msg='refusing to restore backup set %s: not enough free space, nothing was changed and the '
-                             'services still run: %s' % (params['backup_id'], '; '.join(space)), **result)
+    refuse_without_space(module, set_dir, manifest, changed, result)
     if module.check_mode:
         module.exit_json(changed=True, outcome='restored', **dict(result, **diff))
+
+    if params['safety_backup'] is not None:
+        result['safety_backup_id'] = None
+        if needs_safety_backup(result):
+            started = time.time()
+            safety_id, problem = take_safety_backup(module, params['backup_id'])
+            result['safety_backup_seconds'] = round(time.time() - started, 3)
+            if problem is None:
+                result['safety_backup_id'] = safety_id
+                # Sealed with the host's own key, which the backup created if this is the first set.
+                safety_dir, safety_manifest, dummy = verified_set(module, backupset.module_seal_keys(module), safety_id,
+                                                                  'safety_backup')
+                fallback = (safety_id, safety_dir, safety_manifest)
+                # The set may share a filesystem with what the restore writes.
+                refuse_without_space(module, set_dir, manifest, changed, result)
+            else:
+                result['safety_backup_problem'] = problem
+                module.warn('no backup of the host before the restore (%s); if the restore fails, the host lock '
+                            'keeps the unfinished step and the next rollback.yml or update.yml completes the '
+                            'recovery' % problem)
 
     steps = StepModule(module)
     try:
@@ -1021,8 +1155,11 @@ def run(module):
     except hoststate.StepUnfinished as exc:
         module.fail_json(msg='restore of backup set %s failed, and the host is NOT in a known state: %s. Now: %s. '
                              'The host lock keeps this unfinished restore: the next run of playbooks/rollback.yml '
-                             'or playbooks/update.yml restores a backup set again by itself (fix the cause first).'
-                             % (params['backup_id'], exc, describe_state(result['host_state'])), **result)
+                             'or playbooks/update.yml restores a backup set again by itself (fix the cause first).%s'
+                             % (params['backup_id'], exc, describe_state(result['host_state']),
+                                ' There was no backup of the host before the restore to put it back on: %s.'
+                                % result['safety_backup_problem'] if result.get('safety_backup_problem') else ''),
+                         **result)
     except (hoststate.LockError, safepath.UnsafePathError) as exc:
         module.fail_json(msg='refusing to restore backup set %s: %s' % (params['backup_id'], exc), **result)
     result['outcome'] = 'restored'

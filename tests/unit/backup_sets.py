@@ -24,7 +24,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.backupset imp
     write_manifest,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.sqlite_snapshot import describe
-from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_backup import _tar_entries
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.takeset import _tar_entries
 
 TEST_KEY = bytes(range(32))
 OTHER_KEY = bytes(range(100, 132))

@@ -524,3 +524,18 @@ def test_a_stopped_run_leaves_no_ansible_playbook_behind(tmp_path, monkeypatch):
 def test_confined_runs_a_command_on_the_given_cpus_only():
     assert ansible.confined(None, ['ansible-playbook', 'x']) == ['ansible-playbook', 'x']
     assert ansible.confined('0', ['ansible-playbook', 'x']) == ['taskset', '--cpu-list', '0', 'ansible-playbook', 'x']
+
+
+def test_a_restore_task_that_took_the_safety_backup_is_split_in_the_profile():
+    host_tasks = dict(results=[
+        dict(task='microimpuls.micropvr.rollback : Lock the host for this rollback', status='ok', start=101.0, seconds=0.6),
+        dict(task='microimpuls.micropvr.rollback : Restore the backup set and check that MicroPVR serves', status='ok',
+             start=102.0, seconds=5.5, safety_backup_seconds=3.0),
+        dict(task='microimpuls.micropvr.rollback : Say that there is nothing', status='skipped', start=107.5, seconds=0.0)])
+    marks = phases.task_marks(host_tasks, 100.0)
+    assert marks == [('microimpuls.micropvr.rollback : Lock the host for this rollback', 1.0, 0.6),
+                     (phases.SAFETY_BACKUP_MARK, 2.0, 3.0),
+                     ('microimpuls.micropvr.rollback : Restore the backup set and check that MicroPVR serves', 5.0, 2.5)]
+    profile = phases.rollback_profile(dict(seconds=8.0, tasks=marks))
+    assert (profile['safety backup'], profile['restore'], profile['other_task_count']) == (3.0, 2.5, 1)
+    assert sum(v for k, v in profile.items() if k != 'other_task_count') == pytest.approx(8.0)

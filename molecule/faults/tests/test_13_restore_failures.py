@@ -60,7 +60,7 @@ def assert_unfinished(host, result, step, fell_back_in_vain=True):
         assert 'putting the host back on backup set' in result.output
     else:
         # Either no set could be taken, or putting the host back failed the same way.
-        assert ('WARNING: no backup of the host before the restore' in result.output
+        assert ('There was no backup of the host before the restore to put it back on' in result.output
                 or 'putting the host back on backup set' in result.output)
     assert 'dpkg --audit:' in result.output and 'services:' in result.output
     assert 'the next run of playbooks/rollback.yml or playbooks/update.yml restores a backup set again' \

@@ -27,7 +27,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_backup
-from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_backup import (
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import takeset
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.takeset import (
     RootLock,
     _restrict,
     _tar_entries,
@@ -464,7 +465,7 @@ def backup_params(root, **extra):
 
 @pytest.fixture
 def fixed_host(monkeypatch):
-    monkeypatch.setattr(micropvr_backup.socket, 'getfqdn', lambda *args: 'pvr1.example.net')
+    monkeypatch.setattr(takeset.socket, 'getfqdn', lambda *args: 'pvr1.example.net')
 
 
 def test_run_backup_writes_a_verified_set(tmp_path, fixed_host):
@@ -472,7 +473,7 @@ def test_run_backup_writes_a_verified_set(tmp_path, fixed_host):
     root = str(tmp_path / 'backups')
     leftover = os.path.join(root, backupset.INCOMPLETE_PREFIX + '20200101T000000Z')
     os.makedirs(leftover)
-    result = micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+    result = takeset.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
     backup_id = result['backup_id']
     assert backupset.validate_backup_id(backup_id) == backup_id
     assert result['changed'] is True
@@ -511,7 +512,7 @@ def test_run_backup_reads_each_sqlite_copy_once_for_its_checksum(tmp_path, fixed
     conf = make_micropvr_tree(tmp_path)
     root = str(tmp_path / 'backups')
     reads = count_calls(monkeypatch, backupset, 'sha256_file')
-    result = micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+    result = takeset.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
     work = backupset.INCOMPLETE_PREFIX + result['backup_id']
     assert sorted(os.path.relpath(path, root) for path in reads) == sorted([
         os.path.join(work, 'config.tar'), os.path.join(work, 'config.tar'),
@@ -545,7 +546,7 @@ def test_run_backup_still_catches_a_copy_changed_after_it_was_hashed(tmp_path, f
     monkeypatch.setattr(backupset, 'hash_with_identity', hash_then_damage)
     module = FakeModule(backup_params(root))
     with pytest.raises(FailJson) as failed:
-        micropvr_backup.run_backup(module, make_plan(conf), {}, KEYS)
+        takeset.run_backup(module, make_plan(conf), {}, KEYS)
     assert 'the new backup set did not verify' in failed.value.kwargs['msg']
     assert 'sqlite/records.db: sha256 does not match the manifest' in failed.value.kwargs['msg']
     assert backupset.list_set_dirs(root) == ([], [])
@@ -560,7 +561,7 @@ def test_run_backup_checks_at_sqlite_check_and_records_it(tmp_path, fixed_host, 
     real = sqlite_snapshot.integrity_check
     monkeypatch.setattr(sqlite_snapshot, 'integrity_check',
                         lambda path, lvl='full': asked.append((os.path.basename(path), lvl)) or real(path, lvl))
-    result = micropvr_backup.run_backup(FakeModule(backup_params(root, sqlite_check=level)), make_plan(conf), {}, KEYS)
+    result = takeset.run_backup(FakeModule(backup_params(root, sqlite_check=level)), make_plan(conf), {}, KEYS)
     manifest = backupset.load_manifest(result['backup_path'])
     assert manifest['sqlite_check'] == level == result['manifest']['sqlite_check']
     assert [s.get('tables') for s in manifest['sqlite']] == [None, None]
@@ -580,9 +581,9 @@ def sqlite_tables(path):
 def test_run_backup_retention_after_a_new_set(tmp_path, fixed_host):
     conf = make_micropvr_tree(tmp_path)
     root = str(tmp_path / 'backups')
-    first = micropvr_backup.run_backup(FakeModule(backup_params(root, pin=True)), make_plan(conf), {}, KEYS)
-    second = micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
-    third = micropvr_backup.run_backup(FakeModule(backup_params(root, keep=1)), make_plan(conf), {}, KEYS)
+    first = takeset.run_backup(FakeModule(backup_params(root, pin=True)), make_plan(conf), {}, KEYS)
+    second = takeset.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+    third = takeset.run_backup(FakeModule(backup_params(root, keep=1)), make_plan(conf), {}, KEYS)
     assert len({first['backup_id'], second['backup_id'], third['backup_id']}) == 3
     assert third['removed'] == [second['backup_id']]  # the first one is pinned
     assert backupset.list_set_dirs(root)[0] == sorted([first['backup_id'], third['backup_id']])
@@ -594,7 +595,7 @@ def test_run_backup_failure_leaves_nothing_behind(tmp_path, fixed_host):
     plan = make_plan(conf)
     os.unlink(str(conf / 'tasks.db'))  # vanished between plan and run
     with pytest.raises(FailJson) as excinfo:
-        micropvr_backup.run_backup(FakeModule(backup_params(root)), plan, {}, KEYS)
+        takeset.run_backup(FakeModule(backup_params(root)), plan, {}, KEYS)
     assert excinfo.value.kwargs['msg'] == (
         'backup failed, the partial set was removed: ValueError: SQLite database %s does not exist'
         % (conf / 'tasks.db'))
@@ -605,7 +606,7 @@ def test_run_backup_failure_leaves_nothing_behind(tmp_path, fixed_host):
 def test_new_backup_ids_are_utc(fixed_host, tmp_path):
     before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     conf = make_micropvr_tree(tmp_path)
-    result = micropvr_backup.run_backup(FakeModule(backup_params(str(tmp_path / 'b'))), make_plan(conf), {}, KEYS)
+    result = takeset.run_backup(FakeModule(backup_params(str(tmp_path / 'b'))), make_plan(conf), {}, KEYS)
     taken = datetime.datetime.strptime(result['backup_id'][:16], '%Y%m%dT%H%M%SZ').replace(
         tzinfo=datetime.timezone.utc)
     assert before <= taken <= datetime.datetime.now(datetime.timezone.utc)
@@ -639,7 +640,7 @@ def test_an_invalid_config_refuses_the_backup_naming_file_and_line(tmp_path):
     # The vendor's own sample: a missing comma.
     conf.write_text('{\n  "records-db-path": "/srv/pvr/records.db"\n  "log-path": "/var/log/micropvr"\n}\n')
     with pytest.raises(FailJson) as excinfo:
-        micropvr_backup.plan_backup(InstalledPackages(plan_params(tmp_path, conf)))
+        takeset.plan_backup(InstalledPackages(plan_params(tmp_path, conf)))
     msg = excinfo.value.kwargs['msg']
     assert msg.startswith('config_file: %s:3: Expecting \',\' delimiter (is a comma missing at the end of line 2?).'
                           % conf)
@@ -651,7 +652,7 @@ def test_an_invalid_config_with_named_databases_is_backed_up(tmp_path):
     tree = make_micropvr_tree(tmp_path)
     conf = tree / 'micropvr.conf'
     conf.write_text('{\n  "a": 1\n  "b": 2\n}\n')
-    plan, packages = micropvr_backup.plan_backup(InstalledPackages(plan_params(
+    plan, packages = takeset.plan_backup(InstalledPackages(plan_params(
         tmp_path, conf, sqlite_databases=[str(tree / 'records.db')])))
     assert plan['sqlite_databases'] == [str(tree / 'records.db')]
 
@@ -663,21 +664,21 @@ def test_backup_refuses_while_another_run_holds_the_host_lock(tmp_path):
     module = FakeModule(dict(state_dir=state_dir, lock_owner=None, lock_timeout=1))
     started = datetime.datetime.now()
     with pytest.raises(FailJson) as excinfo:
-        micropvr_backup.wait_for_host_lock(module, poll=0.2)
+        takeset.wait_for_host_lock(module, poll=0.2)
     assert (datetime.datetime.now() - started).total_seconds() >= 1
     assert excinfo.value.kwargs['msg'].startswith(
         'refusing to back up: the host is locked by run run-1 (update to 1.10.0-1, since 2026-11-30T01:00:00Z) '
         'and it did not finish within 1 s (lock_timeout)')
     # the run that holds the lock backs up as one of its steps
-    micropvr_backup.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner='run-1', lock_timeout=0)))
+    takeset.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner='run-1', lock_timeout=0)))
     # an unfinished step: refused at once, with the way out
     state.write_lock(state_dir, dict(state.read_lock(state_dir), step=dict(name='restore', backup_id='20261129T000000Z')))
     with pytest.raises(FailJson) as excinfo:
-        micropvr_backup.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner=None, lock_timeout=600)))
+        takeset.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner=None, lock_timeout=600)))
     assert 'left its restore step unfinished' in excinfo.value.kwargs['msg']
     assert 'backup set 20261129T000000Z' in excinfo.value.kwargs['msg']
     state.remove_lock(state_dir)
-    micropvr_backup.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner=None, lock_timeout=0)))
+    takeset.wait_for_host_lock(FakeModule(dict(state_dir=state_dir, lock_owner=None, lock_timeout=0)))
 
 
 # --- the module end to end (main) on a host without packages or services -------------------------
@@ -924,7 +925,7 @@ def test_check_roots_and_run_backup_refuse_an_unsafe_backup_root(tmp_path, kind,
     assert 'backup_root' in excinfo.value.kwargs['msg']
     conf = make_micropvr_tree(tmp_path)
     with pytest.raises(FailJson) as excinfo:
-        micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+        takeset.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
     assert 'backup_root' in excinfo.value.kwargs['msg']
     assert _mode('/tmp') == tmp_mode
     if kind not in ('/tmp', '/'):
@@ -969,7 +970,7 @@ def test_a_missing_backup_root_is_created_0700(tmp_path, fixed_host):
     conf = make_micropvr_tree(tmp_path)
     old_umask = os.umask(0)
     try:
-        result = micropvr_backup.run_backup(FakeModule(backup_params(str(root))), make_plan(conf), {}, KEYS)
+        result = takeset.run_backup(FakeModule(backup_params(str(root))), make_plan(conf), {}, KEYS)
     finally:
         os.umask(old_umask)
     assert result['changed'] is True
@@ -1044,7 +1045,7 @@ def test_a_symlink_in_the_config_leading_outside_fails_the_backup(tmp_path, fixe
     os.symlink(target, str(link))
     root = str(tmp_path / 'backups')
     with pytest.raises(FailJson) as excinfo:
-        micropvr_backup.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+        takeset.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
     msg = excinfo.value.kwargs['msg']
     assert msg.startswith('the new backup set did not verify; it was removed: ')
     assert 'symbolic link %s points to %r' % (link, target) in msg
@@ -1055,7 +1056,7 @@ def test_a_symlink_in_the_config_leading_outside_fails_the_backup(tmp_path, fixe
 def test_a_hard_link_in_the_config_is_saved_as_a_link_to_the_earlier_file(tmp_path, fixed_host):
     conf = make_micropvr_tree(tmp_path)
     os.link(str(conf / 'micropvr.conf'), str(conf / 'z-hard.conf'))
-    result = micropvr_backup.run_backup(FakeModule(backup_params(str(tmp_path / 'backups'))), make_plan(conf), {},
+    result = takeset.run_backup(FakeModule(backup_params(str(tmp_path / 'backups'))), make_plan(conf), {},
                                         KEYS)
     entries = backupset.load_manifest(result['backup_path'])['config']['entries']
     st = os.lstat(str(conf / 'z-hard.conf'))
@@ -1091,13 +1092,13 @@ class SteppedClock(object):
 @pytest.fixture
 def clock(monkeypatch):
     stepped = SteppedClock()
-    monkeypatch.setattr(micropvr_backup, 'datetime', stepped)
+    monkeypatch.setattr(takeset, 'datetime', stepped)
     return stepped
 
 
 def backup_at(clock, when, root, conf, **params):
     clock.set(when)
-    result = micropvr_backup.run_backup(FakeModule(backup_params(root, **params)), make_plan(conf), {}, KEYS)
+    result = takeset.run_backup(FakeModule(backup_params(root, **params)), make_plan(conf), {}, KEYS)
     assert result['backup_id'] == when
     return result
 

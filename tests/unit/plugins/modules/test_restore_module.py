@@ -19,6 +19,7 @@ from module_runner import run_main
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset, confine
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import takeset
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_restore
 
 
@@ -381,7 +382,7 @@ class SetHost(object):
                       packages=['micropvr', 'micropvs'], config_paths=[self.top],
                       config_file=os.path.join(self.top, 'micropvr.conf'), sqlite_databases=[self.db], databases=[],
                       hold=False, install_dependencies=False, state_dir=self.state_dir, lock_owner=None,
-                      fallback_backup_id=None, health=None,
+                      fallback_backup_id=None, safety_backup=None, health=None,
                       allow_tampered=False, seal_key=TEST_KEY_HEX, trusted_seal_keys=[], trusted_files={})
         params.update(change)
         return params
@@ -1061,3 +1062,134 @@ def test_health_retries_below_one_is_refused_before_anything_changes(set_host, p
     assert set_host.snapshot() == set_host.before
 
 
+
+
+# --- the set of the host taken by the restore itself, to fall back on (O(safety_backup)) ------------------------------
+
+SAFETY = dict(space_margin_mb=0, sqlite_check='quick', lock_timeout=0)
+
+
+def safety_module(set_host, monkeypatch, **change):
+    """A restore that takes the set to fall back on; the set has no packages, so the host names none."""
+    monkeypatch.setattr(takeset, 'INIT_DIR', micropvr_restore.INIT_DIR)
+    params = dict(packages=[], safety_backup=dict(SAFETY))
+    params.update(change)
+    return set_host.module(**params)
+
+
+def live_rows(path):
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute('SELECT name FROM records ORDER BY id')]
+    finally:
+        conn.close()
+
+
+def sets_in(set_host):
+    return sorted(name for name in os.listdir(set_host.backup_root) if not name.startswith('.'))
+
+
+def test_the_safety_backup_saves_the_host_as_it_was_before_the_restore(set_host, monkeypatch):
+    module = safety_module(set_host, monkeypatch)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    safety_id = result['safety_backup_id']
+    assert sets_in(set_host) == sorted([SET_ID, safety_id]) and 'safety_backup_problem' not in result
+    safety_dir = os.path.join(set_host.backup_root, safety_id)
+    manifest = backupset.load_manifest(safety_dir)
+    assert manifest['reason'] == 'pre-rollback to %s' % SET_ID and manifest['pinned'] is False
+    # what the host held before the restore: the live row and the edited configuration
+    assert live_rows(os.path.join(safety_dir, manifest['sqlite'][0]['file'])) == ['live']
+    with tarfile.open(os.path.join(safety_dir, 'config.tar')) as archive:
+        conf = archive.extractfile(set_host.top.lstrip('/') + '/micropvr.conf').read()
+    assert conf == b'{"edited": "after the backup"}\n'
+    dummy, problems, status = backupset.verify_set(module, safety_dir, safety_id, KEYS)
+    assert problems == [], problems
+    # the host is in the state of the restored set
+    assert live_rows(set_host.db) == ['r%d' % i for i in range(20)]
+    assert module.calls == ['micropvr stop', 'micropvr start']
+
+
+def test_a_failed_restore_falls_back_on_the_safety_backup(set_host, monkeypatch):
+    real = micropvr_restore.restore_sqlite
+    calls = []
+
+    def restore_sqlite_once_failing(set_dir, manifest, staged=None):
+        calls.append(set_dir)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, 'Input/output error')
+        return real(set_dir, manifest, staged)
+    monkeypatch.setattr(micropvr_restore, 'restore_sqlite', restore_sqlite_once_failing)
+    module = safety_module(set_host, monkeypatch)
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail' and result['outcome'] == 'fell back', result
+    assert 'put back on backup set %s' % result['safety_backup_id'] in result['msg'], result['msg']
+    assert calls[1] == os.path.join(set_host.backup_root, result['safety_backup_id'])
+    # the host as it was: the live row, the edited configuration
+    assert live_rows(set_host.db) == ['live']
+    with open(os.path.join(set_host.top, 'micropvr.conf')) as handle:
+        assert handle.read() == '{"edited": "after the backup"}\n'
+
+
+def test_a_safety_backup_that_cannot_be_taken_is_a_warning_and_the_restore_goes_on(set_host, monkeypatch):
+    module = safety_module(set_host, monkeypatch, safety_backup=dict(SAFETY, space_margin_mb=10 ** 9))
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert result['safety_backup_id'] is None
+    assert result['safety_backup_problem'].startswith('not enough free space for a backup set in %s'
+                                                      % set_host.backup_root), result
+    assert [w for w in module.warnings if w.startswith('no backup of the host before the restore (not enough')]
+    assert sets_in(set_host) == [SET_ID] and not [n for n in os.listdir(set_host.backup_root) if 'incomplete' in n]
+    assert live_rows(set_host.db) == ['r%d' % i for i in range(20)]
+
+
+def test_a_safety_backup_that_fails_while_written_leaves_no_set(set_host, monkeypatch):
+    def broken_snapshot(*args, **kwargs):
+        raise sqlite3.OperationalError('disk I/O error')
+    monkeypatch.setattr(takeset, 'snapshot', broken_snapshot)
+    module = safety_module(set_host, monkeypatch)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert 'disk I/O error' in result['safety_backup_problem'], result
+    assert sorted(os.listdir(set_host.backup_root)) == sorted([SET_ID, backupset.LOCK_FILE])
+
+
+def test_no_safety_backup_when_nothing_would_change_or_in_check_mode(set_host, monkeypatch):
+    module = safety_module(set_host, monkeypatch)
+    module.check_mode = True
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored') and 'safety_backup_id' not in result, result
+    assert sets_in(set_host) == [SET_ID] and set_host.snapshot() == set_host.before
+    outcome, result = set_host.run(safety_module(set_host, monkeypatch))
+    first = result['safety_backup_id']
+    outcome, result = set_host.run(safety_module(set_host, monkeypatch))
+    assert (outcome, result['outcome']) == ('exit', 'unchanged'), result
+    assert sets_in(set_host) == sorted([SET_ID, first])
+
+
+def test_a_half_installed_host_is_not_saved(set_host, monkeypatch):
+    monkeypatch.setattr(micropvr_restore, 'dpkg_audit', lambda module: 'The following packages are only half configured')
+    module = safety_module(set_host, monkeypatch)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert result['safety_backup_id'] is None and 'safety_backup_problem' not in result
+    assert sets_in(set_host) == [SET_ID]
+
+
+def test_safety_backup_and_fallback_backup_id_are_refused_together(set_host, monkeypatch):
+    outcome, result = set_host.run(safety_module(set_host, monkeypatch, fallback_backup_id=FALLBACK_ID))
+    assert outcome == 'fail' and result['msg'].startswith('safety_backup and fallback_backup_id are mutually exclusive')
+    assert sets_in(set_host) == [SET_ID] and set_host.snapshot() == set_host.before
+
+
+def test_an_unfinished_restore_without_a_safety_backup_says_why_there_was_none(set_host, monkeypatch):
+    def broken_snapshot(*args, **kwargs):
+        raise sqlite3.OperationalError('disk I/O error')
+    monkeypatch.setattr(takeset, 'snapshot', broken_snapshot)
+    monkeypatch.setattr(os, 'rename', _fail_rename_in(set_host.top))
+    outcome, result = set_host.run(safety_module(set_host, monkeypatch))
+    assert outcome == 'fail' and result['outcome'] == 'unfinished', result
+    assert 'the host is NOT in a known state' in result['msg']
+    assert result['msg'].endswith('There was no backup of the host before the restore to put it back on: '
+                                  'backup failed, the partial set was removed: OperationalError: disk I/O error.'), \
+        result['msg']
