@@ -238,6 +238,70 @@ class LockError(Exception):
     pass
 
 
+class LockRefused(Exception):
+    """take_lock() could not take the host lock; ``lock`` is the lock that stands in the way."""
+
+    def __init__(self, message, lock=None):
+        super(LockRefused, self).__init__(message)
+        self.lock = lock
+
+    def __str__(self):
+        return self.args[0]
+
+
+def take_lock(state_dir, owner, purpose, ttl, check_mode=False, warn=None):
+    """Take the host lock for run ``owner`` (M(micropvr_lock) state=present, and M(micropvr_restore)
+    with O(lock)); ``dict(changed, lock[, taken_over][, interrupted])``.
+
+    A lock of the same owner is kept as it is. Another run's lock is refused (LockRefused) while
+    that run changes the host (its step runs, or its apt/dpkg still does) or while it is younger
+    than ``ttl`` seconds; a lock whose step was interrupted, or an older one, is taken over, with
+    a warning (``warn(message)``). In check mode nothing is written.
+    """
+    warn = warn or (lambda message: None)
+    current = read_lock(state_dir)
+    mine = dict(owner=owner, purpose=purpose, acquired_at=iso(utc_now()))
+    if current is not None and current.get('owner') == owner:
+        return dict(changed=False, lock=current)
+    result = dict(changed=True, lock=mine)
+    if current is not None:
+        describe = '%s, owner %s, since %s' % (current.get('purpose') or 'unknown purpose', current.get('owner'),
+                                               current.get('acquired_at'))
+        running = current.get('step') or {}
+        if step_in_progress(state_dir):
+            raise LockRefused('the host is locked by another run (%s) whose %s step is running right now (pid %s); '
+                              'wait for it to finish' % (describe, running.get('name', 'unknown'),
+                                                         running.get('pid', 'unknown')), current)
+        busy = package_manager_busy() if running else None
+        if busy:
+            raise LockRefused('the host is locked by another run (%s) whose %s step left apt/dpkg running '
+                              '(pid %d holds the dpkg lock); wait for it to finish'
+                              % (describe, running.get('name'), busy), current)
+        interrupted = interrupted_step(current, state_dir)
+        age = lock_age(current)
+        if interrupted is None and age is not None and age <= ttl:
+            raise LockRefused(
+                'the host is locked by another run (%s, %d s ago); wait for it to finish. '
+                'If that run is dead, the lock expires after %d s (micropvr_lock_ttl) or can be removed: %s/%s'
+                % (describe, age, ttl, state_dir, LOCK_FILE), current)
+        result['taken_over'] = current
+        if interrupted is not None:
+            result['interrupted'] = dict(owner=current.get('owner'), purpose=current.get('purpose'), step=interrupted)
+            warn('run %s was interrupted during its %s step (started %s): the host may be half-changed; '
+                 'this run takes over its lock to recover the host from backup set %s'
+                 % (current.get('owner'), interrupted.get('name'), interrupted.get('started_at'),
+                    interrupted.get('backup_id') or '(none: the backup gate was overridden)'))
+        else:
+            warn('took over an abandoned lock (%s): older than %d s (micropvr_lock_ttl)' % (describe, ttl))
+    if check_mode:
+        return result
+    if current is not None:
+        remove_lock(state_dir)
+    if not create_lock(state_dir, mine):
+        raise LockRefused('another run took the lock at the same moment: %s' % read_lock(state_dir), read_lock(state_dir))
+    return result
+
+
 class StepUnfinished(Exception):
     """Raised out of a step() block that failed and left the host half-changed: the step stays
     in the lock, exactly as if the run had been killed, so that the next run recovers the host."""

@@ -127,48 +127,11 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils import state 
 
 def take(module):
     params = module.params
-    state_dir = params['state_dir']
-    current = hoststate.read_lock(state_dir)
-    mine = dict(owner=params['owner'], purpose=params['purpose'], acquired_at=hoststate.iso(hoststate.utc_now()))
-    if current is not None and current.get('owner') == params['owner']:
-        module.exit_json(changed=False, lock=current)
-    result = dict(changed=True, lock=mine)
-    if current is not None:
-        describe = '%s, owner %s, since %s' % (current.get('purpose') or 'unknown purpose', current.get('owner'),
-                                               current.get('acquired_at'))
-        running = current.get('step') or {}
-        if hoststate.step_in_progress(state_dir):
-            module.fail_json(msg='the host is locked by another run (%s) whose %s step is running right now (pid %s); '
-                                 'wait for it to finish' % (describe, running.get('name', 'unknown'),
-                                                            running.get('pid', 'unknown')), lock=current)
-        busy = hoststate.package_manager_busy() if running else None
-        if busy:
-            module.fail_json(msg='the host is locked by another run (%s) whose %s step left apt/dpkg running '
-                                 '(pid %d holds the dpkg lock); wait for it to finish'
-                                 % (describe, running.get('name'), busy), lock=current)
-        interrupted = hoststate.interrupted_step(current, state_dir)
-        age = hoststate.lock_age(current)
-        if interrupted is None and age is not None and age <= params['ttl']:
-            module.fail_json(
-                msg='the host is locked by another run (%s, %d s ago); wait for it to finish. '
-                    'If that run is dead, the lock expires after %d s (micropvr_lock_ttl) or can be removed: %s/%s'
-                    % (describe, age, params['ttl'], state_dir, hoststate.LOCK_FILE), lock=current)
-        result['taken_over'] = current
-        if interrupted is not None:
-            result['interrupted'] = dict(owner=current.get('owner'), purpose=current.get('purpose'), step=interrupted)
-            module.warn('run %s was interrupted during its %s step (started %s): the host may be half-changed; '
-                        'this run takes over its lock to recover the host from backup set %s'
-                        % (current.get('owner'), interrupted.get('name'), interrupted.get('started_at'),
-                           interrupted.get('backup_id') or '(none: the backup gate was overridden)'))
-        else:
-            module.warn('took over an abandoned lock (%s): older than %d s (micropvr_lock_ttl)'
-                        % (describe, params['ttl']))
-    if module.check_mode:
-        module.exit_json(**result)
-    if current is not None:
-        hoststate.remove_lock(state_dir)
-    if not hoststate.create_lock(state_dir, mine):
-        module.fail_json(msg='another run took the lock at the same moment: %s' % hoststate.read_lock(state_dir))
+    try:
+        result = hoststate.take_lock(params['state_dir'], params['owner'], params['purpose'], params['ttl'],
+                                     module.check_mode, module.warn)
+    except hoststate.LockRefused as exc:
+        module.fail_json(msg=str(exc), lock=exc.lock)
     module.exit_json(**result)
 
 

@@ -166,6 +166,26 @@ options:
         does. That is the pre-rollback set to fall back on, or the pre-update set in an automatic
         rollback.
     type: str
+  lock:
+    description:
+      - Take the host lock for O(lock_owner) first, before anything else, as
+        M(microimpuls.micropvr.micropvr_lock) with O(microimpuls.micropvr.micropvr_lock#module:state=present)
+        does (one task instead of two); a lock this run already holds is kept. Another run's lock
+        refuses the restore with nothing changed, unless that run was interrupted in a step (then it
+        is taken over, and RV(interrupted) says which) or the lock is older than O(lock.ttl).
+      - Release it with M(microimpuls.micropvr.micropvr_lock) O(microimpuls.micropvr.micropvr_lock#module:state=absent)
+        when the run ends.
+      - Needs O(lock_owner). In check mode the lock is looked at, not taken.
+    type: dict
+    suboptions:
+      purpose:
+        description: What the run does, recorded in the lock (for example C(rollback to 20261127T101500Z)).
+        type: str
+        default: rollback
+      ttl:
+        description: Seconds after which another run's lock counts as abandoned.
+        type: int
+        default: 7200
   health:
     description:
       - Check that MicroPVR serves once the host is in the state of the set (restored, or already
@@ -251,6 +271,13 @@ verified_files:
   returned: when the set verified
   type: dict
   sample: {config.tar: [1835010, 20480, 1764195303000000000, 1764195303000000000]}
+interrupted:
+  description:
+    - The run whose lock O(lock) took over because it was interrupted in a step (its owner,
+      purpose and step); the restore recovers the host from it.
+  returned: when O(lock) took over the lock of an interrupted run
+  type: dict
+  sample: {owner: 20261127T101500Z-update-pvr1, purpose: update to 1.10.0-1, step: {name: install, backup_id: 20261127T101400Z}}
 safety_backup_id:
   description:
     - The set taken of the host before the restore (O(safety_backup)); null when none was taken.
@@ -899,6 +926,20 @@ def take_safety_backup(module, backup_id):
         return None, '%s: %s' % (type(exc).__name__, exc)
 
 
+def take_lock(module):
+    """The host lock for O(lock_owner) with O(lock) (hoststate.take_lock's result), else None."""
+    params = module.params
+    if params['lock'] is None:
+        return None
+    if not params['lock_owner']:
+        module.fail_json(msg='lock: needs lock_owner, the run that takes the lock')
+    try:
+        return hoststate.take_lock(params['state_dir'], params['lock_owner'], params['lock']['purpose'],
+                                   params['lock']['ttl'], module.check_mode, module.warn)
+    except hoststate.LockRefused as exc:
+        module.fail_json(msg='refusing to restore: %s; nothing was changed' % exc, lock=exc.lock)
+
+
 def host_allowances(module):
     """What this host's settings let a restore touch (see confine.host_problems)."""
     params = module.params
@@ -1039,6 +1080,10 @@ def argument_spec():
         state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
         lock_owner=dict(type='str'),
         fallback_backup_id=dict(type='str'),
+        lock=dict(type='dict', options=dict(
+            purpose=dict(type='str', default='rollback'),
+            ttl=dict(type='int', default=7200),
+        )),
         safety_backup=dict(type='dict', options=dict(
             space_margin_mb=dict(type='int', default=64),
             sqlite_check=dict(type='str', default='quick', choices=list(CHECK_LEVELS)),
@@ -1075,6 +1120,7 @@ def run(module):
         safepath.check_private_dir(params['state_dir'], 'micropvr_state_dir')
     except safepath.UnsafePathError as exc:
         module.fail_json(msg=str(exc))
+    taken = take_lock(module)
     keys = backupset.module_seal_keys(module)
     if not params['backup_id']:
         params['backup_id'] = backupset.newest_pre_update_set(params['backup_root'], keys)
@@ -1107,6 +1153,8 @@ def run(module):
         extra_files=extra_config_files(manifest),
         dpkg_audit=dpkg_audit(module),
     )
+    if taken and 'interrupted' in taken:
+        result['interrupted'] = taken['interrupted']
     changed = changed_packages(manifest, installed)
     # Computed before anything changes, so that check mode shows it too; only a successful run
     # returns it (a failed restore did not make the host look like the set).

@@ -382,7 +382,7 @@ class SetHost(object):
                       packages=['micropvr', 'micropvs'], config_paths=[self.top],
                       config_file=os.path.join(self.top, 'micropvr.conf'), sqlite_databases=[self.db], databases=[],
                       hold=False, install_dependencies=False, state_dir=self.state_dir, lock_owner=None,
-                      fallback_backup_id=None, safety_backup=None, health=None,
+                      fallback_backup_id=None, safety_backup=None, lock=None, health=None,
                       allow_tampered=False, seal_key=TEST_KEY_HEX, trusted_seal_keys=[], trusted_files={})
         params.update(change)
         return params
@@ -1193,3 +1193,62 @@ def test_an_unfinished_restore_without_a_safety_backup_says_why_there_was_none(s
     assert result['msg'].endswith('There was no backup of the host before the restore to put it back on: '
                                   'backup failed, the partial set was removed: OperationalError: disk I/O error.'), \
         result['msg']
+
+
+# --- the host lock taken by the restore itself (O(lock)) ---------------------------------------------------------------
+
+LOCK = dict(purpose='rollback to %s' % SET_ID, ttl=7200)
+
+
+def test_the_restore_takes_the_host_lock_first_and_keeps_it(set_host):
+    module = set_host.module(lock=dict(LOCK), lock_owner=THIS_RUN)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    lock = hoststate.read_lock(set_host.state_dir)
+    # Released by the caller (micropvr_lock state=absent); the restore's step is cleared.
+    assert (lock['owner'], lock['purpose'], 'step' in lock) == (THIS_RUN, LOCK['purpose'], False), lock
+    assert 'interrupted' not in result
+    # A second run of the same owner keeps the lock it holds.
+    outcome, result = set_host.run(set_host.module(lock=dict(LOCK), lock_owner=THIS_RUN))
+    assert (outcome, result['outcome']) == ('exit', 'unchanged') and hoststate.read_lock(set_host.state_dir) == lock
+
+
+def test_a_lock_without_a_lock_owner_is_refused(set_host):
+    outcome, result = set_host.run(set_host.module(lock=dict(LOCK)))
+    assert outcome == 'fail' and result['msg'] == 'lock: needs lock_owner, the run that takes the lock', result
+    assert set_host.snapshot() == set_host.before and hoststate.read_lock(set_host.state_dir) is None
+
+
+def test_another_runs_lock_refuses_the_restore_with_nothing_changed(set_host):
+    other = dict(owner='20261202T210000Z-update-pvr1', purpose='update to 1.10.0-1',
+                 acquired_at=hoststate.iso(hoststate.utc_now()))
+    assert hoststate.create_lock(set_host.state_dir, other)
+    module = set_host.module(lock=dict(LOCK), lock_owner=THIS_RUN, safety_backup=dict(SAFETY), packages=[])
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail' and result['msg'].startswith('refusing to restore: the host is locked by another run '
+                                                          '(update to 1.10.0-1, owner 20261202T210000Z-update-pvr1'), result
+    assert result['msg'].endswith('; nothing was changed') and result['lock'] == other
+    assert set_host.snapshot() == set_host.before and hoststate.read_lock(set_host.state_dir) == other
+    assert sets_in(set_host) == [SET_ID] and module.calls == []
+
+
+def test_the_lock_of_an_interrupted_run_is_taken_over_and_returned(set_host):
+    step = dict(name='install', backup_id=SET_ID, pid=999999, started_at='2026-12-02T21:00:05Z')
+    other = dict(owner='20261202T210000Z-update-pvr1', purpose='update to 1.10.0-1',
+                 acquired_at=hoststate.iso(hoststate.utc_now()), step=step)
+    assert hoststate.create_lock(set_host.state_dir, other)
+    module = set_host.module(lock=dict(LOCK), lock_owner=THIS_RUN)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert result['interrupted'] == dict(owner=other['owner'], purpose=other['purpose'], step=step)
+    assert [w for w in module.warnings if w.startswith('run 20261202T210000Z-update-pvr1 was interrupted during its '
+                                                      'install step')], module.warnings
+    assert hoststate.read_lock(set_host.state_dir)['owner'] == THIS_RUN
+
+
+def test_check_mode_looks_at_the_lock_and_takes_nothing(set_host):
+    module = set_host.module(lock=dict(LOCK), lock_owner=THIS_RUN)
+    module.check_mode = True
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert hoststate.read_lock(set_host.state_dir) is None and set_host.snapshot() == set_host.before
