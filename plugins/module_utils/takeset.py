@@ -492,3 +492,27 @@ def run_backup(module, plan, packages, keys):
                 shutil.rmtree(os.path.join(root, victim))
                 result['removed'].append(victim)
     return result
+
+
+def prepare(module):
+    """Everything a backup checks before it writes: the roots, the host lock, the plan;
+    (plan, packages) as plan_backup returns them."""
+    check_roots(module)
+    try:
+        wait_for_host_lock(module)
+    except safepath.UnsafePathError as exc:
+        module.fail_json(msg='refusing to back up: %s' % exc)
+    return plan_backup(module)
+
+
+def take(module, plan, packages):
+    """Take the set that ``plan`` describes (run_backup's result), creating the host's seal key
+    first when this is its first set."""
+    if not module.params['seal_key']:
+        # The first backup creates the key file in the state dir, which may not exist yet.
+        try:
+            hoststate.ensure_dir(module.params['state_dir'])
+        except safepath.UnsafePathError as exc:
+            module.fail_json(msg=str(exc))
+    keys = backupset.module_seal_keys(module, create=True)
+    return run_backup(module, plan, packages, keys)

@@ -288,28 +288,14 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import backupset
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
-from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.takeset import (
-    argument_spec,
-    check_roots,
-    plan_backup,
-    run_backup,
-    wait_for_host_lock,
-)
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.takeset import argument_spec, prepare, take
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     # Files the module writes are root-only whatever the caller's umask.
     os.umask(0o077)
-    check_roots(module)
-    try:
-        wait_for_host_lock(module)
-    except safepath.UnsafePathError as exc:
-        module.fail_json(msg='refusing to back up: %s' % exc)
-    plan, packages = plan_backup(module)
+    plan, packages = prepare(module)
     if module.check_mode:
         module.exit_json(changed=True, plan=plan, missing_tools=plan['missing_tools'], removed=[],
                          removed_incomplete=[])
@@ -317,14 +303,7 @@ def main():
         # Before anything is written (the key file, the backup root): the caller installs them first.
         module.exit_json(changed=False, plan=plan, missing_tools=plan['missing_tools'], removed=[],
                          removed_incomplete=[])
-    if not module.params['seal_key']:
-        # The first backup creates the key file in the state dir, which may not exist yet.
-        try:
-            hoststate.ensure_dir(module.params['state_dir'])
-        except safepath.UnsafePathError as exc:
-            module.fail_json(msg=str(exc))
-    keys = backupset.module_seal_keys(module, create=True)
-    module.exit_json(**run_backup(module, plan, packages, keys))
+    module.exit_json(**take(module, plan, packages))
 
 
 if __name__ == '__main__':

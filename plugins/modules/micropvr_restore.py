@@ -913,13 +913,8 @@ def take_safety_backup(module, backup_id):
     backup.update(params['safety_backup'], reason='pre-rollback to %s' % backup_id)
     safety = SafetyBackupModule(module, backup)
     try:
-        takeset.check_roots(safety)
-        takeset.wait_for_host_lock(safety)
-        plan, packages = takeset.plan_backup(safety)
-        if not params['seal_key']:
-            hoststate.ensure_dir(params['state_dir'])
-        keys = backupset.module_seal_keys(safety, create=True)
-        return takeset.run_backup(safety, plan, packages, keys)['backup_id'], None
+        plan, packages = takeset.prepare(safety)
+        return takeset.take(safety, plan, packages)['backup_id'], None
     except SafetyBackupFailed as exc:
         return None, str(exc)
     except Exception as exc:  # pylint: disable=broad-except
