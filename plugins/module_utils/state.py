@@ -29,7 +29,8 @@ import json
 import os
 import struct
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.safepath import ensure_private_dir, open_nofollow
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.safepath import (
+    UnsafePathError, ensure_private_dir, open_nofollow)
 
 HISTORY_FILE = 'history.jsonl'
 LOCK_FILE = 'update.lock'
@@ -300,6 +301,42 @@ def take_lock(state_dir, owner, purpose, ttl, check_mode=False, warn=None):
     if not create_lock(state_dir, mine):
         raise LockRefused('another run took the lock at the same moment: %s' % read_lock(state_dir), read_lock(state_dir))
     return result
+
+
+def release_lock(state_dir, owner, event=None, data=None, check_mode=False, warn=None):
+    """Release the host lock of run ``owner`` (M(micropvr_lock) state=absent, and M(micropvr_restore)
+    with O(lock.release)), after recording ``event`` with ``data`` in the history.
+
+    Returns ``(dict(changed, lock[, kept][, entry]), history_error)``: ``lock`` is the lock as it is
+    afterwards (None when released), ``history_error`` why the event could not be written (the
+    lock is released all the same), else None. The event is written before the lock goes, so that
+    the next run that takes the lock sees it. Another run's lock is left alone; a lock that keeps
+    an unfinished step of this run stays, because that is how the next run learns that the host
+    must be recovered first. Each is said through ``warn(message)``. In check mode nothing is written.
+    """
+    warn = warn or (lambda message: None)
+    result, history_error = {}, None
+    if event:
+        try:
+            result['entry'] = record_event(state_dir, event, data, check_mode)
+        except (OSError, UnsafePathError) as exc:
+            history_error = str(exc)
+    current = read_lock(state_dir)
+    if current is None:
+        result.update(changed=False, lock=None)
+    elif current.get('owner') != owner:
+        warn('the lock belongs to another run (owner %s); left in place' % current.get('owner'))
+        result.update(changed=False, lock=current)
+    elif isinstance(current.get('step'), dict):
+        warn('the lock keeps the unfinished %s step of this run (backup set %s); the next run recovers the '
+             'host from it' % (current['step'].get('name'), current['step'].get('backup_id')))
+        result.update(changed=False, lock=current, kept=True)
+    else:
+        if not check_mode:
+            remove_lock(state_dir)
+        result.update(changed=True, lock=None)
+    result['changed'] = result['changed'] or 'entry' in result
+    return result, history_error
 
 
 class StepUnfinished(Exception):

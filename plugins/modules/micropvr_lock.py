@@ -137,42 +137,14 @@ def take(module):
 
 def release(module):
     params = module.params
-    result, history_error = {}, None
-    if params['event']:
-        # Written before the lock goes, so that the next run that takes the lock sees it.
-        try:
-            result['entry'] = hoststate.record_event(params['state_dir'], params['event'], params['data'],
-                                                     module.check_mode)
-        except (OSError, safepath.UnsafePathError) as exc:
-            history_error = str(exc)
-    released = remove_own_lock(module)
-    result.update(released, changed=released['changed'] or 'entry' in result)
+    result, history_error = hoststate.release_lock(params['state_dir'], params['owner'], params['event'],
+                                                   params['data'], module.check_mode, module.warn)
     if history_error:
         module.fail_json(msg='the %s event could not be recorded in the host history (%s); the lock %s'
                              % (params['event'], history_error,
                                 'was released' if result['lock'] is None else 'stays: %s' % result['lock']),
                          **result)
     module.exit_json(**result)
-
-
-def remove_own_lock(module):
-    """What releasing the lock did: dict(changed, lock[, kept])."""
-    params = module.params
-    current = hoststate.read_lock(params['state_dir'])
-    if current is None:
-        return dict(changed=False, lock=None)
-    if current.get('owner') != params['owner']:
-        module.warn('the lock belongs to another run (owner %s); left in place' % current.get('owner'))
-        return dict(changed=False, lock=current)
-    if isinstance(current.get('step'), dict):
-        # A step that failed half-way (or a module killed in it) stays: it is how the next run
-        # learns that the host must be recovered first.
-        module.warn('the lock keeps the unfinished %s step of this run (backup set %s); the next run recovers the '
-                    'host from it' % (current['step'].get('name'), current['step'].get('backup_id')))
-        return dict(changed=False, lock=current, kept=True)
-    if not module.check_mode:
-        hoststate.remove_lock(params['state_dir'])
-    return dict(changed=True, lock=None)
 
 
 def main():

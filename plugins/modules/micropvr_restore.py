@@ -174,10 +174,24 @@ options:
         refuses the restore with nothing changed, unless that run was interrupted in a step (then it
         is taken over, and RV(interrupted) says which) or the lock is older than O(lock.ttl).
       - Release it with M(microimpuls.micropvr.micropvr_lock) O(microimpuls.micropvr.micropvr_lock#module:state=absent)
-        when the run ends.
+        when the run ends, or with O(lock.release) in this task.
       - Needs O(lock_owner). In check mode the lock is looked at, not taken.
     type: dict
     suboptions:
+      release:
+        description:
+          - Release the lock when the restore ends, whatever its outcome, as
+            M(microimpuls.micropvr.micropvr_lock) O(microimpuls.micropvr.micropvr_lock#module:state=absent)
+            does; a restore that succeeded (and, with O(health), whose host serves) is first recorded
+            in the host history as a C(rollback) event with RV(record). One remote task instead of two.
+          - A lock that keeps the unfinished restore step stays, so that the next run recovers the
+            host. RV(lock_released) says whether the lock went.
+          - Leave it false when the caller holds the lock for more than the restore (an update that
+            rolls back); the caller releases it.
+          - When the event cannot be written or the lock cannot be removed, the module fails saying
+            so, with the restore's result.
+        type: bool
+        default: false
       purpose:
         description: What the run does, recorded in the lock (for example C(rollback to 20261127T101500Z)).
         type: str
@@ -255,6 +269,18 @@ EXAMPLES = r'''
       {{ restored.outcome }}: micropvr {{ restored.from_versions.micropvr }} ->
       {{ restored.to_versions.micropvr }}; files the set does not have, left in place:
       {{ restored.extra_files | join(', ') or 'none' }}
+
+- name: The whole rollback in one task - lock, pre-rollback set, restore, health check, history, release
+  microimpuls.micropvr.micropvr_restore:
+    lock_owner: "{{ run_id }}"
+    lock:
+      purpose: rollback to the newest pre-update set
+      release: true
+    safety_backup: {}
+    health:
+      retries: 10
+      delay: 3
+  register: rolled_back
 '''
 
 RETURN = r'''
@@ -278,6 +304,25 @@ interrupted:
   returned: when O(lock) took over the lock of an interrupted run
   type: dict
   sample: {owner: 20261127T101500Z-update-pvr1, purpose: update to 1.10.0-1, step: {name: install, backup_id: 20261127T101400Z}}
+record:
+  description:
+    - The restore's line in the host history (C(backup_id), C(from_versions), C(to_versions), C(outcome)
+      C(restored) or C(already in this state), C(safety_backup_id), C(differences), C(run_id) the
+      O(lock_owner)); recorded as a C(rollback) event with O(lock.release), for the caller to record
+      otherwise (M(microimpuls.micropvr.micropvr_history)).
+  returned: when the host is in the state of the set (not in check mode)
+  type: dict
+  sample: {backup_id: 20261126T221500Z, outcome: restored, from_versions: {micropvr: 1.10.0-1},
+           to_versions: {micropvr: 1.9.0-1}, safety_backup_id: 20261127T101500Z, differences: [],
+           run_id: 20261127T101500Z-rollback-pvr1}
+lock_released:
+  description:
+    - Whether the module released the host lock (O(lock.release)); false when the lock stays (it
+      keeps the unfinished restore step, or it was another run's), in check mode, and when the lock
+      was refused.
+  returned: when O(lock.release) is true
+  type: bool
+  sample: true
 safety_backup_id:
   description:
     - The set taken of the host before the restore (O(safety_backup)); null when none was taken.
@@ -932,7 +977,60 @@ def take_lock(module):
         return hoststate.take_lock(params['state_dir'], params['lock_owner'], params['lock']['purpose'],
                                    params['lock']['ttl'], module.check_mode, module.warn)
     except hoststate.LockRefused as exc:
-        module.fail_json(msg='refusing to restore: %s; nothing was changed' % exc, lock=exc.lock)
+        released = dict(lock_released=False) if params['lock']['release'] else {}
+        module.fail_json(msg='refusing to restore: %s; nothing was changed' % exc, lock=exc.lock, **released)
+
+
+class ExitAfterRelease(BaseException):
+    """An exit of a restore that releases the host lock itself (O(lock.release)), carried out to
+    run(), which releases the lock and then exits with the same result. Raised in place of
+    exit_json and fail_json so that the restore step is over (it clears itself from the lock, or
+    keeps itself there when unfinished) before the lock is looked at. A BaseException, like the
+    SystemExit it stands for."""
+
+    def __init__(self, failed, result):
+        super(ExitAfterRelease, self).__init__(failed)
+        self.failed, self.result = failed, result
+
+
+def exit_after_release(module):
+    """Turn the module's exits into ExitAfterRelease; returns the real (exit_json, fail_json)."""
+    exits = module.exit_json, module.fail_json
+
+    def exit_json(**result):
+        raise ExitAfterRelease(False, result)
+
+    def fail_json(**result):
+        raise ExitAfterRelease(True, result)
+    module.exit_json, module.fail_json = exit_json, fail_json
+    return exits
+
+
+def release_then_exit(module, exits, failed, result):
+    """The end of a restore with O(lock.release): a succeeded restore is recorded in the host
+    history, the lock released (hoststate.release_lock), then the module exits with ``result``."""
+    params = module.params
+    exit_json, fail_json = exits
+    module.exit_json, module.fail_json = exit_json, fail_json
+    result = dict(result, lock_released=False)
+    if module.check_mode:
+        (fail_json if failed else exit_json)(**result)
+    record = None if failed else result.get('record')
+    try:
+        released, problem = hoststate.release_lock(params['state_dir'], params['lock_owner'],
+                                                   'rollback' if record else None, record, warn=module.warn)
+        result['lock_released'] = released['lock'] is None
+        if problem:
+            problem = 'the rollback event could not be recorded in the host history (%s); the lock %s' % (
+                problem, 'was released' if released['lock'] is None else 'stays')
+    except Exception as exc:  # pylint: disable=broad-except
+        problem = 'the host lock could not be released (%s: %s); remove %s/%s once nothing runs on the host' % (
+            type(exc).__name__, exc, params['state_dir'], hoststate.LOCK_FILE)
+    if problem and not failed:
+        fail_json(msg='backup set %s: the restore succeeded, but %s' % (params['backup_id'], problem), **result)
+    if problem:
+        module.warn(problem)
+    (fail_json if failed else exit_json)(**result)
 
 
 def host_allowances(module):
@@ -1078,6 +1176,7 @@ def argument_spec():
         lock=dict(type='dict', options=dict(
             purpose=dict(type='str', default='rollback'),
             ttl=dict(type='int', default=7200),
+            release=dict(type='bool', default=False),
         )),
         safety_backup=dict(type='dict', options=dict(
             space_margin_mb=dict(type='int', default=64),
@@ -1094,6 +1193,12 @@ def argument_spec():
 
 def finish(module, result, changed, diff):
     """Exit with the restore's result; with O(health), only once MicroPVR serves."""
+    if not module.check_mode:
+        result['record'] = dict(
+            backup_id=module.params['backup_id'], from_versions=result['from_versions'],
+            to_versions=result['to_versions'], outcome='restored' if changed else 'already in this state',
+            safety_backup_id=result.get('safety_backup_id'), differences=result['differences'],
+            run_id=module.params['lock_owner'])
     if module.params['health'] is not None and not module.check_mode:
         result['health'] = healthcheck.check(module, module.params['health'])
         if not result['health']['healthy']:
@@ -1107,6 +1212,23 @@ def finish(module, result, changed, diff):
 
 
 def run(module):
+    """The restore; with O(lock.release), its every outcome ends with the release of the lock
+    (release_then_exit): an unexpected error too, as a failure message instead of a traceback."""
+    exits = module.exit_json, module.fail_json
+    try:
+        try:
+            restore_set(module)
+        except Exception as exc:  # pylint: disable=broad-except
+            # Whatever the set or the host holds, the operator gets a message, not a traceback.
+            module.fail_json(msg='restore of backup set %s stopped: %s: %s'
+                                 % (module.params['backup_id'] or '(the newest pre-update set)', type(exc).__name__,
+                                    exc),
+                             exception=traceback.format_exc())
+    except ExitAfterRelease as done:
+        release_then_exit(module, exits, done.failed, done.result)
+
+
+def restore_set(module):
     params = module.params
     os.umask(0o077)
     healthcheck.refuse_bad_retries(module, params['health'], 'health.retries')
@@ -1116,6 +1238,8 @@ def run(module):
     except safepath.UnsafePathError as exc:
         module.fail_json(msg=str(exc))
     taken = take_lock(module)
+    if taken is not None and params['lock']['release']:
+        exit_after_release(module)
     keys = backupset.module_seal_keys(module)
     if not params['backup_id']:
         params['backup_id'] = backupset.newest_pre_update_set(params['backup_root'], keys)
@@ -1210,14 +1334,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        run(module)
-    except Exception as exc:  # pylint: disable=broad-except
-        # Whatever the set or the host holds, the operator gets a message, not a traceback.
-        module.fail_json(msg='restore of backup set %s stopped: %s: %s'
-                             % (module.params['backup_id'] or '(the newest pre-update set)', type(exc).__name__, exc),
-                         exception=traceback.format_exc())
+    run(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
 
 
 if __name__ == '__main__':

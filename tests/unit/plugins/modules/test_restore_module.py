@@ -747,7 +747,7 @@ def test_enospc_through_main_is_a_failure_message_not_a_traceback(set_host, monk
 def test_an_unexpected_error_in_main_is_a_failure_message(set_host, monkeypatch, capsys):
     def boom(module):
         raise KeyError('whatever a set could hold')
-    monkeypatch.setattr(micropvr_restore, 'run', boom)
+    monkeypatch.setattr(micropvr_restore, 'restore_set', boom)
     code, result = run_main(micropvr_restore.main, capsys, **set_host.params())
     assert code == 1 and result['failed'] is True
     assert result['msg'].startswith('restore of backup set %s stopped: KeyError' % SET_ID)
@@ -1110,7 +1110,8 @@ def test_the_safety_backup_saves_the_host_as_it_was_before_the_restore(set_host,
     assert module.calls == ['micropvr stop', 'micropvr start']
 
 
-def test_a_failed_restore_falls_back_on_the_safety_backup(set_host, monkeypatch):
+def fail_restore_sqlite_once(monkeypatch):
+    """The first copy of SQLite back fails (EIO), the next ones work; returns the sets copied from."""
     real = micropvr_restore.restore_sqlite
     calls = []
 
@@ -1120,6 +1121,11 @@ def test_a_failed_restore_falls_back_on_the_safety_backup(set_host, monkeypatch)
             raise OSError(errno.EIO, 'Input/output error')
         return real(set_dir, manifest, staged)
     monkeypatch.setattr(micropvr_restore, 'restore_sqlite', restore_sqlite_once_failing)
+    return calls
+
+
+def test_a_failed_restore_falls_back_on_the_safety_backup(set_host, monkeypatch):
+    calls = fail_restore_sqlite_once(monkeypatch)
     module = safety_module(set_host, monkeypatch)
     outcome, result = set_host.run(module)
     assert outcome == 'fail' and result['outcome'] == 'fell back', result
@@ -1197,7 +1203,7 @@ def test_an_unfinished_restore_without_a_safety_backup_says_why_there_was_none(s
 
 # --- the host lock taken by the restore itself (O(lock)) ---------------------------------------------------------------
 
-LOCK = dict(purpose='rollback to %s' % SET_ID, ttl=7200)
+LOCK = dict(purpose='rollback to %s' % SET_ID, ttl=7200, release=False)
 
 
 def test_the_restore_takes_the_host_lock_first_and_keeps_it(set_host):
@@ -1252,3 +1258,93 @@ def test_check_mode_looks_at_the_lock_and_takes_nothing(set_host):
     outcome, result = set_host.run(module)
     assert (outcome, result['outcome']) == ('exit', 'restored'), result
     assert hoststate.read_lock(set_host.state_dir) is None and set_host.snapshot() == set_host.before
+
+
+# --- the lock released by the restore itself when it ends (O(lock.release)) -------------------------------------------
+
+RELEASE = dict(LOCK, release=True)
+
+
+def rollback_events(set_host):
+    return [entry for entry in set_host.history() if entry.get('event') == 'rollback']
+
+
+def test_with_release_a_restore_records_the_rollback_then_releases_the_lock(set_host):
+    module = set_host.module(lock=dict(RELEASE), lock_owner=THIS_RUN)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome'], result['lock_released']) == ('exit', 'restored', True), result
+    assert hoststate.read_lock(set_host.state_dir) is None
+    record = result['record']
+    assert (record['backup_id'], record['outcome'], record['run_id']) == (SET_ID, 'restored', THIS_RUN), record
+    assert record['differences'] == result['differences'] and record['differences']
+    events = rollback_events(set_host)
+    assert len(events) == 1 and dict((k, v) for k, v in events[0].items() if k not in ('event', 'time')) == record
+    # A second run finds the host in the state of the set: recorded as such, released again.
+    outcome, result = set_host.run(set_host.module(lock=dict(RELEASE), lock_owner=THIS_RUN))
+    assert (outcome, result['outcome'], result['lock_released']) == ('exit', 'unchanged', True), result
+    assert [e['outcome'] for e in rollback_events(set_host)] == ['restored', 'already in this state']
+    assert hoststate.read_lock(set_host.state_dir) is None
+
+
+def test_without_release_the_record_is_returned_and_nothing_is_recorded(set_host):
+    outcome, result = set_host.run(set_host.module(lock=dict(LOCK), lock_owner=THIS_RUN))
+    assert (outcome, result['record']['outcome']) == ('exit', 'restored') and 'lock_released' not in result, result
+    assert rollback_events(set_host) == [] and hoststate.read_lock(set_host.state_dir)['owner'] == THIS_RUN
+
+
+def test_with_release_a_restore_that_fell_back_releases_the_lock_and_records_no_rollback(set_host, monkeypatch):
+    # The failure is reported from inside the restore step: the step must be over before the lock goes.
+    fail_restore_sqlite_once(monkeypatch)
+    module = safety_module(set_host, monkeypatch, lock=dict(RELEASE), lock_owner=THIS_RUN)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome'], result['lock_released']) == ('fail', 'fell back', True), result
+    assert hoststate.read_lock(set_host.state_dir) is None and rollback_events(set_host) == []
+    assert live_rows(set_host.db) == ['live']
+
+
+def test_with_release_an_unfinished_restore_keeps_its_step_in_the_lock(set_host, monkeypatch):
+    monkeypatch.setattr(os, 'rename', _fail_rename_in(set_host.top))
+    module = set_host.module(lock=dict(RELEASE), lock_owner=THIS_RUN)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome'], result['lock_released']) == ('fail', 'unfinished', False), result
+    lock = hoststate.read_lock(set_host.state_dir)
+    assert lock['owner'] == THIS_RUN and lock['step']['name'] == 'restore' and lock['step']['backup_id'] == SET_ID
+    assert [w for w in module.warnings if w.startswith('the lock keeps the unfinished restore step of this run')]
+    assert rollback_events(set_host) == []
+
+
+def test_with_release_an_unexpected_error_is_a_message_and_the_lock_goes(set_host, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError('whatever a set could hold')
+    monkeypatch.setattr(micropvr_restore, 'differences', broken)
+    outcome, result = set_host.run(set_host.module(lock=dict(RELEASE), lock_owner=THIS_RUN))
+    assert outcome == 'fail' and result['msg'].startswith('restore of backup set %s stopped: KeyError' % SET_ID)
+    assert result['lock_released'] is True and hoststate.read_lock(set_host.state_dir) is None
+    assert set_host.snapshot() == set_host.before and rollback_events(set_host) == []
+
+
+def test_with_release_a_history_that_cannot_be_written_fails_the_task_and_the_lock_goes(set_host, monkeypatch):
+    def unwritable(*args, **kwargs):
+        raise OSError(errno.EROFS, 'Read-only file system')
+    monkeypatch.setattr(hoststate, 'append_history', unwritable)
+    outcome, result = set_host.run(set_host.module(lock=dict(RELEASE), lock_owner=THIS_RUN))
+    assert outcome == 'fail' and result['outcome'] == 'restored', result
+    assert result['msg'] == ('backup set %s: the restore succeeded, but the rollback event could not be recorded in '
+                             'the host history ([Errno 30] Read-only file system); the lock was released' % SET_ID)
+    assert result['lock_released'] is True and hoststate.read_lock(set_host.state_dir) is None
+
+
+def test_with_release_another_runs_lock_is_left_and_check_mode_releases_nothing(set_host):
+    other = dict(owner='20261202T210000Z-update-pvr1', purpose='update to 1.10.0-1',
+                 acquired_at=hoststate.iso(hoststate.utc_now()))
+    assert hoststate.create_lock(set_host.state_dir, other)
+    outcome, result = set_host.run(set_host.module(lock=dict(RELEASE), lock_owner=THIS_RUN))
+    assert (outcome, result['lock_released']) == ('fail', False) and result['msg'].startswith('refusing to restore')
+    assert hoststate.read_lock(set_host.state_dir) == other
+    hoststate.remove_lock(set_host.state_dir)
+    module = set_host.module(lock=dict(RELEASE), lock_owner=THIS_RUN)
+    module.check_mode = True
+    outcome, result = set_host.run(module)
+    assert (outcome, result['outcome'], result['lock_released']) == ('exit', 'restored', False), result
+    assert hoststate.read_lock(set_host.state_dir) is None and set_host.history() == []
+    assert 'record' not in result and set_host.snapshot() == set_host.before
