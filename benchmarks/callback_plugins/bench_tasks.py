@@ -62,6 +62,9 @@ class CallbackModule(CallbackBase):
         # The part of a restore task that took the set of the host before it (micropvr_restore).
         if isinstance(result._result.get('safety_backup_seconds'), (int, float)):
             record['safety_backup_seconds'] = result._result['safety_backup_seconds']
+        # How long each part of that restore took (micropvr_restore's step_seconds).
+        if isinstance(result._result.get('step_seconds'), dict):
+            record['step_seconds'] = result._result['step_seconds']
         self._write(**record)
 
     def v2_runner_on_ok(self, result):

@@ -215,8 +215,9 @@ def read_task_log(path):
             host['results'].append(dict(task=record['task'], action=record['action'], status=record['status'],
                                         start=record['start'], end=record['end'],
                                         seconds=round(record['end'] - record['start'], 3)))
-            if 'safety_backup_seconds' in record:
-                host['results'][-1]['safety_backup_seconds'] = record['safety_backup_seconds']
+            for key in ('safety_backup_seconds', 'step_seconds'):
+                if key in record:
+                    host['results'][-1][key] = record[key]
     return hosts
 
 

@@ -342,6 +342,7 @@ class Bench(object):
                 run = self.playbook('rollback-' + label, 'microimpuls.micropvr.rollback', [name])
             entry['ours_rollback'] = probe.result(run['seconds'], run['start'], run['end'])
             entry['ours_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
+            entry['ours_rollback']['restore_steps'] = restore_steps(run['tasks'][name])
             self.expect(name, FROM_VERSION, 1, 'rollback.yml', rows=rows)
             # The same two playbooks with the recommended ansible.cfg (docs/ansible.cfg.example),
             # from the same reset state.
@@ -361,6 +362,7 @@ class Bench(object):
                                         config=recommended)
                 entry['rec_rollback'] = probe.result(run['seconds'], run['start'], run['end'])
                 entry['rec_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
+                entry['rec_rollback']['restore_steps'] = restore_steps(run['tasks'][name])
                 self.expect(name, FROM_VERSION, 1, 'rollback.yml (recommended ansible.cfg)', rows=rows)
             rounds.append(entry)
             self.log('update/rollback %d/%d: downtime raw %.2f s%s, ours %.2f s%s; update wall raw %.1f s, ours %.1f s; '
@@ -401,6 +403,9 @@ class Bench(object):
             profiles = [rollback_profile(r[prefix + 'rollback']) for r in rounds]
             result['rollback_profile' + suffix] = dict(
                 (part, stats.summary([p[part] for p in profiles])) for part in profiles[0])
+            steps = [r[prefix + 'rollback'].get('restore_steps') or {} for r in rounds]
+            result['restore_steps' + suffix] = dict(
+                (part, stats.summary([s.get(part, 0.0) for s in steps])) for part in steps[0])
         # The plot shows the round whose collection downtime is the median one.
         order = sorted(range(len(rounds)), key=lambda i: rounds[i]['ours_update']['longest'])
         result['plot_round'] = order[len(order) // 2]
@@ -867,6 +872,15 @@ def window_cpu(run):
 # The part of the restore task that took the set of the host first (micropvr_restore's
 # safety_backup_seconds): a mark of its own, named like the task that did it before.
 SAFETY_BACKUP_MARK = 'microimpuls.micropvr.rollback : Back up the host as it is now (in the restore task)'
+
+
+def restore_steps(host_tasks):
+    """How long each part of rollback.yml's restore task took (micropvr_restore's step_seconds), in
+    the order they ran; {} when no task returned them."""
+    for r in host_tasks['results']:
+        if r['status'] != 'skipped' and isinstance(r.get('step_seconds'), dict):
+            return r['step_seconds']
+    return {}
 
 
 def task_marks(host_tasks, start):

@@ -76,6 +76,8 @@ def rows(results, config):
             profile = u.get('rollback_profile' + suffix)
             if profile and 'rollback_seconds' + suffix in u:
                 table.append(_rollback_profile_row(profile, u['rollback_seconds' + suffix]['raw'], target, label))
+            if u.get('restore_steps' + suffix):
+                table.append(_restore_steps_row(u['restore_steps' + suffix], label))
     if 'fleet' in results:
         table.extend(_fleet_rows(results['fleet']))
     if 'pipelining' in results:
@@ -120,6 +122,33 @@ def _rollback_profile_row(profile, raw, target, label):
                 m('between_tasks'), m('end')))
     return ('   where the RTO goes%s (s)' % label, parts, stats.fmt_summary(raw), '-', '-',
             'info; the target allows %.2f s' % (raw['median'] * TARGETS[target]))
+
+
+# The parts of micropvr_restore's step_seconds as the table names them, shorter.
+RESTORE_STEP_LABELS = (('verify the set', 'verify the set'), ('compare the host with the set', 'compare'),
+                       ('safety backup', 'safety backup'), ('read the installed packages', 'dpkg-query'),
+                       ('stage the SQLite databases', 'stage SQLite'), ('stop the services', 'stop'),
+                       ('unpack the saved packages', 'unpack'), ('restore the configuration', 'configuration'),
+                       ('restore the SQLite databases', 'SQLite'), ('restore the external databases', 'external DBs'),
+                       ('configure the packages', 'configure'),
+                       ('restore the configuration after dpkg', 'configuration again'),
+                       ('start the services', 'start'), ('hold the packages', 'hold'),
+                       ('health check', 'health check'))
+
+
+def _restore_steps_row(steps, label):
+    """The restore task's parts (medians of micropvr_restore's step_seconds), in the order they run;
+    the outage is from "stop" to "start"."""
+    names = dict(RESTORE_STEP_LABELS)
+    # The results file keeps its keys sorted: put the parts back in the order they run.
+    order = [part for part, dummy in RESTORE_STEP_LABELS if part in steps] + sorted(set(steps) - set(names))
+    parts = ', '.join('%s %.2f' % (names.get(part, part), steps[part]['median']) for part in order)
+    outage = sum(summary['median'] for part, summary in steps.items()
+                 if part not in ('verify the set', 'compare the host with the set', 'safety backup',
+                                 'read the installed packages', 'stage the SQLite databases', 'hold the packages',
+                                 'health check'))
+    return ('   inside the restore task%s (s)' % label, parts, '-', '-', '-',
+            'info; stop to start %.2f s' % outage)
 
 
 def _fleet_rows(f):

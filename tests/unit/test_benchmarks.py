@@ -539,3 +539,23 @@ def test_a_restore_task_that_took_the_safety_backup_is_split_in_the_profile():
     profile = phases.rollback_profile(dict(seconds=8.0, tasks=marks))
     assert (profile['safety backup'], profile['restore'], profile['other_task_count']) == (3.0, 2.5, 1)
     assert sum(v for k, v in profile.items() if k != 'other_task_count') == pytest.approx(8.0)
+
+
+def test_the_restore_tasks_parts_are_read_and_reported_in_the_order_they_ran():
+    steps = {'verify the set': 0.4, 'compare the host with the set': 0.05, 'safety backup': 1.5,
+             'stop the services': 0.1, 'unpack the saved packages': 0.6, 'start the services': 0.3,
+             'hold the packages': 0.2, 'health check': 0.25}
+    host_tasks = dict(results=[
+        dict(task='microimpuls.micropvr.rollback : Name this run', status='ok', start=101.0, seconds=0.1),
+        dict(task='microimpuls.micropvr.rollback : Restore the backup set and check that MicroPVR serves', status='ok',
+             start=102.0, seconds=4.0, safety_backup_seconds=1.5, step_seconds=steps)])
+    assert phases.restore_steps(host_tasks) == steps
+    assert phases.restore_steps(dict(results=host_tasks['results'][:1])) == {}
+    # as read back from a results file, whose keys are sorted
+    summaries = dict((part, stats.summary([s, s + 0.2])) for part, s in sorted(steps.items()))
+    row = report._restore_steps_row(summaries, ', recommended ansible.cfg')
+    assert row[0] == '   inside the restore task, recommended ansible.cfg (s)'
+    assert row[1] == ('verify the set 0.50, compare 0.15, safety backup 1.60, stop 0.20, unpack 0.70, start 0.40, '
+                      'hold 0.30, health check 0.35')
+    # from the stop of the services to their start: stop, unpack, start
+    assert row[5] == 'info; stop to start 1.30 s'

@@ -1012,10 +1012,13 @@ def test_the_restore_checks_health_once_the_services_run(set_host, probed):
 
 
 def test_health_is_retried_until_micropvr_serves(set_host, probed):
-    rpc, health = probed(DEAD, DEAD, ALIVE, retries=5)
+    rpc, health = probed(DEAD, DEAD, ALIVE, retries=5, delay=0.1)
     outcome, result = set_host.run(health_module(set_host, health))
     assert (outcome, result['health']['healthy'], result['health']['attempts']) == ('exit', True, 3), result
     assert len(rpc.requests) == 3
+    # the two rounds that failed waited their delay: the part of the restore that the health check took
+    assert list(result['step_seconds'])[-1] == 'health check'
+    assert result['step_seconds']['health check'] >= 2 * health['delay'], result['step_seconds']
 
 
 def test_unhealthy_after_the_restore_fails_saying_the_set_was_restored(set_host, probed):
@@ -1348,3 +1351,17 @@ def test_with_release_another_runs_lock_is_left_and_check_mode_releases_nothing(
     assert (outcome, result['outcome'], result['lock_released']) == ('exit', 'restored', False), result
     assert hoststate.read_lock(set_host.state_dir) is None and set_host.history() == []
     assert 'record' not in result and set_host.snapshot() == set_host.before
+
+
+def test_the_restore_returns_how_long_each_part_took(set_host, monkeypatch):
+    outcome, result = set_host.run(safety_module(set_host, monkeypatch))
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    parts = result['step_seconds']
+    assert list(parts) == ['verify the set', 'compare the host with the set', 'safety backup',
+                           'read the installed packages', 'stage the SQLite databases', 'stop the services',
+                           'unpack the saved packages', 'restore the configuration', 'restore the SQLite databases',
+                           'restore the external databases', 'configure the packages',
+                           'restore the configuration after dpkg', 'start the services'], parts
+    assert all(isinstance(seconds, float) and seconds >= 0 for seconds in parts.values()), parts
+    # the safety backup's part is the time safety_backup_seconds reports
+    assert abs(parts['safety backup'] - result['safety_backup_seconds']) < 0.05, parts
