@@ -127,6 +127,7 @@ def _rollback_profile_row(profile, raw, target, label):
 # The parts of micropvr_restore's step_seconds as the table names them, shorter.
 RESTORE_STEP_LABELS = (('verify the set', 'verify the set'), ('compare the host with the set', 'compare'),
                        ('safety backup', 'safety backup'), ('read the installed packages', 'dpkg-query'),
+                       ('install the dependencies of the saved packages', 'dependencies'),
                        ('stage the SQLite databases', 'stage SQLite'), ('stop the services', 'stop'),
                        ('unpack the saved packages', 'unpack'), ('restore the configuration', 'configuration'),
                        ('restore the SQLite databases', 'SQLite'), ('restore the external databases', 'external DBs'),
@@ -143,10 +144,10 @@ def _restore_steps_row(steps, label):
     # The results file keeps its keys sorted: put the parts back in the order they run.
     order = [part for part, dummy in RESTORE_STEP_LABELS if part in steps] + sorted(set(steps) - set(names))
     parts = ', '.join('%s %.2f' % (names.get(part, part), steps[part]['median']) for part in order)
-    outage = sum(summary['median'] for part, summary in steps.items()
-                 if part not in ('verify the set', 'compare the host with the set', 'safety backup',
-                                 'read the installed packages', 'stage the SQLite databases', 'hold the packages',
-                                 'health check'))
+    # The services are down from the step that stops them to the end of the one that starts them.
+    labelled = [part for part, dummy in RESTORE_STEP_LABELS]
+    down = labelled[labelled.index('stop the services'):labelled.index('start the services') + 1]
+    outage = sum(steps[part]['median'] for part in down if part in steps)
     return ('   inside the restore task%s (s)' % label, parts, '-', '-', '-',
             'info; stop to start %.2f s' % outage)
 

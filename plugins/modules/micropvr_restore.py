@@ -1024,16 +1024,13 @@ class ExitAfterRelease(BaseException):
 
 
 def exit_after_release(module):
-    """Turn the module's exits into ExitAfterRelease; returns the real (exit_json, fail_json)."""
-    exits = module.exit_json, module.fail_json
-
+    """Turn the module's exits into ExitAfterRelease (run() keeps the real ones)."""
     def exit_json(**result):
         raise ExitAfterRelease(False, result)
 
     def fail_json(**result):
         raise ExitAfterRelease(True, result)
     module.exit_json, module.fail_json = exit_json, fail_json
-    return exits
 
 
 def release_then_exit(module, exits, failed, result):
@@ -1325,9 +1322,9 @@ def restore_set(module):
         result['safety_backup_id'] = None
         if needs_safety_backup(result):
             timings.start('safety backup')
-            started = time.time()
             safety_id, problem = take_safety_backup(module, params['backup_id'])
-            result['safety_backup_seconds'] = round(time.time() - started, 3)
+            timings.stop()
+            result['safety_backup_seconds'] = timings.seconds['safety backup']
             if problem is None:
                 result['safety_backup_id'] = safety_id
                 # Sealed with the host's own key, which the backup created if this is the first set.
