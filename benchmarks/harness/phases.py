@@ -213,6 +213,7 @@ class Bench(object):
                            if r['task'].split(' : ', 1)[-1] == BACKUP_TASK)
             rounds.append(dict(raw_seconds=raw_s, ours_seconds=run['seconds'], raw_verified_seconds=verified_s,
                                ours_module_seconds=module_s, set_bytes=set_bytes,
+                               ours_steps=task_step_seconds(run['tasks'][name]),
                                ours_tasks=ansible.task_times(run['tasks'][name]), profile=profile()))
             self.log('backup %d/%d: raw %.1f s, ours %.1f s (module %.1f s), raw+verify %.1f s'
                      % (index + 1, cfg['runs'], raw_s, run['seconds'], module_s, verified_s))
@@ -224,6 +225,11 @@ class Bench(object):
                                                    for part in parts),
                                       ansible_seconds=stats.summary([r['ours_seconds'] - r['ours_module_seconds']
                                                                      for r in rounds]),
+                                      steps=step_summaries([r['ours_steps'] for r in rounds]),
+                                      # The module's own time outside its parts: Python, the
+                                      # AnsiballZ payload, the result's way back.
+                                      module_outside_steps_seconds=stats.summary(
+                                          [r['ours_module_seconds'] - sum(r['ours_steps'].values()) for r in rounds]),
                                       throughput_mib_s=dict((k, stats.summary(v)) for k, v in throughput.items()),
                                       seconds=dict((k, stats.summary([r[k + '_seconds'] for r in rounds]))
                                                    for k in ('raw', 'ours', 'raw_verified', 'ours_module')),
@@ -342,7 +348,7 @@ class Bench(object):
                 run = self.playbook('rollback-' + label, 'microimpuls.micropvr.rollback', [name])
             entry['ours_rollback'] = probe.result(run['seconds'], run['start'], run['end'])
             entry['ours_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
-            entry['ours_rollback']['restore_steps'] = restore_steps(run['tasks'][name])
+            entry['ours_rollback']['restore_steps'] = task_step_seconds(run['tasks'][name])
             self.expect(name, FROM_VERSION, 1, 'rollback.yml', rows=rows)
             # The same two playbooks with the recommended ansible.cfg (docs/ansible.cfg.example),
             # from the same reset state.
@@ -362,7 +368,7 @@ class Bench(object):
                                         config=recommended)
                 entry['rec_rollback'] = probe.result(run['seconds'], run['start'], run['end'])
                 entry['rec_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
-                entry['rec_rollback']['restore_steps'] = restore_steps(run['tasks'][name])
+                entry['rec_rollback']['restore_steps'] = task_step_seconds(run['tasks'][name])
                 self.expect(name, FROM_VERSION, 1, 'rollback.yml (recommended ansible.cfg)', rows=rows)
             rounds.append(entry)
             self.log('update/rollback %d/%d: downtime raw %.2f s%s, ours %.2f s%s; update wall raw %.1f s, ours %.1f s; '
@@ -403,9 +409,8 @@ class Bench(object):
             profiles = [rollback_profile(r[prefix + 'rollback']) for r in rounds]
             result['rollback_profile' + suffix] = dict(
                 (part, stats.summary([p[part] for p in profiles])) for part in profiles[0])
-            steps = [r[prefix + 'rollback'].get('restore_steps') or {} for r in rounds]
-            result['restore_steps' + suffix] = dict(
-                (part, stats.summary([s.get(part, 0.0) for s in steps])) for part in steps[0])
+            result['restore_steps' + suffix] = step_summaries(
+                [r[prefix + 'rollback'].get('restore_steps') or {} for r in rounds])
         # The plot shows the round whose collection downtime is the median one.
         order = sorted(range(len(rounds)), key=lambda i: rounds[i]['ours_update']['longest'])
         result['plot_round'] = order[len(order) // 2]
@@ -874,13 +879,19 @@ def window_cpu(run):
 SAFETY_BACKUP_MARK = 'microimpuls.micropvr.rollback : Back up the host as it is now (in the restore task)'
 
 
-def restore_steps(host_tasks):
-    """How long each part of rollback.yml's restore task took (micropvr_restore's step_seconds), in
-    the order they ran; {} when no task returned them."""
+def task_step_seconds(host_tasks):
+    """How long each part of the host's first task that reports them took (the step_seconds of
+    rollback.yml's micropvr_restore, of backup.yml's micropvr_backup); {} when no task did."""
     for r in host_tasks['results']:
         if r['status'] != 'skipped' and isinstance(r.get('step_seconds'), dict):
             return r['step_seconds']
     return {}
+
+
+def step_summaries(runs):
+    """{part: summary} of the step_seconds of several runs; a part a run did not report counts 0."""
+    parts = sorted(set(part for steps in runs for part in steps))
+    return dict((part, stats.summary([steps.get(part, 0.0) for steps in runs])) for part in parts)
 
 
 def task_marks(host_tasks, start):

@@ -40,6 +40,8 @@ def rows(results, config):
                       _ratio(b['ratio_module_vs_verified']), '-', 'info'))
         if b.get('profile'):
             table.append(_backup_profile_row(b))
+        if b.get('steps'):
+            table.append(_backup_steps_row(b['steps'], b['module_outside_steps_seconds']))
         if 'linear' in b:
             table.extend(_linear_rows(b['linear']))
     if 'update' in results:
@@ -137,18 +139,38 @@ RESTORE_STEP_LABELS = (('verify the set', 'verify the set'), ('compare the host 
                        ('health check', 'health check'))
 
 
+# The parts of micropvr_backup's step_seconds as the table names them, shorter, in the order they run.
+BACKUP_STEP_LABELS = (('plan the backup', 'plan'), ('lock the backup root', 'lock'),
+                      ('archive the configuration', 'config.tar'), ('copy the SQLite databases', 'copy SQLite'),
+                      ('check and hash the SQLite copies', 'quick_check + sha256'),
+                      ('save the packages', 'packages'), ('dump the external databases', 'external DBs'),
+                      ('write the manifest', 'manifest'), ('verify the set', 'verify the set'),
+                      ('flush the set to disk', 'fsync'), ('remove old sets', 'retention'))
+
+
+def _step_parts(steps, labels):
+    """``label seconds, ...`` of a task's parts (medians of its step_seconds), in the order they run."""
+    names = dict(labels)
+    # The results file keeps its keys sorted: put the parts back in the order they run.
+    order = [part for part, dummy in labels if part in steps] + sorted(set(steps) - set(names))
+    return ', '.join('%s %.2f' % (names.get(part, part), steps[part]['median']) for part in order)
+
+
+def _backup_steps_row(steps, outside):
+    """The backup task's parts (medians of micropvr_backup's step_seconds), and the task's time
+    outside them (the module's Python, its payload, its result)."""
+    return ('   inside the micropvr_backup task (s)', _step_parts(steps, BACKUP_STEP_LABELS), '-', '-', '-',
+            'info; outside these parts %.2f s' % outside['median'])
+
+
 def _restore_steps_row(steps, label):
     """The restore task's parts (medians of micropvr_restore's step_seconds), in the order they run;
     the outage is from "stop" to "start"."""
-    names = dict(RESTORE_STEP_LABELS)
-    # The results file keeps its keys sorted: put the parts back in the order they run.
-    order = [part for part, dummy in RESTORE_STEP_LABELS if part in steps] + sorted(set(steps) - set(names))
-    parts = ', '.join('%s %.2f' % (names.get(part, part), steps[part]['median']) for part in order)
     # The services are down from the step that stops them to the end of the one that starts them.
     labelled = [part for part, dummy in RESTORE_STEP_LABELS]
     down = labelled[labelled.index('stop the services'):labelled.index('start the services') + 1]
     outage = sum(steps[part]['median'] for part in down if part in steps)
-    return ('   inside the restore task%s (s)' % label, parts, '-', '-', '-',
+    return ('   inside the restore task%s (s)' % label, _step_parts(steps, RESTORE_STEP_LABELS), '-', '-', '-',
             'info; stop to start %.2f s' % outage)
 
 

@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 DEFAULT_PACKAGES = ['micropvr', 'micropvs']
 DEFAULT_SERVICES = ['micropvr', 'micropvs']
 DEFAULT_CONFIG_FILE = '/etc/micropvr/micropvr.conf'
@@ -43,3 +45,23 @@ def text_diff(before_lines, after_lines, before_header, after_header):
     return dict(before=''.join(line + '\n' for line in before_lines),
                 after=''.join(line + '\n' for line in after_lines),
                 before_header=before_header, after_header=after_header)
+
+
+class Timings(object):
+    """How long each part of a module's work took, in seconds (its ``step_seconds`` result):
+    ``start(name)`` ends the part that ran and starts ``name`` (and returns it, the step named in
+    a failure); a part started again adds to its time."""
+
+    def __init__(self):
+        self.seconds = {}
+        self._name, self._started = None, None
+
+    def start(self, name):
+        self.stop()
+        self._name, self._started = name, time.time()
+        return name
+
+    def stop(self):
+        if self._name is not None:
+            self.seconds[self._name] = round(self.seconds.get(self._name, 0.0) + time.time() - self._started, 3)
+            self._name = None

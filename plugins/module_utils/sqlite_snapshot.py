@@ -158,7 +158,7 @@ def set_journal_mode(path, mode):
         raise sqlite3.OperationalError('%s: journal mode stayed %s, wanted %s' % (path, got, mode))
 
 
-def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest=None):
+def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest=None, on_copied=None):
     """Copy each (source, destination) pair in one read transaction; return one info dict each.
 
     The copies are checked at level ``check`` (CHECK_LEVELS); the set's verification finds the
@@ -168,8 +168,10 @@ def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest
     the copy then (reading every row costs more than the copy itself). ``file_digest``: a function
     ``(path) -> value`` (the set's sha256 of a file) run on each copy in a second thread while the
     copies are checked, both in C without the GIL, so that two cores share the work; each info
-    dict then has its result as ``file_digest``. Raises sqlite3.Error (or ValueError for too many
-    databases or an unknown level) on failure.
+    dict then has its result as ``file_digest``. ``on_copied``: called without arguments once
+    the copies are written, before they are checked (a caller's timing of the two parts). The
+    copies' data is on disk (fsync) when it returns; their directory entries are not. Raises
+    sqlite3.Error (or ValueError for too many databases or an unknown level) on failure.
     """
     if check not in CHECK_LEVELS:
         raise ValueError('check must be one of %s, not %r' % (', '.join(CHECK_LEVELS), check))
@@ -194,6 +196,9 @@ def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest
             modes.append(conn.execute('PRAGMA %s.journal_mode' % schema).fetchone()[0].lower())
             target = sqlite3.connect(destination, isolation_level=None)
             try:
+                # No fsync of its own when the copy commits: the copies are synced below while
+                # they are checked, so that the disk writes them back while the CPUs check.
+                target.execute('PRAGMA synchronous = OFF')
                 conn.backup(target, name=schema)
                 # The copy inherits the source's WAL mode from the header: make it one file.
                 if target.execute('PRAGMA journal_mode').fetchone()[0].lower() == 'wal':
@@ -203,30 +208,46 @@ def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest
         conn.execute('COMMIT')
     finally:
         conn.close()
-    if digests:
-        # integrity_check runs in SQLite's C code without the GIL: check the copies while they
-        # are digested, and leave the results for the set's verification.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            checks = [pool.submit(integrity_check, destination, check) for dummy, destination in pairs]
+    if on_copied:
+        on_copied()
+    destinations = [destination for dummy, destination in pairs]
+    # Two workers: one syncs the copies (waiting for the disk, not a CPU), the other digests
+    # them; this thread checks them. All three read or wait without the GIL.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        synced = pool.submit(_fsync_files, destinations)
+        if digests:
+            # integrity_check runs in SQLite's C code without the GIL: check the copies while
+            # they are digested, and leave the results for the set's verification.
+            checks = [pool.submit(integrity_check, destination, check) for destination in destinations]
             infos = [describe(destination, source) for source, destination in pairs]
             for check_done in checks:
                 check_done.result()
-        if file_digest:
-            for info, (dummy, destination) in zip(infos, pairs):
-                info['file_digest'] = file_digest(destination)
-    else:
-        infos = [dict(user_version=user_version(destination), source=source) for source, destination in pairs]
-        with ThreadPoolExecutor(max_workers=1) as pool:
+            if file_digest:
+                for info, destination in zip(infos, destinations):
+                    info['file_digest'] = file_digest(destination)
+        else:
+            infos = [dict(user_version=user_version(destination), source=source) for source, destination in pairs]
             digests_done = [pool.submit(file_digest, destination) if file_digest else None
-                            for dummy, destination in pairs]
-            for dummy, destination in pairs:
+                            for destination in destinations]
+            for destination in destinations:
                 integrity_check(destination, check)
             for info, digest_done in zip(infos, digests_done):
                 if digest_done is not None:
                     info['file_digest'] = digest_done.result()
+        synced.result()
     for info, mode in zip(infos, modes):
         info['journal_mode'] = 'wal' if mode == 'wal' else 'delete'
     return infos
+
+
+def _fsync_files(paths):
+    """Make each file at ``paths`` durable (its data; its directory entry is the caller's)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _lock_all(conn, schemas, sources, busy_timeout):

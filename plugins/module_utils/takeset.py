@@ -33,6 +33,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils import state 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import (
     DEFAULT_CONFIG_PATHS,
     INIT_DIR,
+    Timings,
     host_argument_spec,
 )
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.debs import estimated_size, obtain_deb
@@ -343,14 +344,16 @@ def _chmod(path, mode):
         os.chmod(path, mode)
 
 
-def build_set(module, plan, packages, work, backup_id, now, hashed):
+def build_set(module, plan, packages, work, backup_id, now, hashed, timings):
     """Write every part of the set into ``work``; return its manifest (not yet verified).
 
     ``hashed`` (a dict) receives {path: (sha256, identity)} of the files hashed after they were
-    finished (the SQLite copies), for the set's verification (backupset.verify_files)."""
+    finished (the SQLite copies), for the set's verification (backupset.verify_files).
+    ``timings`` (common.Timings) times each part."""
     params = module.params
     files = []
 
+    timings.start('archive the configuration')
     archive = _write_config_archive(work, plan)
     files.append(backupset.file_entry(work, archive, 'config'))
 
@@ -364,7 +367,9 @@ def build_set(module, plan, packages, work, backup_id, now, hashed):
             os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         # Each copy is hashed while it is checked (two cores, one pass each), from the finished
         # file: the set's verification does not read it a third time while it stays unchanged.
-        copies = snapshot(pairs, check=params['sqlite_check'], file_digest=backupset.hash_with_identity)
+        timings.start('copy the SQLite databases')
+        copies = snapshot(pairs, check=params['sqlite_check'], file_digest=backupset.hash_with_identity,
+                          on_copied=functools.partial(timings.start, 'check and hash the SQLite copies'))
         for (source, destination), info in zip(pairs, copies):
             relpath = os.path.relpath(destination, work)
             owner = os.stat(source)
@@ -375,6 +380,7 @@ def build_set(module, plan, packages, work, backup_id, now, hashed):
             sqlite_info.append(info)
             files.append(backupset.file_entry(work, relpath, 'sqlite', sha256=sha256, source=source))
 
+    timings.start('save the packages')
     package_info = {}
     os.mkdir(os.path.join(work, 'packages'), 0o700)
     for name, info in sorted(packages.items()):
@@ -388,6 +394,7 @@ def build_set(module, plan, packages, work, backup_id, now, hashed):
 
     database_info = []
     if params['databases']:
+        timings.start('dump the external databases')
         os.mkdir(os.path.join(work, 'databases'), 0o700)
         filenames = backupset.unique_names([dump_filename(db) for db in params['databases']])
         # Credential files live in the state dir's private work area, which the next run cleans
@@ -406,6 +413,7 @@ def build_set(module, plan, packages, work, backup_id, now, hashed):
                 database_info.append(extra)
                 files.append(backupset.file_entry(work, relpath, 'database', format=extra['format']))
 
+    timings.start('write the manifest')
     services = dict((name, service_state(module, name)['state']) for name in params['services'])
     return dict(
         format_version=backupset.FORMAT_VERSION,
@@ -435,7 +443,10 @@ def public_manifest(manifest):
     return public
 
 
-def run_backup(module, plan, packages, keys):
+def run_backup(module, plan, packages, keys, timings=None):
+    """Take the set; the module's result. ``timings`` (common.Timings, a new one when not given)
+    times each part, returned as ``step_seconds``."""
+    timings = timings or Timings()
     params = module.params
     root = params['backup_root']
     try:
@@ -443,6 +454,7 @@ def run_backup(module, plan, packages, keys):
     except safepath.UnsafePathError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=created, plan=plan, missing_tools=[], removed=[], removed_incomplete=[])
+    timings.start('lock the backup root')
     with RootLock(module, root, params['lock_timeout']):
         ids, incomplete = backupset.list_set_dirs(root)
         # Holding the lock, no other run is writing: these are leftovers of a crashed run.
@@ -457,9 +469,10 @@ def run_backup(module, plan, packages, keys):
         done = False
         try:
             hashed = {}
-            manifest = build_set(module, plan, packages, work, backup_id, now, hashed)
+            manifest = build_set(module, plan, packages, work, backup_id, now, hashed, timings)
             _restrict(work)
             backupset.write_manifest(work, manifest, keys)
+            timings.start('verify the set')
             verified, problems, status = backupset.verify_set(module, work, backup_id, keys,
                                                               sqlite_check=params['sqlite_check'], hashed=hashed)
             if problems:
@@ -467,6 +480,7 @@ def run_backup(module, plan, packages, keys):
             # Sealed with the identities of the files just verified: the install gate of the same
             # run (lock_owner) accepts the set without reading it all again.
             backupset.mark_verified(work, manifest, keys, params['lock_owner'])
+            timings.start('flush the set to disk')
             _fsync_tree(work)
             os.rename(work, final)
             backupset.fsync_dir(root)
@@ -484,6 +498,7 @@ def run_backup(module, plan, packages, keys):
         finally:
             if not done:
                 shutil.rmtree(work, ignore_errors=True)
+        timings.start('remove old sets')
         result.update(changed=True, backup_id=backup_id, backup_path=final, manifest=public_manifest(manifest),
                       size=backupset.set_size(final))
         if params['keep'] is not None:
@@ -491,6 +506,8 @@ def run_backup(module, plan, packages, keys):
                                                        params['keep_pinned'], protect=[backup_id]):
                 shutil.rmtree(os.path.join(root, victim))
                 result['removed'].append(victim)
+    timings.stop()
+    result['step_seconds'] = timings.seconds
     return result
 
 
@@ -505,7 +522,7 @@ def prepare(module):
     return plan_backup(module)
 
 
-def take(module, plan, packages):
+def take(module, plan, packages, timings=None):
     """Take the set that ``plan`` describes (run_backup's result), creating the host's seal key
     first when this is its first set."""
     if not module.params['seal_key']:
@@ -515,4 +532,4 @@ def take(module, plan, packages):
         except safepath.UnsafePathError as exc:
             module.fail_json(msg=str(exc))
     keys = backupset.module_seal_keys(module, create=True)
-    return run_backup(module, plan, packages, keys)
+    return run_backup(module, plan, packages, keys, timings)

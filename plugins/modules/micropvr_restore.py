@@ -417,7 +417,6 @@ host_state:
 import os
 import shutil
 import tempfile
-import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -437,6 +436,7 @@ from ansible_collections.microimpuls.micropvr.plugins.module_utils.common import
     DEFAULT_PACKAGES,
     DEFAULT_SERVICES,
     INIT_DIR,
+    Timings,
     text_diff,
     version_lines,
 )
@@ -825,25 +825,6 @@ def start_services(module, services):
         rc, output = servicectl.run_service(module, name, 'start')
         if rc != 0:
             raise StepFailed('%s does not start (rc=%d): %s' % (name, rc, output))
-
-
-class Timings(object):
-    """How long each part of the restore took, in seconds (RV(step_seconds)): ``start(name)`` ends
-    the part that ran and starts ``name`` (and returns it, the step named in a failure)."""
-
-    def __init__(self):
-        self.seconds = {}
-        self._name, self._started = None, None
-
-    def start(self, name):
-        self.stop()
-        self._name, self._started = name, time.time()
-        return name
-
-    def stop(self):
-        if self._name is not None:
-            self.seconds[self._name] = round(self.seconds.get(self._name, 0.0) + time.time() - self._started, 3)
-            self._name = None
 
 
 def apply_set(module, set_dir, manifest, services, hold, dependencies=False, timings=None):

@@ -549,8 +549,8 @@ def test_the_restore_tasks_parts_are_read_and_reported_in_the_order_they_ran():
         dict(task='microimpuls.micropvr.rollback : Name this run', status='ok', start=101.0, seconds=0.1),
         dict(task='microimpuls.micropvr.rollback : Restore the backup set and check that MicroPVR serves', status='ok',
              start=102.0, seconds=4.0, safety_backup_seconds=1.5, step_seconds=steps)])
-    assert phases.restore_steps(host_tasks) == steps
-    assert phases.restore_steps(dict(results=host_tasks['results'][:1])) == {}
+    assert phases.task_step_seconds(host_tasks) == steps
+    assert phases.task_step_seconds(dict(results=host_tasks['results'][:1])) == {}
     # as read back from a results file, whose keys are sorted
     summaries = dict((part, stats.summary([s, s + 0.2])) for part, s in sorted(steps.items()))
     row = report._restore_steps_row(summaries, ', recommended ansible.cfg')
@@ -559,3 +559,18 @@ def test_the_restore_tasks_parts_are_read_and_reported_in_the_order_they_ran():
                       'hold 0.30, health check 0.35')
     # from the stop of the services to their start: stop, unpack, start
     assert row[5] == 'info; stop to start 1.30 s'
+
+
+def test_the_backup_tasks_parts_are_summarised_and_reported_in_the_order_they_ran():
+    first = {'plan the backup': 0.05, 'copy the SQLite databases': 1.8, 'check and hash the SQLite copies': 1.5,
+             'save the packages': 0.3, 'verify the set': 0.1, 'flush the set to disk': 0.4}
+    # a second run that also dumped an external database and has a part the table has no label for
+    second = dict(first, **{'dump the external databases': 0.6, 'a new part': 0.02})
+    steps = phases.step_summaries([first, second])
+    assert steps['dump the external databases'] == stats.summary([0.0, 0.6])
+    assert steps['copy the SQLite databases'] == stats.summary([1.8, 1.8])
+    row = report._backup_steps_row(steps, stats.summary([0.7, 0.9]))
+    assert row[0] == '   inside the micropvr_backup task (s)'
+    assert row[1] == ('plan 0.05, copy SQLite 1.80, quick_check + sha256 1.50, packages 0.30, external DBs 0.30, '
+                      'verify the set 0.10, fsync 0.40, a new part 0.01')
+    assert row[5] == 'info; outside these parts 0.80 s'

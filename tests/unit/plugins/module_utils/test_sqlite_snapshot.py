@@ -278,6 +278,28 @@ def test_snapshot_hashes_each_finished_copy_with_file_digest(tmp_path, digests):
     assert 'file_digest' not in snapshot([(records, str(out / 'again.db'))])[0]
 
 
+@pytest.mark.parametrize('digests', [False, True])
+def test_snapshot_syncs_every_finished_copy_once_while_it_is_checked(tmp_path, monkeypatch, digests):
+    """SQLite does not sync a copy when it commits (synchronous=OFF); snapshot syncs each one
+    itself before it returns, after the copy is whole, alongside its check."""
+    records = make_db(tmp_path / 'records.db', rows=3000)
+    tasks = make_db(tmp_path / 'tasks.db', rows=40, table='tasks')
+    out = tmp_path / 'out'
+    out.mkdir()
+    pairs = [(records, str(out / 'records.db')), (tasks, str(out / 'tasks.db'))]
+    synced, real_fsync = [], os.fsync
+
+    def fsync(fd):
+        synced.append((os.readlink('/proc/self/fd/%d' % fd), os.fstat(fd).st_size))
+        real_fsync(fd)
+    monkeypatch.setattr(sqlite_snapshot.os, 'fsync', fsync)
+    snapshot(pairs, digests=digests)
+    # each copy once, when it was already whole (its final size)
+    assert sorted(synced) == sorted((destination, os.path.getsize(destination)) for dummy, destination in pairs)
+    for source, destination in pairs:
+        assert describe(destination)['tables'] == describe(source)['tables']
+
+
 def test_snapshot_leaves_sources_untouched(tmp_path):
     (tmp_path / 'src').mkdir()
     records = make_db(tmp_path / 'src' / 'records.db', rows=10)

@@ -506,6 +506,25 @@ def test_run_backup_writes_a_verified_set(tmp_path, fixed_host):
             assert stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode) == 0o600
 
 
+def test_run_backup_reports_how_long_each_part_took(tmp_path, fixed_host, monkeypatch):
+    conf = make_micropvr_tree(tmp_path)
+    root = str(tmp_path / 'backups')
+    real_verify = backupset.verify_set
+
+    def slow_verify(*args, **kwargs):
+        time.sleep(0.3)
+        return real_verify(*args, **kwargs)
+    monkeypatch.setattr(backupset, 'verify_set', slow_verify)
+    result = takeset.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
+    steps = result['step_seconds']
+    # in the order they ran; the SQLite copies' check is timed apart from their copy
+    assert list(steps) == ['lock the backup root', 'archive the configuration', 'copy the SQLite databases',
+                           'check and hash the SQLite copies', 'save the packages', 'write the manifest',
+                           'verify the set', 'flush the set to disk', 'remove old sets']
+    assert steps['verify the set'] >= 0.3
+    assert all(seconds < 0.3 for part, seconds in steps.items() if part != 'verify the set'), steps
+
+
 def test_run_backup_reads_each_sqlite_copy_once_for_its_checksum(tmp_path, fixed_host, monkeypatch):
     """A copy is hashed once, after it is finished (while it is checked); the set's verification
     trusts that digest while the file keeps its identity, and reads every other file."""
