@@ -93,6 +93,29 @@ options:
   lock_owner:
     description: Run id that holds the host lock (M(microimpuls.micropvr.micropvr_lock)) for this install.
     type: str
+  lock:
+    description:
+      - With O(preflight=true), take the host lock for O(lock_owner) once the version checks passed,
+        as M(microimpuls.micropvr.micropvr_lock) with O(microimpuls.micropvr.micropvr_lock#module:state=present)
+        does (one task instead of two; the update role's pre-flight passes it). A lock this run
+        already holds is kept.
+      - Another run's lock fails the task with nothing changed, unless that run was interrupted in a
+        step (then it is taken over, and RV(interrupted) says which, for the caller to recover the
+        host first) or the lock is older than O(lock.ttl) (taken over with a warning).
+      - A pre-flight that refuses the target version takes no lock.
+      - Release it with M(microimpuls.micropvr.micropvr_lock) O(microimpuls.micropvr.micropvr_lock#module:state=absent)
+        when the run ends.
+      - Needs O(lock_owner) and O(preflight=true). In check mode the lock is looked at, not taken.
+    type: dict
+    suboptions:
+      purpose:
+        description: What the run does, recorded in the lock (for example C(update to 1.10.0-1)).
+        type: str
+        default: update
+      ttl:
+        description: Seconds after which another run's lock counts as abandoned.
+        type: int
+        default: 7200
   services:
     description:
       - Init scripts under C(/etc/init.d) to check after the install (RV(services), RV(restart_services)).
@@ -203,6 +226,17 @@ EXAMPLES = r'''
     update_cache: true
   register: preflight
   failed_when: preflight is failed or preflight.unfinished | length > 0
+
+- name: The same pre-flight, then lock the host for this run (one task instead of two)
+  microimpuls.micropvr.micropvr_install:
+    version: 1.11.0-1
+    preflight: true
+    update_cache: true
+    lock_owner: 20261126T221500Z-update-pvr1
+    lock:
+      purpose: update to 1.11.0-1
+  register: preflight
+  changed_when: false
 '''
 
 RETURN = r'''
@@ -233,6 +267,24 @@ lock_owner:
   returned: always
   type: str
   sample: 20261126T221500Z-update-pvr1
+lock:
+  description: The host lock as O(lock) left it (or as it would be, in check mode).
+  returned: when O(lock) was given and the lock was taken or kept
+  type: dict
+  sample: {owner: 20261126T221500Z-update-pvr1, purpose: update to 1.10.0-1, acquired_at: '2026-11-26T22:15:00Z'}
+taken_over:
+  description: The abandoned lock O(lock) replaced, when it did.
+  returned: when O(lock) took over a stale or interrupted lock
+  type: dict
+  sample: {owner: 20261126T180000Z-update-pvr1, purpose: update to 1.10.0-1, acquired_at: '2026-11-26T18:00:00Z'}
+interrupted:
+  description:
+    - The run whose lock O(lock) took over because it was interrupted in a step (its owner, purpose
+      and step; C(step.backup_id) is the set that step was backed by, null when the gate was
+      overridden). The caller recovers the host from it before it goes on.
+  returned: when O(lock) took over the lock of an interrupted run
+  type: dict
+  sample: {owner: 20261126T221500Z-update-pvr1, purpose: update to 1.10.0-1, step: {name: install, backup_id: 20261126T221502Z}}
 unfinished:
   description: Packages that dpkg has not finished installing or configuring, with their dpkg state.
   returned: always
@@ -490,6 +542,18 @@ def wait_for_subscribers(module, options):
     return result
 
 
+def take_lock(module, result):
+    """The host lock for O(lock_owner) with O(lock) (hoststate.take_lock's result); a lock another
+    run holds fails the module with ``result`` and that lock."""
+    params = module.params
+    try:
+        return hoststate.take_lock(params['state_dir'], params['lock_owner'], params['lock']['purpose'],
+                                   params['lock']['ttl'], module.check_mode, module.warn)
+    except hoststate.LockRefused as exc:
+        module.fail_json(msg='refusing to update to %s: %s; nothing was changed' % (params['version'], exc),
+                         **dict(result, lock=exc.lock))
+
+
 def main():
     # Where MicroPVR lives (packages, services, config_file, nginx_config, sqlite_databases,
     # backup_root): the same options as every module; the facts of the pre-flight read them.
@@ -505,6 +569,10 @@ def main():
         hold=dict(type='bool', default=True),
         state_dir=dict(type='path', default=hoststate.DEFAULT_STATE_DIR),
         lock_owner=dict(type='str'),
+        lock=dict(type='dict', options=dict(
+            purpose=dict(type='str', default='update'),
+            ttl=dict(type='int', default=7200),
+        )),
         restart=dict(type='str', choices=['none', 'auto', 'always'], default='none'),
         health=dict(type='dict', options=healthcheck.probe_argument_spec()),
         drain=dict(type='dict', options=drain.drain_argument_spec()),
@@ -517,6 +585,11 @@ def main():
     params = module.params
     if params['facts'] and not params['preflight']:
         module.fail_json(msg='facts: only with preflight=true (an install changes what the facts say)')
+    if params['lock'] is not None and not params['preflight']:
+        module.fail_json(msg='lock: only with preflight=true (an install runs as a step of a lock already taken, '
+                             'lock_owner)')
+    if params['lock'] is not None and not params['lock_owner']:
+        module.fail_json(msg='lock: needs lock_owner, the run that takes the lock')
     healthcheck.refuse_bad_retries(module, params['health'], 'health.retries')
     try:
         # Before anything else, in check mode and preflight too: the install writes its step and
@@ -536,7 +609,13 @@ def main():
     if params['preflight']:
         if params['facts']:
             result['ansible_facts'] = dict(micropvr=gather_facts(module, params, queried=installed))
-        module.exit_json(changed=False, **result)
+        changed = False
+        if params['lock'] is not None:
+            # Last, once the checks passed: a pre-flight that refuses the target takes no lock.
+            taken = take_lock(module, result)
+            changed = taken.pop('changed')
+            result.update(taken)
+        module.exit_json(changed=changed, **result)
     if unfinished:
         module.fail_json(msg='refusing to install %s: a package operation on this host did not finish (%s). Re-run '
                              'update.yml, which recovers a run it finds interrupted, or restore a backup set with '

@@ -1,5 +1,6 @@
 """micropvr_install: which dpkg states are an unfinished package operation; the state directory check."""
 
+import datetime
 import os
 
 import pytest
@@ -8,6 +9,7 @@ from ansible.module_utils import basic
 from local_servers import RPCServer
 from module_runner import run_main
 
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import state as hoststate
 from ansible_collections.microimpuls.micropvr.plugins.module_utils.host import parse_dpkg_query
 from ansible_collections.microimpuls.micropvr.plugins.modules import micropvr_install
 from ansible_collections.microimpuls.micropvr.plugins.modules.micropvr_install import unfinished_packages
@@ -510,3 +512,84 @@ def test_no_drain_when_the_host_is_at_the_target(capsys, state_dir, sessions_ser
                             state_dir=state_dir, drain=drain_options(server.port))
     assert code == 0 and result['changed'] is False, result
     assert 'drain' not in result and server.apt_calls_seen == []
+
+
+# --- lock: the pre-flight takes the host lock once its checks passed ------------------------------
+
+RUN = '20261203T020000Z-update-pvr1'
+
+
+def lock_of(owner, age_seconds, **extra):
+    moment = hoststate.utc_now() - datetime.timedelta(seconds=age_seconds)
+    return dict(owner=owner, purpose='update to 1.10.0-1', acquired_at=hoststate.iso(moment), **extra)
+
+
+def preflight_with_lock(capsys, state_dir, version='1.10.0-1', **extra):
+    return run_main(micropvr_install.main, capsys, version=version, preflight=True, state_dir=state_dir,
+                    lock_owner=RUN, lock=dict(purpose='update to %s' % version, ttl=7200), **extra)
+
+
+def test_the_preflight_takes_the_lock_once_its_checks_passed(capsys, apt, state_dir):
+    code, result = preflight_with_lock(capsys, state_dir)
+    assert code == 0, result
+    assert result['changed'] is True
+    assert (result['lock']['owner'], result['lock']['purpose']) == (RUN, 'update to 1.10.0-1')
+    assert hoststate.read_lock(state_dir) == result['lock']
+    assert 'interrupted' not in result and 'taken_over' not in result
+    # the same run again keeps its lock
+    code, again = preflight_with_lock(capsys, state_dir)
+    assert (code, again['changed'], again['lock']) == (0, False, result['lock'])
+
+
+@pytest.mark.parametrize('version, problem', [('1.99.0-1', 'not offered'), ('1.8.0-1', 'older'),
+                                              ('1.10.0_1', 'malformed')])
+def test_a_preflight_that_refuses_the_version_takes_no_lock(capsys, apt, state_dir, version, problem):
+    code, result = preflight_with_lock(capsys, state_dir, version=version)
+    assert code == 1, (problem, result)
+    assert 'lock' not in result
+    assert hoststate.read_lock(state_dir) is None
+
+
+def test_another_runs_lock_refuses_the_preflight_and_stays(capsys, apt, state_dir):
+    theirs = lock_of('20261203T010000Z-update-pvr1', 60)
+    hoststate.create_lock(state_dir, theirs)
+    code, result = preflight_with_lock(capsys, state_dir)
+    assert code == 1
+    assert result['msg'].startswith('refusing to update to 1.10.0-1: the host is locked by another run (update to '
+                                    '1.10.0-1, owner 20261203T010000Z-update-pvr1, since ')
+    assert result['msg'].endswith('; nothing was changed')
+    assert result['lock'] == theirs
+    assert hoststate.read_lock(state_dir) == theirs
+
+
+def test_an_interrupted_runs_lock_is_taken_over_and_returned(capsys, apt, state_dir, monkeypatch):
+    warned = []
+    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, message: warned.append(message))
+    step = dict(name='install', backup_id='20261203T010100Z', pid=999999, started_at='2026-12-03T01:02:00Z')
+    hoststate.create_lock(state_dir, lock_of('20261203T010000Z-update-pvr1', 30, step=step))
+    code, result = preflight_with_lock(capsys, state_dir)
+    assert code == 0, result
+    assert result['interrupted'] == dict(owner='20261203T010000Z-update-pvr1', purpose='update to 1.10.0-1', step=step)
+    assert result['taken_over']['owner'] == '20261203T010000Z-update-pvr1'
+    assert hoststate.read_lock(state_dir)['owner'] == RUN
+    assert len(warned) == 1 and 'was interrupted during its install step' in warned[0]
+
+
+def test_in_check_mode_the_preflight_looks_at_the_lock_and_takes_none(capsys, apt, state_dir):
+    code, result = preflight_with_lock(capsys, state_dir, _ansible_check_mode=True)
+    assert code == 0, result
+    assert result['lock']['owner'] == RUN
+    assert hoststate.read_lock(state_dir) is None
+
+
+@pytest.mark.parametrize('extra, message', [
+    (dict(backup_id='20261203T010100Z', lock_owner=RUN),
+     'lock: only with preflight=true (an install runs as a step of a lock already taken, lock_owner)'),
+    (dict(preflight=True), 'lock: needs lock_owner, the run that takes the lock'),
+])
+def test_a_lock_outside_a_preflight_or_without_an_owner_is_refused_before_anything_runs(capsys, no_commands,
+                                                                                          state_dir, extra, message):
+    code, result = run_main(micropvr_install.main, capsys, version='1.10.0-1', state_dir=state_dir,
+                            lock=dict(purpose='update to 1.10.0-1'), **extra)
+    assert (code, result['msg']) == (1, message)
+    assert hoststate.read_lock(state_dir) is None
