@@ -278,7 +278,8 @@ class Bench(object):
             module_s = sum(r['seconds'] for r in run['tasks'][name]['results']
                            if r['task'].split(' : ', 1)[-1] == BACKUP_TASK)
             rounds.append(dict(raw_seconds=raw_s, ours_seconds=run['seconds'], ours_module_seconds=module_s,
-                               set_bytes=set_bytes, ours_tasks=ansible.task_times(run['tasks'][name])))
+                               set_bytes=set_bytes, ours_tasks=ansible.task_times(run['tasks'][name]),
+                               ours_steps=task_step_seconds(run['tasks'][name])))
             self.log('backup linearity %d/%d: raw %.1f s, ours %.1f s (module %.1f s); at %d MiB ours %.1f s'
                      % (index + 1, len(base_rounds), raw_s, run['seconds'], module_s, cfg['db_mb'],
                         base_rounds[index]['ours_seconds']))
@@ -294,7 +295,10 @@ class Bench(object):
             base_seconds=stats.summary([r['ours_seconds'] for r in base_rounds]),
             base_module_seconds=stats.summary([r['ours_module_seconds'] for r in base_rounds]),
             base_raw_seconds=stats.summary([r['raw_seconds'] for r in base_rounds]),
-            ratio=ratio('ours_seconds'), ratio_module=ratio('ours_module_seconds'), ratio_raw=ratio('raw_seconds'))
+            ratio=ratio('ours_seconds'), ratio_module=ratio('ours_module_seconds'), ratio_raw=ratio('raw_seconds'),
+            # Which part of the module grows faster than the data (its step_seconds at both sizes).
+            steps=step_summaries([r['ours_steps'] for r in rounds]),
+            base_steps=step_summaries([r.get('ours_steps') or {} for r in base_rounds]))
 
     @staticmethod
     def _backup_source_bytes(name):

@@ -241,7 +241,26 @@ def _linear_rows(lin):
          _ratio(lin['ratio_module']), '-', 'info'),
         ('   raw sqlite3 .backup + tar at %d MiB vs at %d MiB (s)' % (lin['db_mb'], lin['base_db_mb']),
          stats.fmt_summary(lin['seconds']['raw']), stats.fmt_summary(lin['base_raw_seconds']),
-         _ratio(lin['ratio_raw']), '-', 'info')]
+         _ratio(lin['ratio_raw']), '-', 'info')] + _linear_steps_rows(lin)
+
+
+# The parts of the backup task whose growth with the data the linearity rows show.
+LINEAR_STEPS = ('copy the SQLite databases', 'check and hash the SQLite copies')
+
+
+def _linear_steps_rows(lin):
+    """The SQLite parts of the micropvr_backup task at both sizes (medians of step_seconds): which
+    of them grows faster than the data."""
+    steps, base = lin.get('steps') or {}, lin.get('base_steps') or {}
+    names = dict(BACKUP_STEP_LABELS)
+    rows_ = []
+    for part in LINEAR_STEPS:
+        if part in steps and part in base and base[part]['median'] > 0:
+            rows_.append(('     %s inside the task at %d MiB vs at %d MiB (s)'
+                          % (names[part], lin['db_mb'], lin['base_db_mb']),
+                          '%.2f s' % steps[part]['median'], '%.2f s' % base[part]['median'],
+                          '%.2fx' % (steps[part]['median'] / base[part]['median']), '-', 'info'))
+    return rows_
 
 
 def _count_row(title, fig, target):

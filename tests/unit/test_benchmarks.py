@@ -574,3 +574,16 @@ def test_the_backup_tasks_parts_are_summarised_and_reported_in_the_order_they_ra
     assert row[1] == ('plan 0.05, copy SQLite 1.80, quick_check + sha256 1.50, packages 0.30, external DBs 0.30, '
                       'verify the set 0.10, fsync 0.40, a new part 0.01')
     assert row[5] == 'info; outside these parts 0.80 s'
+
+
+def test_the_linearity_rows_show_which_sqlite_part_grows_faster_than_the_data():
+    base = phases.step_summaries([{'copy the SQLite databases': 1.5, 'check and hash the SQLite copies': 1.6,
+                                   'save the packages': 0.1}])
+    big = phases.step_summaries([{'copy the SQLite databases': 12.0, 'check and hash the SQLite copies': 6.4,
+                                  'save the packages': 0.1}])
+    rows = report._linear_steps_rows(dict(db_mb=4096, base_db_mb=1024, steps=big, base_steps=base))
+    assert [row[0] for row in rows] == ['     copy SQLite inside the task at 4096 MiB vs at 1024 MiB (s)',
+                                        '     quick_check + sha256 inside the task at 4096 MiB vs at 1024 MiB (s)']
+    assert [row[1:4] for row in rows] == [('12.00 s', '1.50 s', '8.00x'), ('6.40 s', '1.60 s', '4.00x')]
+    # a results file from before the module reported its parts has no such rows
+    assert report._linear_steps_rows(dict(db_mb=4096, base_db_mb=1024)) == []
