@@ -298,7 +298,7 @@ class Bench(object):
             ratio=ratio('ours_seconds'), ratio_module=ratio('ours_module_seconds'), ratio_raw=ratio('raw_seconds'),
             # Which part of the module grows faster than the data (its step_seconds at both sizes).
             steps=step_summaries([r['ours_steps'] for r in rounds]),
-            base_steps=step_summaries([r.get('ours_steps') or {} for r in base_rounds]))
+            base_steps=step_summaries([r['ours_steps'] for r in base_rounds]))
 
     @staticmethod
     def _backup_source_bytes(name):

@@ -30,6 +30,7 @@ import re
 import stat
 
 from ansible_collections.microimpuls.micropvr.plugins.module_utils import confine
+from ansible_collections.microimpuls.micropvr.plugins.module_utils import safepath
 
 # 2: keyed seal (HMAC-SHA256). Sets of format 1 carry an unkeyed sha256 and cannot be authenticated.
 FORMAT_VERSION = 2
@@ -469,11 +470,7 @@ def select_for_removal(sets, keep, keep_pinned=2, protect=()):
 
 def fsync_dir(path):
     """Make a rename or a new entry in the directory ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    safepath.fsync_path(path)
 
 
 def utc_now_iso(now=None):

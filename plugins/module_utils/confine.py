@@ -31,7 +31,7 @@ import stat
 import tarfile
 import tempfile
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.safepath import UnsafePathError, check_relpath
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.safepath import UnsafePathError, check_relpath, fsync_path
 
 FILE_KINDS = ('config', 'sqlite', 'package', 'database')
 ENTRY_TYPES = ('file', 'directory', 'symlink', 'hardlink')
@@ -573,8 +573,4 @@ def extract_config(manifest, archive_path, root='/'):
         os.utime(target, (entry['mtime'], entry['mtime']), follow_symlinks=False)
         touched.add(target)
     for directory in sorted(touched):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(directory)

@@ -301,6 +301,16 @@ def check_relpath(path, what):
     return path
 
 
+def fsync_path(path):
+    """Make the file or directory at ``path`` durable: a file's data, a directory's entries
+    (a rename, a new file)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def open_nofollow(path, flags, mode=0o600):
     """os.open with O_NOFOLLOW and O_CLOEXEC; a symbolic link raises UnsafePathError naming ``path``.
 

@@ -38,6 +38,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.safepath import fsync_path
+
 try:
     from urllib.parse import quote
 except ImportError:  # pragma: no cover - Python 2 is not supported by the collection
@@ -243,11 +245,7 @@ def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest
 def _fsync_files(paths):
     """Make each file at ``paths`` durable (its data; its directory entry is the caller's)."""
     for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path)
 
 
 def _lock_all(conn, schemas, sources, busy_timeout):

@@ -321,11 +321,7 @@ def _write_config_archive(work, plan):
 def _fsync_tree(top):
     for dirpath, _dirnames, filenames in os.walk(top):
         for name in filenames:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            safepath.fsync_path(os.path.join(dirpath, name))
         backupset.fsync_dir(dirpath)
 
 
