@@ -65,6 +65,9 @@ class CallbackModule(CallbackBase):
         # How long each part of that restore took (micropvr_restore's step_seconds).
         if isinstance(result._result.get('step_seconds'), dict):
             record['step_seconds'] = result._result['step_seconds']
+        # And each part of its safety backup (safety_backup_step_seconds).
+        if isinstance(result._result.get('safety_backup_step_seconds'), dict):
+            record['safety_backup_step_seconds'] = result._result['safety_backup_step_seconds']
         self._write(**record)
 
     def v2_runner_on_ok(self, result):

@@ -215,7 +215,7 @@ def read_task_log(path):
             host['results'].append(dict(task=record['task'], action=record['action'], status=record['status'],
                                         start=record['start'], end=record['end'],
                                         seconds=round(record['end'] - record['start'], 3)))
-            for key in ('safety_backup_seconds', 'step_seconds'):
+            for key in ('safety_backup_seconds', 'step_seconds', 'safety_backup_step_seconds'):
                 if key in record:
                     host['results'][-1][key] = record[key]
     return hosts

@@ -353,6 +353,8 @@ class Bench(object):
             entry['ours_rollback'] = probe.result(run['seconds'], run['start'], run['end'])
             entry['ours_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
             entry['ours_rollback']['restore_steps'] = task_step_seconds(run['tasks'][name])
+            entry['ours_rollback']['safety_steps'] = task_step_seconds(run['tasks'][name],
+                                                                                'safety_backup_step_seconds')
             self.expect(name, FROM_VERSION, 1, 'rollback.yml', rows=rows)
             # The same two playbooks with the recommended ansible.cfg (docs/ansible.cfg.example),
             # from the same reset state.
@@ -373,6 +375,8 @@ class Bench(object):
                 entry['rec_rollback'] = probe.result(run['seconds'], run['start'], run['end'])
                 entry['rec_rollback']['tasks'] = task_marks(run['tasks'][name], run['start'])
                 entry['rec_rollback']['restore_steps'] = task_step_seconds(run['tasks'][name])
+                entry['rec_rollback']['safety_steps'] = task_step_seconds(run['tasks'][name],
+                                                                                    'safety_backup_step_seconds')
                 self.expect(name, FROM_VERSION, 1, 'rollback.yml (recommended ansible.cfg)', rows=rows)
             rounds.append(entry)
             self.log('update/rollback %d/%d: downtime raw %.2f s%s, ours %.2f s%s; update wall raw %.1f s, ours %.1f s; '
@@ -415,6 +419,8 @@ class Bench(object):
                 (part, stats.summary([p[part] for p in profiles])) for part in profiles[0])
             result['restore_steps' + suffix] = step_summaries(
                 [r[prefix + 'rollback'].get('restore_steps') or {} for r in rounds])
+            result['safety_steps' + suffix] = step_summaries(
+                [r[prefix + 'rollback'].get('safety_steps') or {} for r in rounds])
         # The plot shows the round whose collection downtime is the median one.
         order = sorted(range(len(rounds)), key=lambda i: rounds[i]['ours_update']['longest'])
         result['plot_round'] = order[len(order) // 2]
@@ -883,12 +889,13 @@ def window_cpu(run):
 SAFETY_BACKUP_MARK = 'microimpuls.micropvr.rollback : Back up the host as it is now (in the restore task)'
 
 
-def task_step_seconds(host_tasks):
+def task_step_seconds(host_tasks, key='step_seconds'):
     """How long each part of the host's first task that reports them took (the step_seconds of
-    rollback.yml's micropvr_restore, of backup.yml's micropvr_backup); {} when no task did."""
+    rollback.yml's micropvr_restore, of backup.yml's micropvr_backup; with ``key``
+    safety_backup_step_seconds, the parts of the restore's safety backup); {} when no task did."""
     for r in host_tasks['results']:
-        if r['status'] != 'skipped' and isinstance(r.get('step_seconds'), dict):
-            return r['step_seconds']
+        if r['status'] != 'skipped' and isinstance(r.get(key), dict):
+            return r[key]
     return {}
 
 

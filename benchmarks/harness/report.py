@@ -80,6 +80,8 @@ def rows(results, config):
                 table.append(_rollback_profile_row(profile, u['rollback_seconds' + suffix]['raw'], target, label))
             if u.get('restore_steps' + suffix):
                 table.append(_restore_steps_row(u['restore_steps' + suffix], label))
+            if u.get('safety_steps' + suffix):
+                table.append(_safety_steps_row(u['safety_steps' + suffix], label))
     if 'fleet' in results:
         table.extend(_fleet_rows(results['fleet']))
     if 'pipelining' in results:
@@ -172,6 +174,13 @@ def _restore_steps_row(steps, label):
     outage = sum(steps[part]['median'] for part in down if part in steps)
     return ('   inside the restore task%s (s)' % label, _step_parts(steps, RESTORE_STEP_LABELS), '-', '-', '-',
             'info; stop to start %.2f s' % outage)
+
+
+def _safety_steps_row(steps, label):
+    """The parts of the restore's safety backup (medians of micropvr_restore's
+    safety_backup_step_seconds), named as a backup's are."""
+    return ('   inside its safety backup%s (s)' % label, _step_parts(steps, BACKUP_STEP_LABELS), '-', '-', '-',
+            'info; the set\'s SQLite copies are staged meanwhile')
 
 
 def _fleet_rows(f):

@@ -285,14 +285,16 @@ def _tar_entries(path):
     return entries
 
 
-def _add_tree(archive, path, sqlite_paths, top=True):
+def _add_tree(archive, path, sqlite_paths, excluded, top=True):
     """Add ``path`` and what is below it, in tarfile's own order, leaving out the SQLite databases
     and their side files before they are even stat'ed: a -journal (or a -mj super-journal) comes
     and goes while MicroPVR writes, and tarfile's recursive add fails when one vanishes between
     listdir and lstat. Any other entry below ``path`` that vanishes after it was listed (a
     temporary file renamed into place) was not there when the archive got to it: it is left out.
-    A configured path itself that is gone is an error."""
-    if belongs_to_database(path, sqlite_paths):
+    A configured path itself that is gone is an error. ``excluded`` are files left out too (the
+    copies a restore is writing beside the databases while it takes this set, see
+    micropvr_restore's SqliteStager)."""
+    if belongs_to_database(path, sqlite_paths) or path in excluded:
         return
     try:
         # tarfile writes nothing for a member it could not lstat or open.
@@ -303,7 +305,7 @@ def _add_tree(archive, path, sqlite_paths, top=True):
             raise
         return
     for name in names:
-        _add_tree(archive, os.path.join(path, name), sqlite_paths, top=False)
+        _add_tree(archive, os.path.join(path, name), sqlite_paths, excluded, top=False)
 
 
 def _write_config_archive(work, plan):
@@ -311,8 +313,9 @@ def _write_config_archive(work, plan):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, 'wb') as handle:
         with tarfile.open(fileobj=handle, mode='w', format=tarfile.PAX_FORMAT) as archive:
+            excluded = frozenset(plan.get('excluded_files', ()))
             for source in plan['config_paths']:
-                _add_tree(archive, source, plan['sqlite_databases'])
+                _add_tree(archive, source, plan['sqlite_databases'], excluded)
         handle.flush()
         os.fsync(handle.fileno())
     return 'config.tar'

@@ -131,6 +131,10 @@ options:
         the backup root beyond O(safety_backup.lock_timeout)), the restore goes on without it; the
         reason is in RV(safety_backup_problem) and in a warning, and a failed restore then leaves
         the host as the message describes.
+      - While the set is taken, the SQLite copies of the set being restored are written beside
+        the databases they replace (hidden C(.<name>.restore-*) files, left out of the new set),
+        so the restore refuses, with nothing written, when the new set and those copies together
+        do not fit on a filesystem.
       - Not in check mode, and not together with O(fallback_backup_id).
     type: dict
     suboptions:
@@ -343,6 +347,15 @@ safety_backup_seconds:
   returned: when O(safety_backup) was attempted
   type: float
   sample: 3.1
+safety_backup_step_seconds:
+  description:
+    - How long each part of taking the set of the host before the restore took, in seconds, by
+      the names micropvr_backup's RV(step_seconds) gives them (C(plan the backup), C(copy the
+      SQLite databases), ..., C(flush the set to disk)). The set's SQLite copies are staged
+      beside the databases meanwhile, so this is also the time that staging had.
+  returned: when O(safety_backup) was attempted
+  type: dict
+  sample: {plan the backup: 0.08, copy the SQLite databases: 0.4, verify the set: 0.05}
 safety_backup_problem:
   description: Why no set of the host could be taken before the restore (O(safety_backup)).
   returned: when O(safety_backup) is given and the set could not be taken
@@ -417,6 +430,7 @@ host_state:
 import os
 import shutil
 import tempfile
+import threading
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -685,13 +699,22 @@ def restore_config(set_dir, manifest):
     confine.extract_config(manifest, os.path.join(set_dir, manifest['config']['archive']))
 
 
-def _write_sqlite_copy(set_dir, saved):
-    """Copy the set's file of one SQLite database beside the database it replaces, as a hidden
-    temporary file with the owner, mode and journal mode of the original; its path."""
-    source = saved['source']
+def _new_staging_file(source):
+    """An empty hidden temporary file beside the database ``source``, to stage its copy in."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(source), prefix='.%s.restore-' % os.path.basename(source))
+    os.close(fd)
+    return tmp
+
+
+def _write_sqlite_copy(set_dir, saved, tmp=None):
+    """Copy the set's file of one SQLite database beside the database it replaces, as a hidden
+    temporary file (``tmp``, a new one when not given) with the owner, mode and journal mode of
+    the original; its path."""
+    source = saved['source']
+    if tmp is None:
+        tmp = _new_staging_file(source)
     try:
-        with os.fdopen(fd, 'wb') as out, \
+        with os.fdopen(safepath.open_nofollow(tmp, os.O_WRONLY | os.O_TRUNC), 'wb') as out, \
                 os.fdopen(safepath.open_nofollow(os.path.join(set_dir, saved['file']), os.O_RDONLY), 'rb') as copy:
             shutil.copyfileobj(copy, out, MIB)
             out.flush()
@@ -712,29 +735,81 @@ def _write_sqlite_copy(set_dir, saved):
     return tmp
 
 
-def stage_sqlite(set_dir, manifest):
-    """Write the set's SQLite copies beside the databases they replace while the services still
-    run, so that the outage holds only their renames (restore_sqlite); {database: temporary file}.
+class SqliteStager(object):
+    """The set's SQLite copies written beside the databases they replace while the services still
+    run, so that the outage holds only their renames (restore_sqlite).
 
-    A database whose directory is missing (a host without MicroPVR) or reached through anything
-    but real directories inside the configuration paths is not staged: restore_sqlite copies it
-    after the configuration is restored, and refuses it then if it still is not confined.
+    Their temporary files are created at once (``paths``); the copies are written by write(), or
+    by start() in a thread while the backup of the host before the restore runs, which leaves
+    those files out of its config.tar. A database whose directory is missing (a host without
+    MicroPVR) or reached through anything but real directories inside the configuration paths is
+    not staged: restore_sqlite copies it after the configuration is restored, and refuses it then
+    if it still is not confined.
     """
-    staged = {}
+
+    def __init__(self, set_dir, manifest):
+        self.set_dir, self.manifest = set_dir, manifest
+        self.staged = {}  # {database: its temporary file}; restore_sqlite pops those it puts in place
+        self._thread, self._error = None, None
+        try:
+            for saved in manifest['sqlite']:
+                source = saved['source']
+                if not os.path.isdir(os.path.dirname(source)):
+                    continue
+                try:
+                    confine.check_parents('/', source, manifest['config']['paths'])
+                except confine.ConfinementError:
+                    continue
+                self.staged[source] = _new_staging_file(source)
+        except BaseException:
+            discard_staged(self.staged)
+            raise
+
+    @property
+    def paths(self):
+        return sorted(self.staged.values())
+
+    def write(self):
+        for saved in self.manifest['sqlite']:
+            if saved['source'] in self.staged:
+                _write_sqlite_copy(self.set_dir, saved, self.staged[saved['source']])
+
+    def _write_in_thread(self):
+        try:
+            self.write()
+        except BaseException as exc:  # pylint: disable=broad-except
+            self._error = exc
+
+    def start(self):
+        self._thread = threading.Thread(target=self._write_in_thread, name='stage-sqlite')
+        self._thread.daemon = True
+        self._thread.start()
+
+    def result(self):
+        """{database: temporary file} once every copy is written; raises what writing one failed with."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.staged
+
+    def discard(self):
+        """Remove the copies not put in place; waits for the thread first, which may be writing them."""
+        if self._thread is not None:
+            self._thread.join()
+        discard_staged(self.staged)
+
+
+def stage_sqlite(set_dir, manifest):
+    """Write the set's SQLite copies beside the databases they replace (SqliteStager, at once);
+    {database: temporary file}."""
+    stager = SqliteStager(set_dir, manifest)
     try:
-        for saved in manifest['sqlite']:
-            source = saved['source']
-            if not os.path.isdir(os.path.dirname(source)):
-                continue
-            try:
-                confine.check_parents('/', source, manifest['config']['paths'])
-            except confine.ConfinementError:
-                continue
-            staged[source] = _write_sqlite_copy(set_dir, saved)
+        stager.write()
     except BaseException:
-        discard_staged(staged)
+        stager.discard()
         raise
-    return staged
+    return stager.staged
 
 
 def discard_staged(staged):
@@ -827,14 +902,15 @@ def start_services(module, services):
             raise StepFailed('%s does not start (rc=%d): %s' % (name, rc, output))
 
 
-def apply_set(module, set_dir, manifest, services, hold, dependencies=False, timings=None):
+def apply_set(module, set_dir, manifest, services, hold, dependencies=False, timings=None, stager=None):
     """Put the host into the state of the set; raises StepFailed naming the step that failed.
 
     The services are stopped first. The packages are unpacked, the configuration and data put
     back, and only then the packages configured: a postinst that migrates the databases, or
     refuses a schema newer than its own, sees the data of its own version. What does not need
     the services stopped happens outside the outage: the SQLite copies are written beside the
-    databases before (stage_sqlite), the packages held after the services started.
+    databases before (stage_sqlite, or ``stager``, a SqliteStager already writing them), the
+    packages held after the services started.
     """
     timings = timings or Timings()
     step = timings.start('read the installed packages')
@@ -847,7 +923,7 @@ def apply_set(module, set_dir, manifest, services, hold, dependencies=False, tim
             step = timings.start('install the dependencies of the saved packages')
             install_dependencies(module, set_dir, manifest, changed)
         step = timings.start('stage the SQLite databases')
-        staged = stage_sqlite(set_dir, manifest)
+        staged = stage_sqlite(set_dir, manifest) if stager is None else stager.result()
         step = timings.start('stop the services')
         stop_services(module, services)
         touched = True
@@ -959,22 +1035,45 @@ def needs_safety_backup(result):
             and all(version is not None for version in result['from_versions'].values()))
 
 
-def take_safety_backup(module, backup_id):
-    """Back up the host as it is (O(safety_backup)); (its id, None), or (None, why not)."""
+def take_safety_backup(module, set_dir, manifest, changed, result):
+    """Back up the host as it is (O(safety_backup)) while the set's SQLite copies are staged
+    (SqliteStager, in a thread: the two read and write different files, and each mostly waits
+    for the disk or runs in C, so together they take little more than the backup alone).
+
+    Returns (its id, None, stager), or (None, why not, stager); the stager is None when nothing
+    was staged. Refuses the restore, with nothing written, when the set of the host and the
+    restore's new files together do not fit where they go (space_problems).
+    """
     params = module.params
     backup = dict((name, spec.get('default')) for name, spec in takeset.argument_spec().items())
     backup.update((name, params[name]) for name in [
         'packages', 'services', 'config_file', 'config_paths', 'sqlite_databases', 'databases', 'backup_root',
         'state_dir', 'lock_owner'] + list(backupset.seal_argument_spec()))
-    backup.update(params['safety_backup'], reason='pre-rollback to %s' % backup_id)
+    backup.update(params['safety_backup'], reason='pre-rollback to %s' % params['backup_id'])
     safety = SafetyBackupModule(module, backup)
+    timings = Timings()
+    result['safety_backup_step_seconds'] = timings.seconds
+    stager = None
     try:
+        timings.start('plan the backup')
         plan, packages = takeset.prepare(safety)
-        return takeset.take(safety, plan, packages)['backup_id'], None
+        refuse_without_space(module, set_dir, manifest, changed, result,
+                             also=[(params['backup_root'], plan['estimated_bytes'])])
+        try:
+            stager = SqliteStager(set_dir, manifest)
+        except (IOError, OSError):
+            pass  # apply_set stages them itself, and its failure then names the step
+        else:
+            # Not part of the set being taken: files the restore writes and renames away.
+            plan['excluded_files'] = stager.paths
+            stager.start()
+        return takeset.take(safety, plan, packages, timings)['backup_id'], None, stager
     except SafetyBackupFailed as exc:
-        return None, str(exc)
+        return None, str(exc), stager
     except Exception as exc:  # pylint: disable=broad-except
-        return None, '%s: %s' % (type(exc).__name__, exc)
+        return None, '%s: %s' % (type(exc).__name__, exc), stager
+    finally:
+        timings.stop()
 
 
 def take_lock(module):
@@ -1129,8 +1228,10 @@ def verify_or_trust(module, set_dir, backup_id, keys, trusted_files):
     return manifest, problems, status, identities
 
 
-def space_problems(set_dir, manifest, changed):
-    """Where the restore would run out of space, checked before the services stop.
+def space_problems(set_dir, manifest, changed, also=()):
+    """Where the restore would run out of space, checked before the services stop; ``also``,
+    (path, size) pairs, are what else will be written meanwhile (the backup of the host before
+    the restore).
 
     A file is written beside the one it replaces, so each filesystem needs room for the new
     files put there; unpacking a package needs about three times its .deb on the root filesystem.
@@ -1150,17 +1251,20 @@ def space_problems(set_dir, manifest, changed):
         add(saved['source'], os.path.getsize(os.path.join(set_dir, saved['file'])))
     for name in changed:
         add('/usr', 3 * os.path.getsize(os.path.join(set_dir, manifest['packages'][name]['file'])))
+    for path, size in also:
+        add(path, size)
     problems = []
     for space, size in needed.values():
         required = size + SPACE_MARGIN
         if space['free_bytes'] < required:
-            problems.append('the filesystem of %s has %.1f MiB free, the restore needs about %.1f MiB there'
-                            % (space['measured_at'], space['free_bytes'] / float(MIB), required / float(MIB)))
+            problems.append('the filesystem of %s has %.1f MiB free, the restore needs about %.1f MiB there%s'
+                            % (space['measured_at'], space['free_bytes'] / float(MIB), required / float(MIB),
+                               ' (with the backup of the host before it)' if also else ''))
     return problems
 
 
-def refuse_without_space(module, set_dir, manifest, changed, result):
-    space = space_problems(set_dir, manifest, changed)
+def refuse_without_space(module, set_dir, manifest, changed, result, also=()):
+    space = space_problems(set_dir, manifest, changed, also)
     if space:
         module.fail_json(msg='refusing to restore backup set %s: not enough free space, nothing was changed and the '
                              'services still run: %s' % (module.params['backup_id'], '; '.join(space)), **result)
@@ -1299,33 +1403,47 @@ def restore_set(module):
     if module.check_mode:
         module.exit_json(changed=True, outcome='restored', **dict(result, **diff))
 
-    if params['safety_backup'] is not None:
-        result['safety_backup_id'] = None
-        if needs_safety_backup(result):
-            timings.start('safety backup')
-            safety_id, problem = take_safety_backup(module, params['backup_id'])
-            timings.stop()
-            result['safety_backup_seconds'] = timings.seconds['safety backup']
-            if problem is None:
-                result['safety_backup_id'] = safety_id
-                # Sealed with the host's own key, which the backup created if this is the first set.
-                safety_dir, safety_manifest, dummy = verified_set(module, backupset.module_seal_keys(module), safety_id,
-                                                                  'safety_backup')
-                fallback = (safety_id, safety_dir, safety_manifest)
-                # The set may share a filesystem with what the restore writes.
-                refuse_without_space(module, set_dir, manifest, changed, result)
-            else:
-                result['safety_backup_problem'] = problem
-                module.warn('no backup of the host before the restore (%s); if the restore fails, the host lock '
-                            'keeps the unfinished step and the next rollback.yml or update.yml completes the '
-                            'recovery' % problem)
+    stager = None
+    try:
+        if params['safety_backup'] is not None:
+            result['safety_backup_id'] = None
+            if needs_safety_backup(result):
+                timings.start('safety backup')
+                safety_id, problem, stager = take_safety_backup(module, set_dir, manifest, changed, result)
+                timings.stop()
+                result['safety_backup_seconds'] = timings.seconds['safety backup']
+                if problem is None:
+                    result['safety_backup_id'] = safety_id
+                    # Sealed with the host's own key, which the backup created if this is the first set.
+                    safety_dir, safety_manifest, dummy = verified_set(module, backupset.module_seal_keys(module),
+                                                                      safety_id, 'safety_backup')
+                    fallback = (safety_id, safety_dir, safety_manifest)
+                    # The set may share a filesystem with what the restore writes.
+                    refuse_without_space(module, set_dir, manifest, changed, result)
+                else:
+                    result['safety_backup_problem'] = problem
+                    module.warn('no backup of the host before the restore (%s); if the restore fails, the host lock '
+                                'keeps the unfinished step and the next rollback.yml or update.yml completes the '
+                                'recovery' % problem)
+        apply_restore(module, set_dir, manifest, fallback, result, timings, stager)
+    finally:
+        if stager is not None:
+            # Whatever ended the restore: the thread is done and no staged copy is left behind.
+            stager.discard()
+    result['outcome'] = 'restored'
+    finish(module, result, True, diff, timings)
 
+
+def apply_restore(module, set_dir, manifest, fallback, result, timings, stager):
+    """apply_set inside the lock's restore step, and what follows a failure: the fallback set,
+    or the unfinished step kept in the lock."""
+    params = module.params
     steps = StepModule(module)
     try:
         with hoststate.step(params['state_dir'], params['lock_owner'], 'restore', backup_id=params['backup_id']):
             try:
                 apply_set(steps, set_dir, manifest, params['services'], params['hold'], params['install_dependencies'],
-                          timings)
+                          timings, stager)
             except StepFailed as exc:
                 outcome, message = recover(steps, str(exc), exc.touched, fallback, params['services'], params['hold'])
                 result.update(outcome=outcome, failed_step=str(exc),
@@ -1345,8 +1463,6 @@ def restore_set(module):
                          **result)
     except (hoststate.LockError, safepath.UnsafePathError) as exc:
         module.fail_json(msg='refusing to restore backup set %s: %s' % (params['backup_id'], exc), **result)
-    result['outcome'] = 'restored'
-    finish(module, result, True, diff, timings)
 
 
 def main():

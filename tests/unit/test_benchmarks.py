@@ -561,6 +561,24 @@ def test_the_restore_tasks_parts_are_read_and_reported_in_the_order_they_ran():
     assert row[5] == 'info; stop to start 1.30 s'
 
 
+def test_the_parts_of_the_restores_safety_backup_are_read_and_reported():
+    inside = {'plan the backup': 0.01, 'copy the SQLite databases': 1.1, 'check and hash the SQLite copies': 0.47,
+              'save the packages': 0.1}
+    host_tasks = dict(results=[
+        dict(task='microimpuls.micropvr.rollback : Name this run', status='ok', start=101.0, seconds=0.1),
+        dict(task='microimpuls.micropvr.rollback : Restore the backup set and check that MicroPVR serves', status='ok',
+             start=102.0, seconds=4.0, safety_backup_seconds=1.7, step_seconds={'safety backup': 1.7},
+             safety_backup_step_seconds=inside)])
+    assert phases.task_step_seconds(host_tasks, 'safety_backup_step_seconds') == inside
+    assert phases.task_step_seconds(dict(results=host_tasks['results'][:1]), 'safety_backup_step_seconds') == {}
+    summaries = dict((part, stats.summary([s])) for part, s in sorted(inside.items()))
+    row = report._safety_steps_row(summaries, '')
+    assert row[0] == '   inside its safety backup (s)'
+    assert row[1] == 'plan 0.01, copy SQLite 1.10, quick_check + sha256 0.47, packages 0.10'
+    table = report.rows(dict(update=dict(safety_steps=summaries)), dict(runs=1))
+    assert [r for r in table if r[0] == '   inside its safety backup (s)'] == [row]
+
+
 def test_the_backup_tasks_parts_are_summarised_and_reported_in_the_order_they_ran():
     first = {'plan the backup': 0.05, 'copy the SQLite databases': 1.8, 'check and hash the SQLite copies': 1.5,
              'save the packages': 0.3, 'verify the set': 0.1, 'flush the set to disk': 0.4}

@@ -1,6 +1,7 @@
 """rollback.yml after a successful update to micropvr_version (1.10.0-1; 1:1.10.0-1 on the strict
 host, where the old release's postinst refuses the new schema) and new writes."""
 
+import os
 import re
 
 import pytest
@@ -111,6 +112,11 @@ def test_a_set_of_the_host_was_taken_before_the_restore_and_only_once(host, roll
     from micropvr_testlib import host_profile
     strict = host_profile(host)['variant'] == 'strict'
     assert set(s['journal_mode'] for s in safety['sqlite']) == {'wal' if strict else 'delete'}
+    # The restore staged the set's SQLite copies beside the databases while it took this set:
+    # none is in it, and none is left on the host.
+    assert [e['path'] for e in safety['config']['entries'] if '.restore-' in e['path']] == []
+    for directory in sorted(set(os.path.dirname(s['source']) for s in safety['sqlite'])):
+        assert host.check_output('find %s -name ".*.restore-*"', directory) == '', directory
 
 
 def test_journal_mode_as_the_set_has_it(host, rollback):

@@ -1365,3 +1365,113 @@ def test_the_restore_returns_how_long_each_part_took(set_host, monkeypatch):
     assert all(isinstance(seconds, float) and seconds >= 0 for seconds in parts.values()), parts
     # the safety backup's part is the time safety_backup_seconds reports
     assert abs(parts['safety backup'] - result['safety_backup_seconds']) < 0.05, parts
+    # and its own parts, by the names micropvr_backup gives them
+    inside = result['safety_backup_step_seconds']
+    assert list(inside)[:3] == ['plan the backup', 'lock the backup root', 'archive the configuration'], inside
+    assert 'copy the SQLite databases' in inside and 'verify the set' in inside, inside
+    assert sum(inside.values()) <= result['safety_backup_seconds'] + 0.05, inside
+
+
+# --- the SQLite copies staged while the safety backup runs -----------------------------------------------------------
+
+def staging_files(directory):
+    return sorted(name for name in os.listdir(directory) if '.restore-' in name)
+
+
+def test_the_copies_are_staged_while_the_safety_backup_runs_and_are_not_part_of_it(set_host, monkeypatch):
+    events, listed = [], []
+    real_start, real_take = micropvr_restore.SqliteStager.start, takeset.take
+    real_archive = takeset._write_config_archive
+
+    def start(stager):
+        events.append('staging started')
+        return real_start(stager)
+
+    def take(*args, **kwargs):
+        events.append('safety backup started')
+        return real_take(*args, **kwargs)
+
+    def write_config_archive(work, plan):
+        # the staged file exists while the safety set's configuration is archived
+        listed.extend(staging_files(set_host.top))
+        return real_archive(work, plan)
+    monkeypatch.setattr(micropvr_restore.SqliteStager, 'start', start)
+    monkeypatch.setattr(takeset, 'take', take)
+    monkeypatch.setattr(takeset, '_write_config_archive', write_config_archive)
+    outcome, result = set_host.run(safety_module(set_host, monkeypatch))
+    assert (outcome, result['outcome']) == ('exit', 'restored'), result
+    assert events == ['staging started', 'safety backup started']
+    assert [name.split('.restore-')[0] for name in listed] == ['.' + os.path.basename(set_host.db)]
+    safety_dir = os.path.join(set_host.backup_root, result['safety_backup_id'])
+    with tarfile.open(os.path.join(safety_dir, 'config.tar')) as archive:
+        names = archive.getnames()
+    assert set_host.top.lstrip('/') + '/micropvr.conf' in names
+    assert [n for n in names if '.restore-' in n] == [], names
+    assert backupset.verify_set(set_host.module(), safety_dir, result['safety_backup_id'], KEYS)[1] == []
+    assert live_rows(set_host.db) == ['r%d' % i for i in range(20)]
+    assert staging_files(set_host.top) == []
+
+
+def test_a_copy_that_fails_to_stage_during_the_safety_backup_stops_nothing(set_host, monkeypatch):
+    def write_nothing(set_dir, saved, tmp=None):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(micropvr_restore, '_write_sqlite_copy', write_nothing)
+    module = safety_module(set_host, monkeypatch)
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail' and result['msg'].startswith(
+        'restore of backup set %s failed at stage the SQLite databases: OSError: [Errno 28]' % SET_ID), result['msg']
+    # the services were never stopped; the set of the host was taken and stays
+    assert set_host.stopped(module) == [] and result['safety_backup_id'] in sets_in(set_host)
+    assert live_rows(set_host.db) == ['live'] and staging_files(set_host.top) == []
+
+
+def test_a_restore_that_ends_while_the_copies_are_staged_leaves_none(set_host, monkeypatch):
+    real = micropvr_restore.verified_set
+
+    def verified_set(module, keys, backup_id, option, *args, **kwargs):
+        if option == 'safety_backup':
+            module.fail_json(msg='the set of the host did not verify')
+        return real(module, keys, backup_id, option, *args, **kwargs)
+    monkeypatch.setattr(micropvr_restore, 'verified_set', verified_set)
+    module = safety_module(set_host, monkeypatch)
+    outcome, result = set_host.run(module)
+    assert (outcome, result['msg']) == ('fail', 'the set of the host did not verify'), result
+    assert set_host.stopped(module) == [] and live_rows(set_host.db) == ['live']
+    assert staging_files(set_host.top) == []
+
+
+def test_the_safety_backup_and_the_restore_must_fit_together(set_host, monkeypatch):
+    """Room for the restore's new files and room for the set of the host, but not for both on the
+    one filesystem: refused before either is written."""
+    alone = micropvr_restore.SPACE_MARGIN + sum(
+        e['size'] for e in set_host.manifest['config']['entries'] if e['type'] == 'file') + os.path.getsize(
+        os.path.join(set_host.set_dir, set_host.manifest['sqlite'][0]['file']))
+    # the restore's own check passes; the safety backup's plan measures the real filesystem
+    monkeypatch.setattr(micropvr_restore, 'free_space', _free(alone))
+    assert micropvr_restore.space_problems(set_host.set_dir, set_host.manifest, []) == []
+    module = safety_module(set_host, monkeypatch)
+    outcome, result = set_host.run(module)
+    assert outcome == 'fail' and 'not enough free space' in result['msg'], result
+    assert '(with the backup of the host before it)' in result['msg'], result['msg']
+    assert sets_in(set_host) == [SET_ID] and set_host.stopped(module) == []
+    assert staging_files(set_host.top) == [] and set_host.snapshot() == set_host.before
+
+
+def test_space_problems_counts_what_else_is_written_meanwhile(set_host, monkeypatch):
+    monkeypatch.setattr(micropvr_restore, 'free_space', _free(10 ** 9))
+    assert micropvr_restore.space_problems(set_host.set_dir, set_host.manifest, [], also=[(set_host.top, 10 ** 8)]) == []
+    problems = micropvr_restore.space_problems(set_host.set_dir, set_host.manifest, [],
+                                               also=[(set_host.top, 10 ** 9)])
+    assert len(problems) == 1 and problems[0].endswith('(with the backup of the host before it)'), problems
+
+
+def test_a_stager_writes_each_copy_into_the_file_it_created(set_host):
+    stager = micropvr_restore.SqliteStager(set_host.set_dir, set_host.manifest)
+    created = stager.paths
+    assert [os.path.basename(p).split('.restore-')[0] for p in created] == ['.' + os.path.basename(set_host.db)]
+    assert os.path.getsize(created[0]) == 0
+    stager.start()
+    staged = stager.result()
+    assert list(staged.values()) == created and live_rows(created[0]) == ['r%d' % i for i in range(20)]
+    stager.discard()
+    assert staging_files(set_host.top) == []
