@@ -143,7 +143,8 @@ RESTORE_STEP_LABELS = (('verify the set', 'verify the set'), ('compare the host 
 
 # The parts of micropvr_backup's step_seconds as the table names them, shorter, in the order they run.
 BACKUP_STEP_LABELS = (('plan the backup', 'plan'), ('lock the backup root', 'lock'),
-                      ('archive the configuration', 'config.tar'), ('copy the SQLite databases', 'copy SQLite'),
+                      ('archive the configuration', 'config.tar'), ('lock the SQLite databases', 'lock SQLite'),
+                      ('copy the SQLite databases', 'copy SQLite'),
                       ('check and hash the SQLite copies', 'quick_check + sha256'),
                       ('save the packages', 'packages'), ('dump the external databases', 'external DBs'),
                       ('write the manifest', 'manifest'), ('verify the set', 'verify the set'),

@@ -311,6 +311,39 @@ def fsync_path(path):
         os.close(fd)
 
 
+# copy_file_range refused for this pair of files (another filesystem on an old kernel, a
+# filesystem without it, a seccomp filter): copy through this process instead.
+_NO_COPY_FILE_RANGE = frozenset([errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM,
+                                 getattr(errno, 'ENOTSUP', errno.EOPNOTSUPP)])
+_COPY_CHUNK = 8 * 1024 * 1024
+
+
+def copy_fd(source_fd, destination_fd, length):
+    """Copy the first ``length`` bytes of ``source_fd`` to the start of ``destination_fd`` (both
+    at offset 0), in the kernel where it can (copy_file_range: no pass through user space, a
+    reflink on filesystems that share blocks). Raises EOFError if the source is shorter."""
+    done = 0
+    in_kernel = hasattr(os, 'copy_file_range')
+    while done < length:
+        count = min(_COPY_CHUNK, length - done)
+        if in_kernel:
+            try:
+                copied = os.copy_file_range(source_fd, destination_fd, count, done, done)
+            except OSError as exc:
+                if exc.errno not in _NO_COPY_FILE_RANGE:
+                    raise
+                in_kernel = False
+                continue
+        else:
+            data = os.pread(source_fd, count, done)
+            copied = 0
+            while copied < len(data):
+                copied += os.pwrite(destination_fd, data[copied:], done + copied)
+        if not copied:
+            raise EOFError('the source ended after %d of %d bytes' % (done, length))
+        done += copied
+
+
 def open_nofollow(path, flags, mode=0o600):
     """os.open with O_NOFOLLOW and O_CLOEXEC; a symbolic link raises UnsafePathError naming ``path``.
 

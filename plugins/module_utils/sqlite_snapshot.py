@@ -1,13 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to microimpuls.micropvr
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Consistent copies of live SQLite databases with SQLite's online backup API.
+"""Consistent copies of live SQLite databases, taken inside SQLite's locks.
 
 MicroPVR writes records.db and tasks.db while it runs. A file copy (cp, tar) of a database
-being written can be torn; the backup API is not. All databases are attached to one
-connection and read inside one read transaction while they are copied, so the copies form
-one snapshot across databases: a row written to two databases in one transaction is in both
-copies or in neither.
+being written can be torn; a copy taken inside a read transaction is not. All databases are
+attached to one connection and read inside one read transaction while they are copied, so the
+copies form one snapshot across databases: a row written to two databases in one transaction is
+in both copies or in neither. A rollback-journal database is copied byte for byte while the
+transaction's shared lock holds its writers off (in the kernel, three times as fast as the
+backup API); a WAL database with SQLite's online backup API.
 
 Both journal modes are handled:
 
@@ -38,7 +40,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.microimpuls.micropvr.plugins.module_utils.safepath import fsync_path
+from ansible_collections.microimpuls.micropvr.plugins.module_utils.safepath import copy_fd, fsync_path
 
 try:
     from urllib.parse import quote
@@ -160,7 +162,7 @@ def set_journal_mode(path, mode):
         raise sqlite3.OperationalError('%s: journal mode stayed %s, wanted %s' % (path, got, mode))
 
 
-def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest=None, on_copied=None):
+def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest=None, on_locked=None, on_copied=None):
     """Copy each (source, destination) pair in one read transaction; return one info dict each.
 
     The copies are checked at level ``check`` (CHECK_LEVELS); the set's verification finds the
@@ -170,10 +172,11 @@ def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest
     the copy then (reading every row costs more than the copy itself). ``file_digest``: a function
     ``(path) -> value`` (the set's sha256 of a file) run on each copy in a second thread while the
     copies are checked, both in C without the GIL, so that two cores share the work; each info
-    dict then has its result as ``file_digest``. ``on_copied``: called without arguments once
-    the copies are written, before they are checked (a caller's timing of the two parts). The
+    dict then has its result as ``file_digest``. ``on_locked`` and ``on_copied``: called without
+    arguments once the read transaction holds every database, and once the copies are written,
+    before they are checked (a caller's timing of the three parts). The
     copies' data is on disk (fsync) when it returns; their directory entries are not. Raises
-    sqlite3.Error (or ValueError for too many databases or an unknown level) on failure.
+    sqlite3.Error or OSError (or ValueError for too many databases or an unknown level) on failure.
     """
     if check not in CHECK_LEVELS:
         raise ValueError('check must be one of %s, not %r' % (', '.join(CHECK_LEVELS), check))
@@ -182,11 +185,14 @@ def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest
     if len(pairs) > MAX_DATABASES_PER_SNAPSHOT:
         raise ValueError('at most %d SQLite databases can be copied as one snapshot, got %d'
                          % (MAX_DATABASES_PER_SNAPSHOT, len(pairs)))
+    identities = []
     for source, dummy in pairs:
         if not os.path.isfile(source):
             raise ValueError('SQLite database %s does not exist' % source)
+        identities.append(_identity(os.stat(source)))
     conn = sqlite3.connect(_read_uri(pairs[0][0]), uri=True, timeout=busy_timeout, isolation_level=None)
     modes = []
+    held = []
     try:
         schemas = ['main']
         for index, (source, dummy) in enumerate(pairs[1:], start=1):
@@ -194,8 +200,12 @@ def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest
             conn.execute('ATTACH DATABASE ? AS %s' % name, (_read_uri(source),))
             schemas.append(name)
         _lock_all(conn, schemas, [source for source, dummy in pairs], busy_timeout)
-        for schema, (dummy, destination) in zip(schemas, pairs):
+        if on_locked:
+            on_locked()
+        for schema, identity, (source, destination) in zip(schemas, identities, pairs):
             modes.append(conn.execute('PRAGMA %s.journal_mode' % schema).fetchone()[0].lower())
+            if modes[-1] != 'wal' and _copy_locked_file(conn, schema, source, identity, destination, held):
+                continue
             target = sqlite3.connect(destination, isolation_level=None)
             try:
                 # No fsync of its own when the copy commits: the copies are synced below while
@@ -210,6 +220,8 @@ def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest
         conn.execute('COMMIT')
     finally:
         conn.close()
+        for fd in held:
+            os.close(fd)
     if on_copied:
         on_copied()
     destinations = [destination for dummy, destination in pairs]
@@ -240,6 +252,41 @@ def snapshot(pairs, busy_timeout=30.0, check='quick', digests=False, file_digest
     for info, mode in zip(infos, modes):
         info['journal_mode'] = 'wal' if mode == 'wal' else 'delete'
     return infos
+
+
+def _identity(st):
+    return (st.st_dev, st.st_ino)
+
+
+def _copy_locked_file(conn, schema, source, identity, destination, held):
+    """Copy the rollback-journal database ``schema`` of ``conn`` byte for byte; False (nothing
+    copied) when that would not be what ``conn`` reads.
+
+    ``conn``'s read transaction holds the database's shared lock: no writer can change the file
+    until it ends (a writer needs the exclusive lock to write the file, and rolls a hot journal
+    back before anyone reads). So the file's first page_count pages are the snapshot, as the
+    backup API would copy them page by page through SQLite's pager, which costs about three times
+    as long (0.52 s against 0.16 s for 587 MiB in the page cache). Not in WAL mode: there the
+    committed pages are partly in the -wal file and a checkpoint may write the file meanwhile.
+    ``identity`` is the source's (device, inode) before ``conn`` opened it: a file renamed over
+    the path since is not the one locked. The source's descriptor is appended to ``held``, for the
+    caller to close once the transaction has ended: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, SQLite's shared lock included.
+    """
+    page_size = conn.execute('PRAGMA %s.page_size' % schema).fetchone()[0]
+    page_count = conn.execute('PRAGMA %s.page_count' % schema).fetchone()[0]
+    length = page_size * page_count
+    source_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    held.append(source_fd)
+    st = os.fstat(source_fd)
+    if _identity(st) != identity or st.st_size < length:
+        return False
+    destination_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        copy_fd(source_fd, destination_fd, length)
+    finally:
+        os.close(destination_fd)
+    return True
 
 
 def _fsync_files(paths):

@@ -366,8 +366,9 @@ def build_set(module, plan, packages, work, backup_id, now, hashed, timings):
             os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         # Each copy is hashed while it is checked (two cores, one pass each), from the finished
         # file: the set's verification does not read it a third time while it stays unchanged.
-        timings.start('copy the SQLite databases')
+        timings.start('lock the SQLite databases')
         copies = snapshot(pairs, check=params['sqlite_check'], file_digest=backupset.hash_with_identity,
+                          on_locked=functools.partial(timings.start, 'copy the SQLite databases'),
                           on_copied=functools.partial(timings.start, 'check and hash the SQLite copies'))
         for (source, destination), info in zip(pairs, copies):
             relpath = os.path.relpath(destination, work)

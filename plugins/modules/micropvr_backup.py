@@ -16,9 +16,10 @@ description:
   - Creates one backup set under O(backup_root) per run, named by its UTC creation time
     (for example C(20261126T221500Z)).
   - "The set holds: C(config.tar) with O(config_paths) and the init scripts of O(services)
-    (owner, mode and mtime kept); a copy of every SQLite database taken with SQLite's online
-    backup API, all databases in one snapshot, each passing SQLite's check (O(sqlite_check)); dumps of
-    the external O(databases); the installed C(.deb) of every package in O(packages); and
+    (owner, mode and mtime kept); a copy of every SQLite database taken inside one read
+    transaction (byte for byte under its shared lock in rollback-journal mode, with SQLite's
+    online backup API in WAL mode), all databases in one snapshot, each passing SQLite's check
+    (O(sqlite_check)); dumps of the external O(databases); the installed C(.deb) of every package in O(packages); and
     C(manifest.json) with every file's size and sha256, sealed with the host's key
     (see O(seal_key))."
   - The set is built in C(<backup_root>/.incomplete-<id>) on the same filesystem, verified
@@ -57,7 +58,7 @@ options:
   config_paths:
     description:
       - Files and directory trees saved in C(config.tar). SQLite databases (and their
-        journals) inside them are left out of the archive and copied with the backup API.
+        journals) inside them are left out of the archive and copied as one snapshot (see above).
       - Every path must exist.
     type: list
     elements: path
@@ -285,8 +286,9 @@ removed_incomplete:
 step_seconds:
   description:
     - How long each part of the backup took, in seconds (C(plan the backup), C(lock the backup
-      root), C(archive the configuration), C(copy the SQLite databases), C(check and hash the
-      SQLite copies), C(save the packages), C(dump the external databases), C(write the manifest),
+      root), C(archive the configuration), C(lock the SQLite databases) (waiting for the read
+      transaction that makes the copies one snapshot), C(copy the SQLite databases), C(check and
+      hash the SQLite copies), C(save the packages), C(dump the external databases), C(write the manifest),
       C(verify the set), C(flush the set to disk), C(remove old sets)); parts that did not run are
       absent. For a profile of where a backup's time goes (the benchmark reads it).
   returned: success, not in check mode

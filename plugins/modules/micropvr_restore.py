@@ -428,7 +428,6 @@ host_state:
 '''
 
 import os
-import shutil
 import tempfile
 import threading
 import traceback
@@ -716,8 +715,7 @@ def _write_sqlite_copy(set_dir, saved, tmp=None):
     try:
         with os.fdopen(safepath.open_nofollow(tmp, os.O_WRONLY | os.O_TRUNC), 'wb') as out, \
                 os.fdopen(safepath.open_nofollow(os.path.join(set_dir, saved['file']), os.O_RDONLY), 'rb') as copy:
-            shutil.copyfileobj(copy, out, MIB)
-            out.flush()
+            safepath.copy_fd(copy.fileno(), out.fileno(), os.fstat(copy.fileno()).st_size)
             os.fsync(out.fileno())
         if saved.get('journal_mode') == 'wal':
             # The copy is kept in rollback-journal mode; put back the mode the live file had.

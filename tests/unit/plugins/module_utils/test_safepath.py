@@ -3,6 +3,7 @@
 The tests run as root, so "another user" is a directory chowned to an unused uid.
 """
 
+import errno
 import os
 import stat
 import subprocess
@@ -367,3 +368,57 @@ def test_private_workdir_refuses_a_symlinked_work_dir(private, tmp_path):
         with safepath.private_workdir(str(private), 'health-'):
             pytest.fail('the block ran')
     assert list(elsewhere.iterdir()) == []
+
+
+def _copy_between(tmp_path, data, length):
+    source, destination = tmp_path / 'source', tmp_path / 'destination'
+    source.write_bytes(data)
+    destination.write_bytes(b'')
+    source_fd = os.open(str(source), os.O_RDONLY)
+    destination_fd = os.open(str(destination), os.O_WRONLY)
+    try:
+        safepath.copy_fd(source_fd, destination_fd, length)
+    finally:
+        os.close(source_fd)
+        os.close(destination_fd)
+    return destination.read_bytes()
+
+
+def test_copy_fd_copies_the_first_length_bytes_in_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(safepath, '_COPY_CHUNK', 4096)
+    data = os.urandom(3 * 4096 + 123)
+    assert _copy_between(tmp_path, data, len(data)) == data
+    assert _copy_between(tmp_path, data, 5000) == data[:5000]
+
+
+@pytest.mark.parametrize('refusal', [errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP])
+def test_copy_fd_copies_through_the_process_where_the_kernel_refuses(tmp_path, monkeypatch, refusal):
+    calls = []
+
+    def refuse(*args):
+        calls.append(args)
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(safepath.os, 'copy_file_range', refuse, raising=False)
+    monkeypatch.setattr(safepath, '_COPY_CHUNK', 4096)
+    data = os.urandom(2 * 4096 + 7)
+    assert _copy_between(tmp_path, data, len(data)) == data
+    assert len(calls) == 1, 'refused once, then never asked again'
+
+
+def test_copy_fd_raises_other_errors_of_the_kernel_copy(tmp_path, monkeypatch):
+    def fail(*args):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(safepath.os, 'copy_file_range', fail, raising=False)
+    with pytest.raises(OSError) as caught:
+        _copy_between(tmp_path, b'x' * 100, 100)
+    assert caught.value.errno == errno.EIO
+
+
+@pytest.mark.parametrize('in_kernel', [True, False])
+def test_copy_fd_of_a_source_shorter_than_length_raises_eoferror(tmp_path, monkeypatch, in_kernel):
+    if not in_kernel:
+        monkeypatch.delattr(safepath.os, 'copy_file_range', raising=False)
+    with pytest.raises(EOFError, match='after 10 of 20 bytes'):
+        _copy_between(tmp_path, b'0123456789', 20)

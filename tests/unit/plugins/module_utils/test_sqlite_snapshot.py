@@ -3,6 +3,9 @@
 import hashlib
 import os
 import sqlite3
+import stat
+import subprocess
+import sys
 import threading
 import time
 
@@ -514,31 +517,54 @@ class HookedSqlite(object):
         return Wrapped()
 
 
-def test_snapshot_a_write_to_both_databases_between_the_two_copies_is_in_neither(tmp_path, monkeypatch):
-    """Deterministic version of the test above: a writer commits to both databases while the
-    first database has been copied and the second not yet. It must wait for the snapshot, so
-    that neither copy has its row."""
+def hook_the_byte_copy(monkeypatch, hooked):
+    """Make ``hooked``'s on_backup also fire after the first byte-for-byte copy (rollback journal)."""
+    real_copy = sqlite_snapshot.copy_fd
+
+    def copy_then_fire(*args):
+        real_copy(*args)
+        hooked._fire('backup', hooked.on_backup)
+
+    monkeypatch.setattr(sqlite_snapshot, 'copy_fd', copy_then_fire)
+
+
+@pytest.mark.parametrize('written', ['both', 'first only'])
+def test_snapshot_a_write_between_the_two_copies_is_in_neither(tmp_path, monkeypatch, written):
+    """Deterministic version of the test above: a writer commits to both databases (or to the
+    one already copied) while the first database has been copied and the second not yet. It
+    must wait for the snapshot, so that neither copy has its row: the copied database stays
+    locked too (closing a descriptor of it would drop the snapshot's POSIX lock). The writer is
+    another process, as the daemon is: in this one SQLite shares its lock state between
+    connections and would not notice a lock the kernel dropped."""
     a, b = make_pair_dbs(tmp_path)
     result = []
+    script = '\n'.join([
+        'import sqlite3, sys',
+        'conn = sqlite3.connect(sys.argv[1], timeout=20, isolation_level=None)',
+        # Attached, the second database takes part in the commit, which then waits for it.
+        'if sys.argv[3] == "both":',
+        '    conn.execute("ATTACH DATABASE ? AS other", (sys.argv[2],))',
+        'conn.execute("BEGIN IMMEDIATE")',
+        'conn.execute("INSERT INTO main.records VALUES (1, \'between the copies\')")',
+        'if sys.argv[3] == "both":',
+        '    conn.execute("INSERT INTO other.tasks VALUES (1, \'between the copies\')")',
+        'conn.execute("COMMIT")',
+    ])
 
-    def write_both():
-        conn = sqlite3.connect(a, timeout=20, isolation_level=None)
-        conn.execute('ATTACH DATABASE ? AS other', (b,))
-        conn.execute('BEGIN IMMEDIATE')
-        conn.execute("INSERT INTO main.records VALUES (1, 'between the copies')")
-        conn.execute("INSERT INTO other.tasks VALUES (1, 'between the copies')")
-        conn.execute('COMMIT')
-        conn.close()
+    def write():
+        subprocess.run([sys.executable, '-c', script, a, b, written], check=True)
         result.append(time.time())
 
-    writer = threading.Thread(target=write_both)
+    writer = threading.Thread(target=write)
 
     def between_copies():
         writer.start()
-        writer.join(0.5)  # a writer that is not blocked is done by now
+        writer.join(1.5)  # a writer that is not blocked is done by now
+        time.sleep(0.3)  # ... and well before the snapshot ends
 
     hooked = HookedSqlite(on_backup=between_copies)
     monkeypatch.setattr(sqlite_snapshot, 'sqlite3', hooked)
+    hook_the_byte_copy(monkeypatch, hooked)
     ca, cb = str(tmp_path / 'ca.db'), str(tmp_path / 'cb.db')
     snapshot([(a, ca), (b, cb)])
     finished = time.time()
@@ -546,7 +572,71 @@ def test_snapshot_a_write_to_both_databases_between_the_two_copies_is_in_neither
     assert hooked.fired == ['lock', 'backup']
     assert result and result[0] >= finished - 0.05, 'the writer waited for the snapshot'
     assert ids(ca, 'records') == set() and ids(cb, 'tasks') == set()
-    assert ids(a, 'records') == {1} and ids(b, 'tasks') == {1}
+    assert ids(a, 'records') == {1} and ids(b, 'tasks') == ({1} if written == 'both' else set())
+
+
+def _file_bytes(path, length=None):
+    with open(path, 'rb') as handle:
+        return handle.read() if length is None else handle.read(length)
+
+
+def test_snapshot_copies_a_rollback_journal_database_byte_for_byte(tmp_path):
+    """The copy is the file itself (the backup API would rewrite the header's change counter),
+    free pages included, and a valid database."""
+    source = str(tmp_path / 'records.db')
+    conn = sqlite3.connect(source, isolation_level=None)
+    conn.execute('CREATE TABLE records (id INTEGER PRIMARY KEY, title TEXT)')
+    conn.executemany('INSERT INTO records (title) VALUES (?)', [('x' * 500,)] * 400)
+    conn.execute('DELETE FROM records WHERE id % 2 = 0')
+    conn.close()
+    copy = str(tmp_path / 'copy.db')
+    infos = snapshot([(source, copy)])
+    assert _file_bytes(copy) == _file_bytes(source)
+    assert infos[0]['journal_mode'] == 'delete'
+    assert integrity_check(copy) is None
+    assert stat.S_IMODE(os.stat(copy).st_mode) == 0o600
+
+
+def test_snapshot_copies_only_the_pages_of_a_file_with_bytes_after_them(tmp_path):
+    source = str(tmp_path / 'records.db')
+    make_db(source, 50, table='records')
+    length = os.path.getsize(source)
+    with open(source, 'ab') as handle:
+        handle.write(b'\0' * 4096)
+    copy = str(tmp_path / 'copy.db')
+    snapshot([(source, copy)])
+    assert _file_bytes(copy) == _file_bytes(source, length)
+    assert ids(copy, 'records') == set(range(1, 51))
+
+
+def test_snapshot_uses_the_backup_api_for_a_file_renamed_over_the_source(tmp_path, monkeypatch):
+    """Opened by path after SQLite locked it: another inode there is not the locked file."""
+    source = str(tmp_path / 'records.db')
+    make_db(source, 20, table='records')
+    real_identity = sqlite_snapshot._identity
+    calls = []
+
+    def identity(st):
+        # The first call is the path's before SQLite opens it; the second the opened file's.
+        calls.append(st)
+        return real_identity(st) + (len(calls),)
+
+    monkeypatch.setattr(sqlite_snapshot, '_identity', identity)
+    copied = []
+    monkeypatch.setattr(sqlite_snapshot, 'copy_fd', lambda *args: copied.append(args))
+    copy = str(tmp_path / 'copy.db')
+    snapshot([(source, copy)])
+    assert len(calls) == 2 and copied == [] and ids(copy, 'records') == set(range(1, 21))
+
+
+def test_snapshot_copies_a_wal_database_with_the_backup_api(tmp_path, monkeypatch):
+    a, b = make_pair_dbs(tmp_path)
+    set_wal(a, b)
+    copied = []
+    monkeypatch.setattr(sqlite_snapshot, 'copy_fd', lambda *args: copied.append(args))
+    ca = str(tmp_path / 'ca.db')
+    snapshot([(a, ca)])
+    assert copied == [] and sqlite_snapshot.header_journal_mode(ca) == 'delete'
 
 
 @pytest.mark.parametrize('journal', ['delete', 'wal'])
@@ -1045,3 +1135,15 @@ def test_a_failing_digest_worker_is_redone_in_the_module(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite_snapshot, 'DIGEST_WORKERS', 2)
     monkeypatch.setattr(sqlite_snapshot, '_RANGE_WORKER', 'import sys; sys.exit(3)')
     assert describe(path)['tables']['t'] == expected
+
+
+def test_snapshot_reports_the_lock_then_the_copies_then_their_check(tmp_path, monkeypatch):
+    a, b = make_pair_dbs(tmp_path)
+    events = []
+    real_copy, real_check = sqlite_snapshot.copy_fd, sqlite_snapshot.integrity_check
+    monkeypatch.setattr(sqlite_snapshot, 'copy_fd', lambda *args: (events.append('copy'), real_copy(*args)))
+    monkeypatch.setattr(sqlite_snapshot, 'integrity_check',
+                        lambda *args: (events.append('check'), real_check(*args))[1])
+    snapshot([(a, str(tmp_path / 'ca.db')), (b, str(tmp_path / 'cb.db'))],
+             on_locked=lambda: events.append('locked'), on_copied=lambda: events.append('copied'))
+    assert events == ['locked', 'copy', 'copy', 'copied', 'check', 'check']

@@ -517,8 +517,9 @@ def test_run_backup_reports_how_long_each_part_took(tmp_path, fixed_host, monkey
     monkeypatch.setattr(backupset, 'verify_set', slow_verify)
     result = takeset.run_backup(FakeModule(backup_params(root)), make_plan(conf), {}, KEYS)
     steps = result['step_seconds']
-    # in the order they ran; the SQLite copies' check is timed apart from their copy
-    assert list(steps) == ['lock the backup root', 'archive the configuration', 'copy the SQLite databases',
+    # in the order they ran; the SQLite copies' lock and check are timed apart from their copy
+    assert list(steps) == ['lock the backup root', 'archive the configuration', 'lock the SQLite databases',
+                           'copy the SQLite databases',
                            'check and hash the SQLite copies', 'save the packages', 'write the manifest',
                            'verify the set', 'flush the set to disk', 'remove old sets']
     assert steps['verify the set'] >= 0.3

@@ -671,16 +671,17 @@ def test_enospc_while_restoring_the_configuration_is_a_clean_failure(set_host, m
 
 
 def test_enospc_while_restoring_sqlite_is_a_clean_failure(set_host, monkeypatch):
-    real = shutil.copyfileobj
+    real = micropvr_restore.safepath.copy_fd
 
-    def copyfileobj(source, target, *args, **kwargs):
-        target.write(source.read(100))
+    def copy_fd(source_fd, destination_fd, length):
+        os.write(destination_fd, os.pread(source_fd, 100, 0))
         raise OSError(errno.ENOSPC, 'No space left on device')
-    monkeypatch.setattr(shutil, 'copyfileobj', copyfileobj)
+    # The restore's own copy (the safety backup's SQLite copy is sqlite_snapshot's).
+    monkeypatch.setattr(micropvr_restore.safepath, 'copy_fd', copy_fd)
     live = set_host.snapshot()['etc/micropvr/records.db']
     module = set_host.module()
     outcome, result = set_host.run(module)
-    monkeypatch.setattr(shutil, 'copyfileobj', real)
+    monkeypatch.setattr(micropvr_restore.safepath, 'copy_fd', real)
     assert outcome == 'fail', result
     # The copy is written while the service still runs: nothing was stopped or changed.
     assert 'stage the SQLite databases: OSError: [Errno 28] No space left on device' in result['msg'], result['msg']
