@@ -96,11 +96,67 @@ def set_path(root, backup_id):
 
 
 def sha256_file(path):
+    """The sha256 of the file at ``path``. The holes of a sparse file (the free pages a SQLite
+    copy leaves out) are hashed as the zeros they read as, without reading them: a read of a hole
+    fills page-cache memory with zeros, which costs as much as reading data."""
     digest = hashlib.sha256()
     with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b''):
+        fd = handle.fileno()
+        offset = 0
+        for data_start, data_end in _data_extents(fd):
+            _hash_zeros(digest, data_start - offset)
+            offset = data_start
+            while offset < data_end:
+                chunk = os.pread(fd, min(_CHUNK, data_end - offset), offset)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                offset += len(chunk)
+        # Whatever the file holds past the last extent (it grew meanwhile: hash_with_identity's
+        # identity check tells), read as it is.
+        while True:
+            chunk = os.pread(fd, _CHUNK, offset)
+            if not chunk:
+                break
             digest.update(chunk)
+            offset += len(chunk)
     return digest.hexdigest()
+
+
+def _data_extents(fd):
+    """(start, end) of each part of the file at ``fd`` that is not a hole, in order, up to its size
+    now; the whole file as one extent where the filesystem cannot tell (no SEEK_DATA)."""
+    size = os.fstat(fd).st_size
+    seek_data, seek_hole = getattr(os, 'SEEK_DATA', None), getattr(os, 'SEEK_HOLE', None)
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, seek_data) if seek_data is not None else offset
+            end = os.lseek(fd, start, seek_hole) if seek_hole is not None else size
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole from offset to the end
+                start = end = size
+            elif exc.errno == errno.EINVAL and offset == 0:
+                start, end = 0, size
+            else:
+                raise
+        if start >= size:
+            # A hole up to the end: one empty extent at the end, so that it is hashed as zeros.
+            yield size, size
+            return
+        end = min(end, size)
+        yield start, end
+        offset = end
+
+
+_ZEROS = bytes(_CHUNK)
+
+
+def _hash_zeros(digest, count):
+    while count > 0:
+        step = min(count, _CHUNK)
+        digest.update(_ZEROS if step == _CHUNK else _ZEROS[:step])
+        count -= step
 
 
 def hash_with_identity(path):

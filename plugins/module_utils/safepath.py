@@ -318,11 +318,12 @@ _NO_COPY_FILE_RANGE = frozenset([errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.
 _COPY_CHUNK = 8 * 1024 * 1024
 
 
-def copy_fd(source_fd, destination_fd, length):
-    """Copy the first ``length`` bytes of ``source_fd`` to the start of ``destination_fd`` (both
-    at offset 0), in the kernel where it can (copy_file_range: no pass through user space, a
-    reflink on filesystems that share blocks). Raises EOFError if the source is shorter."""
-    done = 0
+def copy_fd(source_fd, destination_fd, length, offset=0):
+    """Copy ``length`` bytes of ``source_fd`` from ``offset`` to the same offset of
+    ``destination_fd``, in the kernel where it can (copy_file_range: no pass through user space,
+    a reflink on filesystems that share blocks). Raises EOFError if the source is shorter."""
+    done = offset
+    length += offset
     in_kernel = hasattr(os, 'copy_file_range')
     while done < length:
         count = min(_COPY_CHUNK, length - done)
@@ -340,7 +341,7 @@ def copy_fd(source_fd, destination_fd, length):
             while copied < len(data):
                 copied += os.pwrite(destination_fd, data[copied:], done + copied)
         if not copied:
-            raise EOFError('the source ended after %d of %d bytes' % (done, length))
+            raise EOFError('the source ended at byte %d, before byte %d' % (done, length))
         done += copied
 
 

@@ -7,9 +7,10 @@ MicroPVR writes records.db and tasks.db while it runs. A file copy (cp, tar) of 
 being written can be torn; a copy taken inside a read transaction is not. All databases are
 attached to one connection and read inside one read transaction while they are copied, so the
 copies form one snapshot across databases: a row written to two databases in one transaction is
-in both copies or in neither. A rollback-journal database is copied byte for byte while the
+in both copies or in neither. A rollback-journal database is copied page for page while the
 transaction's shared lock holds its writers off (in the kernel, three times as fast as the
-backup API); a WAL database with SQLite's online backup API.
+backup API; the freelist's leaf pages left out as holes); a WAL database with SQLite's online
+backup API.
 
 Both journal modes are handled:
 
@@ -35,6 +36,7 @@ import json
 import os
 import re
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -259,8 +261,9 @@ def _identity(st):
 
 
 def _copy_locked_file(conn, schema, source, identity, destination, held):
-    """Copy the rollback-journal database ``schema`` of ``conn`` byte for byte; False (nothing
-    copied) when that would not be what ``conn`` reads.
+    """Copy the rollback-journal database ``schema`` of ``conn`` page for page, but for its free
+    leaf pages (free_leaf_pages: holes in the copy); False (nothing copied) when that would not
+    be what ``conn`` reads.
 
     ``conn``'s read transaction holds the database's shared lock: no writer can change the file
     until it ends (a writer needs the exclusive lock to write the file, and rolls a hot journal
@@ -283,10 +286,64 @@ def _copy_locked_file(conn, schema, source, identity, destination, held):
         return False
     destination_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        copy_fd(source_fd, destination_fd, length)
+        for first, last in _used_page_runs(page_count, free_leaf_pages(source_fd, page_size, page_count)):
+            copy_fd(source_fd, destination_fd, (last - first + 1) * page_size, (first - 1) * page_size)
+        # Free pages at the end are a hole up to the database's size.
+        os.ftruncate(destination_fd, length)
     finally:
         os.close(destination_fd)
     return True
+
+
+def free_leaf_pages(fd, page_size, page_count):
+    """The numbers of the database's freelist leaf pages, read from the file at ``fd``; empty when
+    the freelist does not look sound (then every page is copied, and the copy's check reports it).
+
+    A leaf page of the freelist holds nothing SQLite ever reads again: its content is what was
+    deleted. The copy leaves those pages out (holes, read as zeros): after a migration that
+    rebuilt a table, or deletions of old recordings, they are a large part of the file (40 % of
+    records.db after the stand-in's 1.10.0 migration), and skipping them spares the memory,
+    the writes and the reads of the check and the hash. Trunk pages (the list itself) are copied.
+    """
+    def read_u32s(offset, count):
+        data = os.pread(fd, 4 * count, offset)
+        if len(data) != 4 * count:
+            raise ValueError('short read')
+        return struct.unpack('>%dI' % count, data)
+
+    try:
+        trunk, total = read_u32s(32, 2)
+        leaves = set()
+        trunks = 0
+        # Every trunk page is also a free page: the chain cannot be longer than the total.
+        while trunk and trunks <= total:
+            if not 2 <= trunk <= page_count:
+                return frozenset()
+            trunks += 1
+            next_trunk, count = read_u32s((trunk - 1) * page_size, 2)
+            if count > page_size // 4 - 2:
+                return frozenset()
+            for leaf in read_u32s((trunk - 1) * page_size + 8, count) if count else ():
+                if not 2 <= leaf <= page_count or leaf in leaves:
+                    return frozenset()
+                leaves.add(leaf)
+            trunk = next_trunk
+        if trunk or trunks + len(leaves) != total:
+            return frozenset()
+    except (OSError, ValueError, struct.error):
+        return frozenset()
+    return frozenset(leaves)
+
+
+def _used_page_runs(page_count, free):
+    """(first, last) page numbers of each run of pages not in ``free``, in order."""
+    first = 1
+    for page in sorted(free):
+        if page > first:
+            yield first, page - 1
+        first = page + 1
+    if first <= page_count:
+        yield first, page_count
 
 
 def _fsync_files(paths):

@@ -17,8 +17,8 @@ description:
     (for example C(20261126T221500Z)).
   - "The set holds: C(config.tar) with O(config_paths) and the init scripts of O(services)
     (owner, mode and mtime kept); a copy of every SQLite database taken inside one read
-    transaction (byte for byte under its shared lock in rollback-journal mode, with SQLite's
-    online backup API in WAL mode), all databases in one snapshot, each passing SQLite's check
+    transaction (page for page under its shared lock in rollback-journal mode, free pages left
+    out as holes; with SQLite's online backup API in WAL mode), all databases in one snapshot, each passing SQLite's check
     (O(sqlite_check)); dumps of the external O(databases); the installed C(.deb) of every package in O(packages); and
     C(manifest.json) with every file's size and sha256, sealed with the host's key
     (see O(seal_key))."

@@ -236,6 +236,56 @@ def test_sha256_file_reads_files_larger_than_one_chunk(tmp_path):
     assert sha256_file(str(path)) == hashlib.sha256(data).hexdigest()
 
 
+def _sparse_file(path, parts, size):
+    """A file of ``size`` bytes with ``parts`` ({offset: bytes}) written and holes elsewhere."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for offset, data in parts.items():
+            os.pwrite(fd, data, offset)
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize('layout', ['hole first', 'hole in the middle', 'hole at the end', 'only a hole',
+                                    'holes between many parts'])
+def test_sha256_file_of_a_sparse_file_hashes_its_holes_as_zeros(tmp_path, layout, monkeypatch):
+    mib = 1024 * 1024
+    data = os.urandom(3 * mib + 11)
+    parts = {
+        'hole first': {2 * mib: data},
+        'hole in the middle': {0: data[:mib], 3 * mib: data[mib:]},
+        'hole at the end': {0: data},
+        'only a hole': {},
+        'holes between many parts': dict((i * 256 * 1024, data[i * 1000:(i + 1) * 1000]) for i in range(0, 40, 3)),
+    }[layout]
+    path = tmp_path / 'sparse'
+    content = _sparse_file(path, parts, 8 * mib + 5)
+    reads = []
+    real_pread = os.pread
+
+    def pread(fd, count, offset):
+        reads.append(real_pread(fd, count, offset))
+        return reads[-1]
+
+    monkeypatch.setattr(backupset.os, 'pread', pread)
+    assert sha256_file(str(path)) == hashlib.sha256(content).hexdigest()
+    # The holes were not read (where the filesystem reports them: ext4 and tmpfs do).
+    with open(str(path), 'rb') as handle:
+        if os.lseek(handle.fileno(), 0, os.SEEK_HOLE) < len(content):
+            assert sum(len(chunk) for chunk in reads) < len(content) - 4 * mib
+
+
+def test_sha256_file_where_the_filesystem_cannot_tell_holes(tmp_path, monkeypatch):
+    data = os.urandom(3 * 1024 * 1024 + 1)
+    path = tmp_path / 'plain'
+    path.write_bytes(data)
+    monkeypatch.delattr(backupset.os, 'SEEK_DATA', raising=False)
+    monkeypatch.delattr(backupset.os, 'SEEK_HOLE', raising=False)
+    assert sha256_file(str(path)) == hashlib.sha256(data).hexdigest()
+
+
 def test_sha256_file_missing_raises(tmp_path):
     with pytest.raises(IOError):
         sha256_file(str(tmp_path / 'nope'))

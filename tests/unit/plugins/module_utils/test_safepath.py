@@ -370,14 +370,14 @@ def test_private_workdir_refuses_a_symlinked_work_dir(private, tmp_path):
     assert list(elsewhere.iterdir()) == []
 
 
-def _copy_between(tmp_path, data, length):
+def _copy_between(tmp_path, data, length, offset=0):
     source, destination = tmp_path / 'source', tmp_path / 'destination'
     source.write_bytes(data)
     destination.write_bytes(b'')
     source_fd = os.open(str(source), os.O_RDONLY)
     destination_fd = os.open(str(destination), os.O_WRONLY)
     try:
-        safepath.copy_fd(source_fd, destination_fd, length)
+        safepath.copy_fd(source_fd, destination_fd, length, offset)
     finally:
         os.close(source_fd)
         os.close(destination_fd)
@@ -389,6 +389,8 @@ def test_copy_fd_copies_the_first_length_bytes_in_chunks(tmp_path, monkeypatch):
     data = os.urandom(3 * 4096 + 123)
     assert _copy_between(tmp_path, data, len(data)) == data
     assert _copy_between(tmp_path, data, 5000) == data[:5000]
+    # from an offset to the same offset: a hole before it, that reads as zeros
+    assert _copy_between(tmp_path, data, 5000, offset=4096) == bytes(4096) + data[4096:9096]
 
 
 @pytest.mark.parametrize('refusal', [errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP])
@@ -420,5 +422,5 @@ def test_copy_fd_raises_other_errors_of_the_kernel_copy(tmp_path, monkeypatch):
 def test_copy_fd_of_a_source_shorter_than_length_raises_eoferror(tmp_path, monkeypatch, in_kernel):
     if not in_kernel:
         monkeypatch.delattr(safepath.os, 'copy_file_range', raising=False)
-    with pytest.raises(EOFError, match='after 10 of 20 bytes'):
+    with pytest.raises(EOFError, match='ended at byte 10, before byte 20'):
         _copy_between(tmp_path, b'0123456789', 20)

@@ -4,6 +4,7 @@ import hashlib
 import os
 import sqlite3
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -580,21 +581,97 @@ def _file_bytes(path, length=None):
         return handle.read() if length is None else handle.read(length)
 
 
-def test_snapshot_copies_a_rollback_journal_database_byte_for_byte(tmp_path):
-    """The copy is the file itself (the backup API would rewrite the header's change counter),
-    free pages included, and a valid database."""
-    source = str(tmp_path / 'records.db')
-    conn = sqlite3.connect(source, isolation_level=None)
+def make_db_with_free_pages(path):
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute('CREATE TABLE records (id INTEGER PRIMARY KEY, title TEXT)')
-    conn.executemany('INSERT INTO records (title) VALUES (?)', [('x' * 500,)] * 400)
+    conn.executemany('INSERT INTO records (title) VALUES (?)', [('x' * 3000,)] * 400)
     conn.execute('DELETE FROM records WHERE id % 2 = 0')
     conn.close()
+    return path
+
+
+def _pages(path, page_size=4096):
+    data = _file_bytes(path)
+    return [data[i:i + page_size] for i in range(0, len(data), page_size)]
+
+
+def test_snapshot_copies_a_rollback_journal_database_page_for_page_without_its_free_pages(tmp_path):
+    """Every page in use is the file's own (the backup API would rewrite the header's change
+    counter); the freelist's leaf pages are holes that read as zeros; the copy is a sound
+    database with the same rows."""
+    source = make_db_with_free_pages(str(tmp_path / 'records.db'))
+    with open(source, 'rb') as handle:
+        free = sqlite_snapshot.free_leaf_pages(handle.fileno(), 4096, os.path.getsize(source) // 4096)
+    assert len(free) > 100
     copy = str(tmp_path / 'copy.db')
-    infos = snapshot([(source, copy)])
-    assert _file_bytes(copy) == _file_bytes(source)
+    infos = snapshot([(source, copy)], check='full')
+    assert os.path.getsize(copy) == os.path.getsize(source)
+    for number, (ours, theirs) in enumerate(zip(_pages(copy), _pages(source)), start=1):
+        assert ours == (bytes(4096) if number in free else theirs), number
+    with open(copy, 'rb') as handle:
+        assert os.lseek(handle.fileno(), 0, os.SEEK_HOLE) < os.path.getsize(copy), 'the free pages are a hole'
     assert infos[0]['journal_mode'] == 'delete'
-    assert integrity_check(copy) is None
+    assert integrity_check(copy, 'full') is None
+    assert ids(copy, 'records') == ids(source, 'records')
     assert stat.S_IMODE(os.stat(copy).st_mode) == 0o600
+
+
+def test_snapshot_copies_a_database_without_free_pages_byte_for_byte(tmp_path):
+    source = str(tmp_path / 'records.db')
+    make_db(source, 300, table='records')
+    copy = str(tmp_path / 'copy.db')
+    snapshot([(source, copy)])
+    assert _file_bytes(copy) == _file_bytes(source)
+
+
+def _set_u32(path, offset, value):
+    with open(path, 'r+b') as handle:
+        handle.seek(offset)
+        handle.write(struct.pack('>I', value))
+
+
+@pytest.mark.parametrize('damage', ['trunk past the end', 'count too high', 'total too high', 'total too low',
+                                    'leaf past the end', 'trunk loop'])
+def test_free_leaf_pages_of_a_freelist_that_does_not_add_up_is_empty(tmp_path, damage):
+    """Nothing is left out of a copy unless the freelist is sound: the copy then has every page,
+    and its check reports the damage."""
+    path = make_db_with_free_pages(str(tmp_path / 'records.db'))
+    page_count = os.path.getsize(path) // 4096
+    with open(path, 'rb') as handle:
+        header = handle.read(40)
+    trunk, total = struct.unpack('>II', header[32:40])
+    assert trunk and total
+    trunk_at = (trunk - 1) * 4096
+    if damage == 'trunk past the end':
+        _set_u32(path, 32, page_count + 1)
+    elif damage == 'count too high':
+        _set_u32(path, trunk_at + 4, 4096 // 4)
+    elif damage == 'total too high':
+        _set_u32(path, 36, total + 1)
+    elif damage == 'total too low':
+        _set_u32(path, 36, total - 1)
+    elif damage == 'leaf past the end':
+        _set_u32(path, trunk_at + 8, page_count + 5)
+    else:
+        _set_u32(path, trunk_at, trunk)
+    with open(path, 'rb') as handle:
+        assert sqlite_snapshot.free_leaf_pages(handle.fileno(), 4096, page_count) == frozenset()
+
+
+def test_free_leaf_pages_of_a_database_without_free_pages(tmp_path):
+    path = make_db(str(tmp_path / 'records.db'), 20)
+    with open(path, 'rb') as handle:
+        assert sqlite_snapshot.free_leaf_pages(handle.fileno(), 4096, os.path.getsize(path) // 4096) == frozenset()
+
+
+@pytest.mark.parametrize('free, runs', [
+    ((), [(1, 10)]),
+    ((2, 3, 7), [(1, 1), (4, 6), (8, 10)]),
+    ((9, 10), [(1, 8)]),
+    ((5,), [(1, 4), (6, 10)]),
+])
+def test_used_page_runs(free, runs):
+    assert list(sqlite_snapshot._used_page_runs(10, frozenset(free))) == runs
 
 
 def test_snapshot_copies_only_the_pages_of_a_file_with_bytes_after_them(tmp_path):
