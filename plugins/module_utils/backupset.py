@@ -105,22 +105,23 @@ def sha256_file(path):
         offset = 0
         for data_start, data_end in _data_extents(fd):
             _hash_zeros(digest, data_start - offset)
-            offset = data_start
-            while offset < data_end:
-                chunk = os.pread(fd, min(_CHUNK, data_end - offset), offset)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                offset += len(chunk)
+            offset = _hash_bytes(digest, fd, data_start, data_end)
         # Whatever the file holds past the last extent (it grew meanwhile: hash_with_identity's
         # identity check tells), read as it is.
-        while True:
-            chunk = os.pread(fd, _CHUNK, offset)
-            if not chunk:
-                break
-            digest.update(chunk)
-            offset += len(chunk)
+        _hash_bytes(digest, fd, offset)
     return digest.hexdigest()
+
+
+def _hash_bytes(digest, fd, offset, end=None):
+    """Hash the file at ``fd`` from ``offset`` to ``end`` (to its end without one, or if that comes
+    first); the offset reached."""
+    while end is None or offset < end:
+        chunk = os.pread(fd, _CHUNK if end is None else min(_CHUNK, end - offset), offset)
+        if not chunk:
+            break
+        digest.update(chunk)
+        offset += len(chunk)
+    return offset
 
 
 def _data_extents(fd):
@@ -155,7 +156,7 @@ _ZEROS = bytes(_CHUNK)
 def _hash_zeros(digest, count):
     while count > 0:
         step = min(count, _CHUNK)
-        digest.update(_ZEROS if step == _CHUNK else _ZEROS[:step])
+        digest.update(memoryview(_ZEROS)[:step])
         count -= step
 
 

@@ -715,6 +715,8 @@ def _write_sqlite_copy(set_dir, saved, tmp=None):
     try:
         with os.fdopen(safepath.open_nofollow(tmp, os.O_WRONLY | os.O_TRUNC), 'wb') as out, \
                 os.fdopen(safepath.open_nofollow(os.path.join(set_dir, saved['file']), os.O_RDONLY), 'rb') as copy:
+            # Every byte, the holes of the set's copy (its free pages) as zeros: the live file is
+            # written again by SQLite, and a sparse one could run out of space later, mid-write.
             safepath.copy_fd(copy.fileno(), out.fileno(), os.fstat(copy.fileno()).st_size)
             os.fsync(out.fileno())
         if saved.get('journal_mode') == 'wal':
